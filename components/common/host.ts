@@ -1,0 +1,34 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+
+/** One managed VM, as the stack config names it. */
+export interface HostSpec {
+  /** Short unique name, used in resource names and as the member name of clustered daemons. */
+  readonly name: string;
+  /** IPv4 address the other hosts and the SSH client reach it at. */
+  readonly address: string;
+}
+
+/** How every host of a stack is reached over SSH. */
+export interface SshAccess {
+  /** Private key (PEM/OpenSSH). Always a Pulumi secret. */
+  readonly privateKey: pulumi.Input<string>;
+  /** @default "root" */
+  readonly user: string;
+  /** @default 22 */
+  readonly port: number;
+  /** Known host keys by address (`ssh-ed25519 AAAA…`); when absent the key is not checked. */
+  readonly hostKeys?: Readonly<Record<string, string>>;
+}
+
+export function connectionFor(host: HostSpec, ssh: SshAccess): command.types.input.remote.ConnectionArgs {
+  return {
+    host: host.address,
+    user: ssh.user,
+    port: ssh.port,
+    privateKey: pulumi.secret(ssh.privateKey),
+    hostKey: ssh.hostKeys?.[host.address],
+    dialErrorLimit: 30,
+    perDialTimeout: 10,
+  };
+}

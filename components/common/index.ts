@@ -1,0 +1,5 @@
+export * from "./host";
+export * from "./hash";
+export * from "./remote";
+export * from "./shell";
+export * from "./validate";

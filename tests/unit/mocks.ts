@@ -1,0 +1,74 @@
+// Shared fail-closed Pulumi mocks: every registered resource is recorded; a resource type the
+// program is not expected to create throws, so an accidental new dependency fails the tests.
+import * as pulumi from "@pulumi/pulumi";
+
+export interface Recorded {
+  readonly type: string;
+  readonly name: string;
+  readonly urn: string;
+  readonly inputs: Record<string, any>;
+  readonly custom: boolean;
+}
+
+const ALLOWED = [
+  /^hastack:[a-z]+:[A-Z][A-Za-z]+$/,
+  /^command:remote:(Command|CopyToRemote)$/,
+  /^random:index\/randomPassword:RandomPassword$/,
+  /^tls:index\/(privateKey|selfSignedCert|certRequest|locallySignedCert):[A-Za-z]+$/,
+  /^pulumi:pulumi:Stack$/,
+];
+
+export const recorded: Recorded[] = [];
+
+export function resetRecorded(): void {
+  recorded.length = 0;
+}
+
+export async function installMocks(config: Record<string, string> = {}, project = "hastack", stack = "test"): Promise<void> {
+  pulumi.runtime.setAllConfig(config);
+  await pulumi.runtime.setMocks({
+    newResource(args: pulumi.runtime.MockResourceArgs) {
+      if (!ALLOWED.some((re) => re.test(args.type))) {
+        throw new Error(`unexpected resource type ${args.type} (${args.name})`);
+      }
+      const urn = `urn:pulumi:${stack}::${project}::${args.type}::${args.name}`;
+      recorded.push({ type: args.type, name: args.name, urn, inputs: args.inputs, custom: args.custom ?? true });
+      const state: Record<string, any> = { ...args.inputs };
+      // computed outputs a real provider would return
+      if (args.type === "random:index/randomPassword:RandomPassword") state.result = `mock-${args.name}-pw`;
+      if (args.type.startsWith("tls:index/privateKey")) state.privateKeyPem = `mock-key-${args.name}`, state.privateKeyOpenssh = `mock-ssh-${args.name}`;
+      if (/selfSignedCert|locallySignedCert/.test(args.type)) state.certPem = `mock-cert-${args.name}`;
+      if (args.type === "tls:index/certRequest:CertRequest") state.certRequestPem = `mock-csr-${args.name}`;
+      if (args.type === "command:remote:Command") state.stdout = state.stdout ?? "", state.stderr = "";
+      return { id: `${args.name}-id`, state };
+    },
+    call(args: pulumi.runtime.MockCallArgs) {
+      throw new Error(`unexpected function call ${args.token}`);
+    },
+  }, project, stack, false);
+}
+
+/** Resolve an Output in tests. */
+export function resolve<T>(o: pulumi.Input<T> | undefined): Promise<T> {
+  return new Promise((res) => pulumi.output(o as any).apply((v: any) => res(v)));
+}
+
+/** Is an Output (or value) marked secret? */
+export async function isSecret(o: unknown): Promise<boolean> {
+  return pulumi.Output.isInstance(o) ? await pulumi.isSecret(o as pulumi.Output<unknown>) : false;
+}
+
+export function byName(name: string): Recorded {
+  const r = recorded.find((x) => x.name === name);
+  if (!r) throw new Error(`no resource named ${name}; have: ${recorded.map((x) => x.name).join(", ")}`);
+  return r;
+}
+
+export function ofType(type: string): Recorded[] {
+  return recorded.filter((x) => x.type === type);
+}
+
+/** Wait for all pending registrations (mocks resolve asynchronously). */
+export function settle(ms = 50): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
