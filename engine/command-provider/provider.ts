@@ -1,0 +1,142 @@
+// A resource-provider plugin for the `command:remote:Command` and `command:remote:CopyToRemote`
+// types of @pulumi/command 1.2.1, for machines where the official Go plugin cannot be had
+// (its module is not served by the Go proxy here). It speaks the same gRPC protocol through the
+// SDK's provider server, keeps the same inputs and outputs, and follows the documented semantics:
+// only `triggers` force a replacement, any other input change runs `update` (or `create`) again,
+// `delete` runs with the old state's command, `logging: none` keeps output out of state.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import * as provider from "@pulumi/pulumi/provider";
+import { Connection, run, RunResult } from "./ssh";
+
+const SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17";
+const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** Plain value of a property: secret wrappers removed (the raw inputs keep them for the state). */
+function plain(v: any): any {
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === "object") {
+    if (v[SIG] === SECRET_SIG) return plain(v.value);
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, plain(x)]));
+  }
+  return v;
+}
+
+function hasUnknown(v: any): boolean {
+  if (v === UNKNOWN) return true;
+  if (Array.isArray(v)) return v.some(hasUnknown);
+  if (v && typeof v === "object") return Object.values(v).some(hasUnknown);
+  return false;
+}
+
+function same(a: any, b: any): boolean {
+  return JSON.stringify(plain(a) ?? null) === JSON.stringify(plain(b) ?? null);
+}
+
+function typeOf(urn: string): string {
+  return urn.split("::")[2] ?? "";
+}
+
+function nameOf(urn: string): string {
+  return urn.split("::").pop() ?? urn;
+}
+
+function fail(what: string, urn: string, conn: Connection, r: RunResult, quiet: boolean): never {
+  const detail = quiet ? " (output hidden: logging is none)"
+    : `\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-2000)}`;
+  throw new Error(`${what} of ${nameOf(urn)} failed on ${conn.host}: exit status ${r.code}${detail}`);
+}
+
+function envPrefix(env: Record<string, string> | undefined): string {
+  if (!env) return "";
+  return Object.entries(env).map(([k, v]) => `export ${k}='${String(v).replace(/'/g, `'\\''`)}'\n`).join("");
+}
+
+async function runCommand(urn: string, raw: any, which: "create" | "update"): Promise<any> {
+  const p = plain(raw);
+  const script: string | undefined = which === "update" ? (p.update ?? p.create) : p.create;
+  const logging: string = p.logging ?? "stdoutAndStderr";
+  let stdout = "", stderr = "";
+  if (script) {
+    const r = await run(p.connection, envPrefix(p.environment) + script, p.stdin);
+    if (r.code !== 0) fail(which, urn, p.connection, r, logging === "none");
+    stdout = /stdout/i.test(logging) ? r.stdout.replace(/\n$/, "") : "";
+    stderr = /stderr/i.test(logging) ? r.stderr.replace(/\n$/, "") : "";
+  }
+  return { ...raw, stdout, stderr };
+}
+
+function fileHash(file: string): string {
+  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+async function copy(urn: string, raw: any): Promise<any> {
+  const p = plain(raw);
+  const src = p.source;
+  if (!src || src[SIG] !== ASSET_SIG || typeof src.path !== "string") {
+    throw new Error(`${nameOf(urn)}: only a FileAsset source is supported by this provider`);
+  }
+  const remote: string = p.remotePath;
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const script = `set -eu\nmkdir -p ${q(path.posix.dirname(remote))}\ncat > ${q(remote)}.part\nmv -f ${q(remote)}.part ${q(remote)}`;
+  const r = await run(p.connection, script, () => fs.createReadStream(src.path));
+  if (r.code !== 0) fail("copy", urn, p.connection, r, false);
+  return { ...raw, sourceHash: fileHash(src.path) };
+}
+
+const COMMAND = "command:remote:Command";
+const COPY = "command:remote:CopyToRemote";
+
+const impl: provider.Provider = {
+  version: "1.2.1",
+
+  async check(urn, _olds, news) {
+    const t = typeOf(urn);
+    if (t !== COMMAND && t !== COPY) return { inputs: news, failures: [{ property: "", reason: `unsupported type ${t}` }] };
+    if (!news.connection) return { inputs: news, failures: [{ property: "connection", reason: "connection is required" }] };
+    return { inputs: news };
+  },
+
+  async diff(_id, urn, olds, news) {
+    const keys = typeOf(urn) === COPY
+      ? ["connection", "remotePath", "triggers"]
+      : ["connection", "create", "update", "delete", "environment", "stdin", "logging", "triggers", "addPreviousOutputInEnv"];
+    const changed = keys.filter((k) => hasUnknown(news[k]) || !same(olds[k], news[k]));
+    if (typeOf(urn) === COPY) {
+      const src = plain(news.source);
+      if (hasUnknown(src) || typeof src?.path !== "string" || !fs.existsSync(src.path) || fileHash(src.path) !== olds.sourceHash) changed.push("source");
+    }
+    const replaces = changed.filter((k) => k === "triggers");
+    return { changes: changed.length > 0, replaces };
+  },
+
+  async create(urn, inputs) {
+    const outs = typeOf(urn) === COPY ? await copy(urn, inputs) : await runCommand(urn, inputs, "create");
+    return { id: crypto.randomUUID(), outs };
+  },
+
+  async update(_id, urn, _olds, news) {
+    const outs = typeOf(urn) === COPY ? await copy(urn, news) : await runCommand(urn, news, "update");
+    return { outs };
+  },
+
+  async delete(_id, urn, props) {
+    if (typeOf(urn) !== COMMAND) return; // CopyToRemote never deletes, as upstream
+    const p = plain(props);
+    if (!p.delete) return;
+    const r = await run(p.connection, envPrefix(p.environment) + p.delete, undefined);
+    if (r.code !== 0) fail("delete", urn, p.connection, r, (p.logging ?? "") === "none");
+  },
+
+  async read(id, _urn, props) {
+    return { id, props }; // like upstream: refresh does not re-run anything on the host
+  },
+};
+
+provider.main(impl, process.argv.slice(2)).catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,4 @@
+// Entry point for the Pulumi CLI: the outputs of one datacenter stack.
+import { program } from "./stacks/program";
+
+export = program();

@@ -1,0 +1,28 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+
+/** Names of the passwords a datacenter uses; each may be supplied under `hastack:passwords.<name>`. */
+export const PASSWORD_NAMES = [
+  "postgresSuperuser", "postgresReplication", "postgresRewind", "postgresApp",
+  "proxyKeepalived", "nginxKeepalived", "redis", "redisKeepalived",
+] as const;
+export type PasswordName = (typeof PASSWORD_NAMES)[number];
+
+/** keepalived reads only the first 8 characters of auth_pass, so its passwords are exactly 8. */
+const KEEPALIVED: ReadonlySet<PasswordName> = new Set(["proxyKeepalived", "nginxKeepalived", "redisKeepalived"]);
+
+/**
+ * A password from stack config when given, otherwise a RandomPassword. Either way a secret.
+ * Generated database passwords include characters that break naive quoting (/ = \ ' " $),
+ * so every consumer is exercised with them.
+ */
+export function password(name: PasswordName, supplied: Partial<Record<PasswordName, string>> | undefined,
+  prefix: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+  const given = supplied?.[name];
+  if (given !== undefined) return pulumi.secret(given);
+  const keepalived = KEEPALIVED.has(name);
+  const pw = new random.RandomPassword(`${prefix}-${name}`, keepalived
+    ? { length: 8, special: false }
+    : { length: 32, special: true, overrideSpecial: "/=\\'\"$-_.!" }, opts);
+  return pulumi.secret(pw.result);
+}

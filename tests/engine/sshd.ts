@@ -1,0 +1,61 @@
+// A throwaway OpenSSH server on loopback: a real SSH target for engine tests that need no lab VM.
+import { ChildProcess, execFileSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as net from "net";
+import * as os from "os";
+import * as path from "path";
+
+export interface TestSshd {
+  readonly port: number;
+  readonly privateKey: string;
+  readonly hostKey: string;
+  readonly dir: string;
+  stop(): void;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+async function waitPort(port: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = net.connect(port, "127.0.0.1", () => { s.destroy(); r(true); });
+      s.on("error", () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`sshd did not listen on 127.0.0.1:${port} within ${ms} ms`);
+}
+
+/** Needs root (sshd logs in as root) and openssh-server installed. */
+export async function startSshd(): Promise<TestSshd> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-sshd-"));
+  const port = await freePort();
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]);
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "client_key")]);
+  fs.copyFileSync(path.join(dir, "client_key.pub"), path.join(dir, "authorized_keys"));
+  fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "sshd_config"), [
+    `Port ${port}`, "ListenAddress 127.0.0.1", `HostKey ${dir}/host_key`, `AuthorizedKeysFile ${dir}/authorized_keys`,
+    "PermitRootLogin prohibit-password", "PasswordAuthentication no", "StrictModes no", "UsePAM no",
+    `PidFile ${dir}/sshd.pid`, "Subsystem sftp internal-sftp", "",
+  ].join("\n"));
+  const child: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: "ignore" });
+  await waitPort(port, 10000);
+  const hostKey = fs.readFileSync(path.join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
+  return {
+    port, dir, hostKey,
+    privateKey: fs.readFileSync(path.join(dir, "client_key"), "utf8"),
+    stop() { child.kill("SIGTERM"); fs.rmSync(dir, { recursive: true, force: true }); },
+  };
+}
