@@ -13,8 +13,9 @@ const KEEPALIVED: ReadonlySet<PasswordName> = new Set(["proxyKeepalived", "nginx
 
 /**
  * A password from stack config when given, otherwise a RandomPassword. Either way a secret.
- * Generated database passwords include characters that break naive quoting (/ = \ ' " $),
- * so every consumer is exercised with them.
+ * Generated database passwords include characters that break naive quoting (/ = ' " $), so
+ * every consumer is exercised with them; no backslash, because debconf (the WorksPad preseed)
+ * cannot carry a trailing one. Supplied passwords may contain any printable character.
  */
 export function password(name: PasswordName, supplied: Partial<Record<PasswordName, string>> | undefined,
   prefix: string, opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
@@ -23,6 +24,6 @@ export function password(name: PasswordName, supplied: Partial<Record<PasswordNa
   const keepalived = KEEPALIVED.has(name);
   const pw = new random.RandomPassword(`${prefix}-${name}`, keepalived
     ? { length: 8, special: false }
-    : { length: 32, special: true, overrideSpecial: "/=\\'\"$-_.!" }, opts);
+    : { length: 32, special: true, overrideSpecial: "/='\"$-_.!" }, opts);
   return pulumi.secret(pw.result);
 }

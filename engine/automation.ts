@@ -5,7 +5,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, OpType, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 
-export const REPO = path.resolve(__dirname, "..", "..");
+export const REPO = path.resolve(__dirname, "..");
 
 let enginePath: string[] | undefined;
 
@@ -61,7 +61,7 @@ export interface StackSpec {
 export async function openStack(spec: StackSpec, e: EngineEnv): Promise<Stack> {
   const envVars = engineEnv(e);
   const pulumiCommand = await PulumiCommand.get({ root: pulumiRoot() });
-  const program = spec.program ?? (async () => (await import("../../stacks/program")).program());
+  const program = spec.program ?? (async () => (await import("../stacks/program")).program());
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: spec.stackName, projectName: spec.projectName ?? "hastack", program },
     { workDir: spec.workDir ?? REPO, pulumiCommand, envVars },

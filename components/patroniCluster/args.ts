@@ -1,0 +1,191 @@
+import { HostSpec, checkHosts, checkRules, invalid, isCidr, isPort, inSubnet } from "../common";
+
+/** Failover timing presets; see `PatroniClusterSettings.failoverProfile`. */
+export const FailoverProfiles = {
+  /** Patroni's own defaults: a hard crash of the leader takes roughly 30–40 s to fail over; tolerant of slow disks and networks. */
+  default: { ttl: 30, loopWait: 10, retryTimeout: 10 },
+  /**
+   * Roughly twice as fast (about 20–25 s), at the cost of false failovers when etcd or PostgreSQL stall for ~8 s
+   * (a busy VM host, a long fsync). ttl 20 is the lowest value newer Patroni releases accept, and
+   * loop_wait + 2 × retry_timeout must not exceed ttl.
+   */
+  fast: { ttl: 20, loopWait: 4, retryTimeout: 8 },
+} as const;
+
+export type FailoverProfile = keyof typeof FailoverProfiles;
+
+/** Stack config `hastack:postgres`: a PostgreSQL + Patroni + etcd (v3) cluster, one member per node. */
+export interface PatroniClusterSettings {
+  /** Members (each runs etcd, PostgreSQL and Patroni); an odd number, at least 3, so etcd keeps a quorum. */
+  readonly nodes: HostSpec[];
+  /** Patroni scope and etcd cluster token. @default "hastack" */
+  readonly clusterName?: string;
+  /** PostgreSQL major version (package `postgresql-<v>`, binaries in /usr/lib/postgresql/<v>/bin). @default 15 */
+  readonly pgVersion?: number;
+  /** PostgreSQL port. @default 5432 */
+  readonly pgPort?: number;
+  /** Patroni REST API port (health checks of HAProxy use it). @default 8008 */
+  readonly restApiPort?: number;
+  /** etcd client port. @default 2379 */
+  readonly etcdClientPort?: number;
+  /** etcd peer port. @default 2380 */
+  readonly etcdPeerPort?: number;
+  /** Patroni's own data directory (not the packaged `main` cluster's); created owner postgres, mode 0700, never wiped. @default "/var/lib/postgresql/15/hastack" */
+  readonly dataDir?: string;
+  /** Application database. @default "workspad" */
+  readonly database?: string;
+  /** Application role, owner of `database`. @default "workspad" */
+  readonly appUser?: string;
+  /** PostgreSQL superuser Patroni uses. @default "postgres" */
+  readonly superuser?: string;
+  /** Streaming replication role. @default "replicator" */
+  readonly replicationUser?: string;
+  /** pg_rewind role. @default "rewind" */
+  readonly rewindUser?: string;
+  /** Failover timing preset: "default" (ttl 30, loop_wait 10, retry_timeout 10) or "fast" (ttl 20, loop_wait 4, retry_timeout 8). @default "default" */
+  readonly failoverProfile?: FailoverProfile;
+  /** Leader key TTL in seconds; overrides the profile. @default from failoverProfile */
+  readonly ttl?: number;
+  /** Seconds between Patroni HA loops; overrides the profile. @default from failoverProfile */
+  readonly loopWait?: number;
+  /** Seconds before DCS/PostgreSQL operations are retried as failed; overrides the profile. @default from failoverProfile */
+  readonly retryTimeout?: number;
+  /** Patroni synchronous_mode (a commit waits for one replica). @default false */
+  readonly synchronousMode?: boolean;
+  /** PostgreSQL max_connections. @default 200 */
+  readonly maxConnections?: number;
+}
+
+export const PatroniClusterDefaults = {
+  clusterName: "hastack",
+  pgVersion: 15,
+  pgPort: 5432,
+  restApiPort: 8008,
+  etcdClientPort: 2379,
+  etcdPeerPort: 2380,
+  dataDir: "/var/lib/postgresql/15/hastack",
+  database: "workspad",
+  appUser: "workspad",
+  superuser: "postgres",
+  replicationUser: "replicator",
+  rewindUser: "rewind",
+  failoverProfile: "default" as FailoverProfile,
+  synchronousMode: false,
+  maxConnections: 200,
+} as const;
+
+/** Settings with every default applied, plus the stack subnet and derived values. */
+export interface ResolvedPatroniClusterSettings {
+  readonly nodes: HostSpec[];
+  readonly clusterName: string;
+  readonly pgVersion: number;
+  readonly pgPort: number;
+  readonly restApiPort: number;
+  readonly etcdClientPort: number;
+  readonly etcdPeerPort: number;
+  readonly dataDir: string;
+  readonly database: string;
+  readonly appUser: string;
+  readonly superuser: string;
+  readonly replicationUser: string;
+  readonly rewindUser: string;
+  readonly failoverProfile: FailoverProfile;
+  readonly ttl: number;
+  readonly loopWait: number;
+  readonly retryTimeout: number;
+  readonly synchronousMode: boolean;
+  readonly maxConnections: number;
+  /** Stack subnet (CIDR): pg_hba admits only it. */
+  readonly subnet: string;
+  /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
+  readonly etcdDataDir: string;
+}
+
+const K = "hastack:postgres";
+const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
+const ROLE_TEXT = "a lower-case PostgreSQL identifier of letters, digits and '_' (at most 63), not starting with a digit";
+const isInt = (v: unknown, min: number, max: number): v is number =>
+  typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+
+/** Apply defaults and validate `hastack:postgres`; throws ConfigError before any resource exists. */
+export function resolvePatroniClusterSettings(raw: unknown, subnet: string): ResolvedPatroniClusterSettings {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(K, raw, "an object with at least `nodes`");
+  if (!isCidr(subnet)) invalid("hastack:subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  const r = raw as Record<string, unknown>;
+  const d = PatroniClusterDefaults;
+  const get = <T>(key: string, dflt: T): T => (r[key] === undefined ? dflt : (r[key] as T));
+
+  checkHosts(`${K}.nodes`, r.nodes, 3);
+  const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
+  checkRules([
+    { field: `${K}.nodes`, given: nodes.length, ok: nodes.length % 2 === 1, accepted: "an odd number of nodes (3, 5, …) so etcd keeps a quorum" },
+    ...nodes.map((h, i) => ({ field: `${K}.nodes[${i}].address`, given: h.address, ok: inSubnet(h.address, subnet), accepted: `an address inside the stack subnet ${subnet}` })),
+    ...nodes.map((h, i) => ({ field: `${K}.nodes[${i}].name`, given: h.name, ok: nodes.findIndex((x) => x.name === h.name) === i, accepted: "a name no other node uses" })),
+    ...nodes.map((h, i) => ({ field: `${K}.nodes[${i}].address`, given: h.address, ok: nodes.findIndex((x) => x.address === h.address) === i, accepted: "an address no other node uses" })),
+  ]);
+
+  const s = {
+    clusterName: get("clusterName", d.clusterName),
+    pgVersion: get("pgVersion", d.pgVersion),
+    pgPort: get("pgPort", d.pgPort),
+    restApiPort: get("restApiPort", d.restApiPort),
+    etcdClientPort: get("etcdClientPort", d.etcdClientPort),
+    etcdPeerPort: get("etcdPeerPort", d.etcdPeerPort),
+    dataDir: get("dataDir", d.dataDir),
+    database: get("database", d.database),
+    appUser: get("appUser", d.appUser),
+    superuser: get("superuser", d.superuser),
+    replicationUser: get("replicationUser", d.replicationUser),
+    rewindUser: get("rewindUser", d.rewindUser),
+    failoverProfile: get("failoverProfile", d.failoverProfile),
+    synchronousMode: get("synchronousMode", d.synchronousMode),
+    maxConnections: get("maxConnections", d.maxConnections),
+  };
+  const f = (p: string) => `${K}.${p}`;
+  checkRules([
+    { field: f("clusterName"), given: s.clusterName, ok: typeof s.clusterName === "string" && /^[a-z][a-z0-9-]{0,62}$/.test(s.clusterName), accepted: "a lower-case name of letters, digits and '-', starting with a letter" },
+    { field: f("pgVersion"), given: s.pgVersion, ok: isInt(s.pgVersion, 12, 17), accepted: "a PostgreSQL major version from 12 to 17" },
+    { field: f("pgPort"), given: s.pgPort, ok: isPort(s.pgPort), accepted: "a TCP port from 1 to 65535" },
+    { field: f("restApiPort"), given: s.restApiPort, ok: isPort(s.restApiPort), accepted: "a TCP port from 1 to 65535" },
+    { field: f("etcdClientPort"), given: s.etcdClientPort, ok: isPort(s.etcdClientPort), accepted: "a TCP port from 1 to 65535" },
+    { field: f("etcdPeerPort"), given: s.etcdPeerPort, ok: isPort(s.etcdPeerPort), accepted: "a TCP port from 1 to 65535" },
+  ]);
+  const ports: [string, number][] = [["pgPort", s.pgPort], ["restApiPort", s.restApiPort], ["etcdClientPort", s.etcdClientPort], ["etcdPeerPort", s.etcdPeerPort]];
+  ports.forEach(([key, port], i) => {
+    const other = ports.slice(0, i).find(([, p]) => p === port);
+    if (other) invalid(f(key), port, `a port not already used by ${other[0]} on the same host`);
+  });
+  checkRules([
+    { field: f("dataDir"), given: s.dataDir, ok: typeof s.dataDir === "string" && /^\/[A-Za-z0-9._\/-]+$/.test(s.dataDir) && !s.dataDir.split("/").includes("..") && s.dataDir.replace(/\/+$/, "").split("/").length >= 3,
+      accepted: "an absolute path of letters, digits, '.', '_', '-' and '/', at least two levels deep, such as /var/lib/postgresql/15/hastack" },
+    { field: f("dataDir"), given: s.dataDir, ok: !/\/main\/?$/.test(s.dataDir), accepted: "a directory other than the packaged cluster's …/main (Patroni must not share it)" },
+    { field: f("database"), given: s.database, ok: typeof s.database === "string" && ROLE.test(s.database) && !["postgres", "template0", "template1"].includes(s.database), accepted: `${ROLE_TEXT}, other than postgres/template0/template1` },
+    { field: f("appUser"), given: s.appUser, ok: typeof s.appUser === "string" && ROLE.test(s.appUser), accepted: ROLE_TEXT },
+    { field: f("superuser"), given: s.superuser, ok: typeof s.superuser === "string" && ROLE.test(s.superuser), accepted: ROLE_TEXT },
+    { field: f("replicationUser"), given: s.replicationUser, ok: typeof s.replicationUser === "string" && ROLE.test(s.replicationUser), accepted: ROLE_TEXT },
+    { field: f("rewindUser"), given: s.rewindUser, ok: typeof s.rewindUser === "string" && ROLE.test(s.rewindUser), accepted: ROLE_TEXT },
+  ]);
+  const roles: [string, string][] = [["superuser", s.superuser], ["replicationUser", s.replicationUser], ["rewindUser", s.rewindUser], ["appUser", s.appUser]];
+  roles.forEach(([key, role], i) => {
+    const other = roles.slice(0, i).find(([, x]) => x === role);
+    if (other) invalid(f(key), role, `a role name different from ${other[0]}`);
+  });
+  checkRules([
+    { field: f("failoverProfile"), given: s.failoverProfile, ok: Object.prototype.hasOwnProperty.call(FailoverProfiles, s.failoverProfile as string), accepted: `one of ${Object.keys(FailoverProfiles).map((k) => JSON.stringify(k)).join(", ")}` },
+  ]);
+  const profile = FailoverProfiles[s.failoverProfile];
+  const ttl = get("ttl", profile.ttl as number);
+  const loopWait = get("loopWait", profile.loopWait as number);
+  const retryTimeout = get("retryTimeout", profile.retryTimeout as number);
+  checkRules([
+    { field: f("ttl"), given: ttl, ok: isInt(ttl, 20, 3600), accepted: "whole seconds from 20 to 3600" },
+    { field: f("loopWait"), given: loopWait, ok: isInt(loopWait, 1, 600), accepted: "whole seconds from 1 to 600" },
+    { field: f("retryTimeout"), given: retryTimeout, ok: isInt(retryTimeout, 3, 600), accepted: "whole seconds from 3 to 600" },
+  ]);
+  checkRules([
+    { field: f("ttl"), given: ttl, ok: ttl >= loopWait + 2 * retryTimeout, accepted: `at least loopWait + 2 × retryTimeout = ${loopWait + 2 * retryTimeout} (Patroni's rule, so a slow loop does not lose the leader key)` },
+    { field: f("synchronousMode"), given: s.synchronousMode, ok: typeof s.synchronousMode === "boolean", accepted: "true or false" },
+    { field: f("maxConnections"), given: s.maxConnections, ok: isInt(s.maxConnections, 10, 10000), accepted: "a whole number from 10 to 10000" },
+  ]);
+  return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}` };
+}

@@ -1,0 +1,192 @@
+import { HostSpec } from "../common/host";
+import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+
+/** Stack config under `hastack:proxy`: the PgBouncer pair behind a keepalived VIP. */
+export interface PgBouncerVipPairSettings {
+  /** Proxy hosts; keepalived priorities descend in this order (the first node is preferred for the VIP). Usually 2. */
+  readonly nodes: HostSpec[];
+  /** Floating IPv4 address clients connect to; inside the stack subnet and not any host's address. */
+  readonly vip: string;
+  /** PgBouncer listen port (on all addresses, so the VIP works wherever it lands). @default 6432 */
+  readonly port?: number;
+  /** Local HAProxy port (127.0.0.1 only) that forwards to the current Patroni primary. @default 5000 */
+  readonly haproxyPort?: number;
+  /**
+   * PgBouncer pool mode. WorksPad is .NET/Npgsql, which relies on session state (prepared statements,
+   * session settings), so session pooling is the safe default.
+   * @default "session"
+   */
+  readonly poolMode?: "session" | "transaction" | "statement";
+  /** Server connections per (database, user) pair. @default 20 */
+  readonly defaultPoolSize?: number;
+  /** Client connections PgBouncer accepts in total. @default 500 */
+  readonly maxClientConn?: number;
+  /** Client authentication method; SCRAM end to end is preferred. @default "scram-sha-256" */
+  readonly authType?: "scram-sha-256" | "md5";
+  /** Network interface that carries the VIP (`host0` in the nspawn lab). @default "eth0" */
+  readonly interface?: string;
+  /** VRRP virtual router id, unique per L2 segment. @default 51 */
+  readonly virtualRouterId?: number;
+  /** Use unicast VRRP (peers = the other nodes) instead of multicast. @default false */
+  readonly unicast?: boolean;
+  /** Seconds between PgBouncer login checks. @default 2 */
+  readonly checkIntervalSeconds?: number;
+  /** Failed checks before the node gives up the VIP (FAULT). @default 2 */
+  readonly checkFall?: number;
+  /** Passed checks before the node may hold the VIP again. @default 2 */
+  readonly checkRise?: number;
+}
+
+export const PgBouncerVipPairDefaults = {
+  port: 6432,
+  haproxyPort: 5000,
+  poolMode: "session",
+  defaultPoolSize: 20,
+  maxClientConn: 500,
+  authType: "scram-sha-256",
+  interface: "eth0",
+  virtualRouterId: 51,
+  unicast: false,
+  checkIntervalSeconds: 2,
+  checkFall: 2,
+  checkRise: 2,
+} as const;
+
+export interface ResolvedPgBouncerVipPairSettings {
+  readonly nodes: HostSpec[];
+  readonly vip: string;
+  /** Prefix length of the stack subnet, used for the VIP address. */
+  readonly vipPrefix: number;
+  /** keepalived priority per node, same order as `nodes`, strictly descending. */
+  readonly priorities: number[];
+  readonly port: number;
+  readonly haproxyPort: number;
+  readonly poolMode: "session" | "transaction" | "statement";
+  readonly defaultPoolSize: number;
+  readonly maxClientConn: number;
+  readonly authType: "scram-sha-256" | "md5";
+  readonly interface: string;
+  readonly virtualRouterId: number;
+  readonly unicast: boolean;
+  readonly checkIntervalSeconds: number;
+  readonly checkFall: number;
+  readonly checkRise: number;
+}
+
+/** A port another daemon on the stack already uses (e.g. Patroni's PostgreSQL and REST ports). */
+export interface ReservedPort {
+  readonly name: string;
+  readonly port: number;
+}
+
+const KEY = "hastack:proxy";
+export const MAX_NODES = 10;
+const KNOWN = new Set(["nodes", "vip", ...Object.keys(PgBouncerVipPairDefaults)]);
+
+const isInt = (n: unknown, min: number, max: number): n is number =>
+  typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
+
+/** Linux interface names: at most 15 characters, no '/', whitespace or quotes. */
+export const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
+
+/**
+ * Apply defaults and validate `hastack:proxy`. Pure; throws ConfigError before any resource exists.
+ * `allHostAddresses` are the addresses of every host of the stack (the VIP must be none of them);
+ * `reservedPorts` are ports other daemons use (PgBouncer and HAProxy must not clash with them).
+ */
+export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, allHostAddresses: string[] = [],
+  reservedPorts: ReservedPort[] = []): ResolvedPgBouncerVipPairSettings {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with at least nodes and vip");
+  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
+  }
+  checkHosts(`${KEY}.nodes`, r.nodes, 1);
+  const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
+  const s = { ...PgBouncerVipPairDefaults, ...r } as Record<string, any>;
+
+  checkRules([
+    { field: `${KEY}.nodes`, given: nodes.length, ok: nodes.length <= MAX_NODES, accepted: `at most ${MAX_NODES} nodes` },
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].name`, given: h.name, ok: nodes.findIndex((o) => o.name === h.name) === i,
+      accepted: "a name no other proxy node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address,
+      ok: nodes.findIndex((o) => o.address === h.address) === i, accepted: "an address no other proxy node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address, ok: inSubnet(h.address, subnet),
+      accepted: `an address inside the stack subnet ${subnet} (VRRP needs one L2 segment)` })),
+    { field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.50" },
+  ]);
+  checkRules([
+    { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
+    { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
+      accepted: "an address no host of the stack has" },
+    { field: `${KEY}.port`, given: s.port, ok: isPort(s.port), accepted: "a TCP port 1..65535" },
+    { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: isPort(s.haproxyPort), accepted: "a TCP port 1..65535" },
+  ]);
+  checkRules([
+    { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: s.haproxyPort !== s.port, accepted: `a port other than ${KEY}.port (${s.port})` },
+    ...reservedPorts.flatMap((rp) => [
+      { field: `${KEY}.port`, given: s.port, ok: s.port !== rp.port, accepted: `a port other than ${rp.name} (${rp.port})` },
+      { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: s.haproxyPort !== rp.port, accepted: `a port other than ${rp.name} (${rp.port})` },
+    ]),
+    { field: `${KEY}.poolMode`, given: s.poolMode, ok: ["session", "transaction", "statement"].includes(s.poolMode),
+      accepted: `one of "session", "transaction", "statement"` },
+    { field: `${KEY}.defaultPoolSize`, given: s.defaultPoolSize, ok: isInt(s.defaultPoolSize, 1, 10000), accepted: "an integer 1..10000" },
+    { field: `${KEY}.maxClientConn`, given: s.maxClientConn, ok: isInt(s.maxClientConn, 1, 100000), accepted: "an integer 1..100000" },
+  ]);
+  checkRules([
+    { field: `${KEY}.maxClientConn`, given: s.maxClientConn, ok: s.maxClientConn >= s.defaultPoolSize,
+      accepted: `at least ${KEY}.defaultPoolSize (${s.defaultPoolSize})` },
+    { field: `${KEY}.authType`, given: s.authType, ok: ["scram-sha-256", "md5"].includes(s.authType), accepted: `"scram-sha-256" or "md5"` },
+    { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
+      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+    { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
+    { field: `${KEY}.unicast`, given: s.unicast, ok: typeof s.unicast === "boolean", accepted: "true or false" },
+    { field: `${KEY}.checkIntervalSeconds`, given: s.checkIntervalSeconds, ok: isInt(s.checkIntervalSeconds, 1, 60), accepted: "an integer 1..60" },
+    { field: `${KEY}.checkFall`, given: s.checkFall, ok: isInt(s.checkFall, 1, 10), accepted: "an integer 1..10" },
+    { field: `${KEY}.checkRise`, given: s.checkRise, ok: isInt(s.checkRise, 1, 10), accepted: "an integer 1..10" },
+  ]);
+
+  return {
+    nodes,
+    vip: s.vip,
+    vipPrefix: Number(subnet.split("/")[1]),
+    // first node preferred; steps of 10 leave room for manual tuning
+    priorities: nodes.map((_, i) => 200 - 10 * i),
+    port: s.port,
+    haproxyPort: s.haproxyPort,
+    poolMode: s.poolMode,
+    defaultPoolSize: s.defaultPoolSize,
+    maxClientConn: s.maxClientConn,
+    authType: s.authType,
+    interface: s.interface,
+    virtualRouterId: s.virtualRouterId,
+    unicast: s.unicast,
+    checkIntervalSeconds: s.checkIntervalSeconds,
+    checkFall: s.checkFall,
+    checkRise: s.checkRise,
+  };
+}
+
+/**
+ * keepalived reads `auth_pass` as one quoted word and uses only its first 8 characters; a `"` or `\`
+ * cannot be quoted. Checked when the secret resolves; the message never shows the value.
+ */
+export function checkKeepalivedAuthPass(pass: string): void {
+  if (typeof pass !== "string" || pass.length < 1 || pass.length > 8 || !/^[\x21-\x7e]+$/.test(pass) || /["\\]/.test(pass)) {
+    invalid("keepalivedAuthPass", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`,
+      "1..8 printable ASCII characters without spaces, '\"' or '\\' (e.g. RandomPassword { length: 8, special: false })");
+  }
+}
+
+/** Names PgBouncer and PostgreSQL see: database and user names are written unquoted into pgbouncer.ini and .pgpass. */
+export function checkPgName(field: string, v: unknown): void {
+  if (typeof v !== "string" || !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(v)) {
+    invalid(field, v, "a PostgreSQL identifier of letters, digits and '_', not starting with a digit, at most 63 characters");
+  }
+}
+
+/** Patroni members HAProxy follows; checked when the upstream value resolves. */
+export function checkPatroniMembers(v: unknown): void {
+  checkHosts("patroniMembers", v, 1);
+}

@@ -1,0 +1,154 @@
+import * as fs from "fs";
+import * as path from "path";
+import * as crypto from "crypto";
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import {
+  HostSpec, SshAccess, connectionFor, contentHash, installPackages, putFile, restartOnChange, runScript, serviceEnabled, shq, waitFor,
+} from "../common";
+import { ResolvedWorksPadNodeSettings } from "./args";
+import {
+  MICROSOFT_KEY_PATH, MICROSOFT_SOURCE_PATH, PACKAGE_CACHE_DIR, TOOL_PACKAGES, VALIDATE_CERT, VALIDATE_KEY,
+  renderConnectionString, renderDebconfSelections, renderHealthProbe, renderInstallScript, renderMicrosoftSource,
+  renderPreseedScript, renderRestartScript, renderSetConnectionStringScript,
+} from "./render";
+
+/** A PEM certificate and its private key. */
+export interface CertAndKey {
+  readonly certPem: pulumi.Input<string>;
+  /** Secret. */
+  readonly keyPem: pulumi.Input<string>;
+}
+
+export interface WorksPadNodeArgs {
+  /** Resolved `hastack:workspad` settings (resolveWorksPadNodeSettings). */
+  readonly settings: ResolvedWorksPadNodeSettings;
+  /** Which entry of `settings.nodes` this component manages (one component per node). */
+  readonly nodeName: string;
+  /** SSH access to the node. */
+  readonly ssh: SshAccess;
+  /** Database host the server connects to: the PgBouncer VIP. */
+  readonly dbHost: pulumi.Input<string>;
+  /** Database port: the PgBouncer port. */
+  readonly dbPort: pulumi.Input<number>;
+  /** Application database name. */
+  readonly database: pulumi.Input<string>;
+  /** Application database role. */
+  readonly dbUser: pulumi.Input<string>;
+  /** Application role's password (secret); reaches the host only over stdin. */
+  readonly dbPassword: pulumi.Input<string>;
+  /** HTTPS certificate and key per node name; this node's entry is required. */
+  readonly tls: Readonly<Record<string, CertAndKey>>;
+  /** The data-protection certificate and key, the same on every node so sessions survive a node change. */
+  readonly dataProtection: CertAndKey;
+  /** CA certificate added to the node's system trust store (the stack CA). @default none */
+  readonly caCertPem?: pulumi.Input<string>;
+}
+
+const CA_TRUST_PATH = "/usr/local/share/ca-certificates/hastack-ca.crt";
+
+/**
+ * One WorksPad application node: prerequisites, the vendor .deb with preseeded installer answers,
+ * the appsettings connection string, TLS and data-protection certificates, service restart on change
+ * and a health gate. Destroy stops and disables the services and removes the certificate files;
+ * the package, appsettings.json and all data stay on the host.
+ */
+export class WorksPadNode extends pulumi.ComponentResource {
+  /** Node address; resolves after the health gate passed. */
+  public readonly address: pulumi.Output<string>;
+  /** HTTPS port of the server. */
+  public readonly port: pulumi.Output<number>;
+  /** Node name. */
+  public readonly name: pulumi.Output<string>;
+
+  constructor(name: string, args: WorksPadNodeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hastack:app:WorksPadNode", name, {}, opts);
+    const s = args.settings;
+    const node: HostSpec | undefined = s.nodes.find((n) => n.name === args.nodeName);
+    if (!node) throw new Error(`WorksPadNode ${name}: nodeName ${JSON.stringify(args.nodeName)} is not one of hastack:workspad.nodes (${s.nodes.map((n) => n.name).join(", ")}).`);
+    const tls = args.tls[node.name];
+    if (!tls) throw new Error(`WorksPadNode ${name}: no TLS certificate given for node ${JSON.stringify(node.name)}.`);
+
+    const conn = connectionFor(node, args.ssh);
+    const p = `${name}-${node.name}`;
+    const child = (dependsOn: pulumi.Resource[] = []): pulumi.CustomResourceOptions => ({ parent: this, dependsOn });
+
+    // hashed at preview: a new vendor build re-copies and reinstalls, the same file never does
+    const debHash = crypto.createHash("sha256").update(fs.readFileSync(s.packagePath)).digest("hex");
+    const remoteDeb = `${PACKAGE_CACHE_DIR}/${path.basename(s.packagePath)}`;
+
+    const db = pulumi.all([args.dbHost, args.dbPort, args.database, args.dbUser, pulumi.secret(args.dbPassword)])
+      .apply(([host, port, database, user, password]) => ({ host, port, database, user, password }));
+    const connectionString = pulumi.secret(db.apply(renderConnectionString));
+    const selections = pulumi.secret(db.apply((d) => renderDebconfSelections(s.packageName, s.debconfQuestions, d)));
+
+    // 1. apt repository (optional) and prerequisites
+    const repo: pulumi.Resource[] = [];
+    if (s.microsoftRepo) {
+      const key = putFile(`${p}-msrepo-key`, { connection: conn, path: MICROSOFT_KEY_PATH, content: s.microsoftRepoKey }, child());
+      repo.push(key, putFile(`${p}-msrepo-source`, {
+        connection: conn, path: MICROSOFT_SOURCE_PATH, content: renderMicrosoftSource(s.microsoftRepoSource),
+      }, child([key])));
+    }
+    const packages = [...new Set([...s.prerequisites, ...TOOL_PACKAGES])];
+    const prereqs = installPackages(`${p}-prereqs`, conn, packages, child(repo));
+
+    // 2. copy the .deb
+    const cacheDir = runScript(`${p}-package-dir`, {
+      connection: conn, create: `mkdir -p ${shq(PACKAGE_CACHE_DIR)} && chmod 0755 ${shq(PACKAGE_CACHE_DIR)}`,
+    }, child([prereqs]));
+    const copy = new command.remote.CopyToRemote(`${p}-package-copy`, {
+      connection: conn, source: new pulumi.asset.FileAsset(s.packagePath), remotePath: remoteDeb, triggers: [debHash],
+    }, child([cacheDir]));
+
+    // 3. preseed the installer's answers (password over stdin only), 4. install
+    const preseed = runScript(`${p}-preseed`, {
+      connection: conn, create: renderPreseedScript(), stdin: selections, quiet: true,
+    }, child([copy]));
+    const install = runScript(`${p}-package-install`, {
+      connection: conn, create: renderInstallScript(remoteDeb, s.packageName), triggers: [debHash],
+    }, child([copy, preseed]));
+
+    // 5. connection string into appsettings.json (again after every reinstall)
+    const appSettings = runScript(`${p}-appsettings`, {
+      connection: conn, create: renderSetConnectionStringScript(s.appSettingsPath), stdin: connectionString, quiet: true,
+      triggers: [debHash],
+    }, child([install]));
+
+    // 6. certificates
+    const certs = `${s.installDir}/certs`;
+    const files: pulumi.Resource[] = [appSettings];
+    const pem = (step: string, file: string, content: pulumi.Input<string>, secret: boolean): command.remote.Command => {
+      const r = putFile(`${p}-${step}`, {
+        connection: conn, path: `${certs}/${file}`, content, secret, mode: secret ? "0600" : "0644",
+        validate: secret ? VALIDATE_KEY : VALIDATE_CERT,
+      }, child([install]));
+      files.push(r);
+      return r;
+    };
+    pem("tls-cert", "tls.crt", tls.certPem, false);
+    pem("tls-key", "tls.key", pulumi.secret(tls.keyPem), true);
+    pem("dp-cert", "dataprotection.crt", args.dataProtection.certPem, false);
+    pem("dp-key", "dataprotection.key", pulumi.secret(args.dataProtection.keyPem), true);
+    const hashes: pulumi.Input<string>[] = [debHash, contentHash(connectionString), contentHash(tls.certPem), contentHash(tls.keyPem),
+      contentHash(args.dataProtection.certPem), contentHash(args.dataProtection.keyPem)];
+    if (args.caCertPem !== undefined) {
+      const ca = putFile(`${p}-ca-cert`, { connection: conn, path: CA_TRUST_PATH, content: args.caCertPem, validate: VALIDATE_CERT }, child([prereqs]));
+      files.push(runScript(`${p}-ca-trust`, {
+        connection: conn, create: "update-ca-certificates >/dev/null", triggers: [contentHash(args.caCertPem)],
+        delete: `rm -f ${shq(CA_TRUST_PATH)}; update-ca-certificates >/dev/null 2>&1 || true`,
+      }, child([ca])));
+      hashes.push(contentHash(args.caCertPem));
+    }
+
+    // 7. enable, 8. restart when any input changed, 9. health gate after every restart
+    const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, child(files)));
+    const restart = restartOnChange(`${p}-restart`, conn, renderRestartScript(s.services), hashes, child(enabled));
+    const health = waitFor(`${p}-health`, conn, renderHealthProbe(s.port, s.healthPath), s.healthTimeoutSeconds, child([restart]), hashes);
+
+    this.address = health.stdout.apply(() => node.address);
+    this.port = pulumi.output(s.port);
+    this.name = pulumi.output(node.name);
+    this.registerOutputs({ address: this.address, port: this.port, name: this.name });
+  }
+}

@@ -1,0 +1,119 @@
+import { PatroniClusterDefaults, resolvePatroniClusterSettings } from "../../components/patroniCluster/args";
+
+const SUBNET = "10.213.7.0/24";
+const nodes = [
+  { name: "pg1", address: "10.213.7.11" },
+  { name: "pg2", address: "10.213.7.12" },
+  { name: "pg3", address: "10.213.7.13" },
+];
+const ok = (extra: Record<string, unknown> = {}) => ({ nodes, ...extra });
+const resolve = (extra: Record<string, unknown>) => () => resolvePatroniClusterSettings(ok(extra), SUBNET);
+const ROLE_TEXT = "a lower-case PostgreSQL identifier of letters, digits and '_' (at most 63), not starting with a digit";
+
+describe("resolvePatroniClusterSettings", () => {
+  it("applies every default", () => {
+    const s = resolvePatroniClusterSettings(ok(), SUBNET);
+    expect(s).toEqual({
+      nodes, subnet: SUBNET, clusterName: "hastack", pgVersion: 15, pgPort: 5432, restApiPort: 8008, etcdClientPort: 2379, etcdPeerPort: 2380,
+      dataDir: "/var/lib/postgresql/15/hastack", database: "workspad", appUser: "workspad", superuser: "postgres", replicationUser: "replicator",
+      rewindUser: "rewind", failoverProfile: "default", ttl: 30, loopWait: 10, retryTimeout: 10, synchronousMode: false, maxConnections: 200,
+      etcdDataDir: "/var/lib/etcd/hastack",
+    });
+    expect(PatroniClusterDefaults.dataDir).toBe(s.dataDir);
+  });
+
+  it("takes the fast failover profile's timings, and explicit timings over the profile", () => {
+    const fast = resolvePatroniClusterSettings(ok({ failoverProfile: "fast" }), SUBNET);
+    expect([fast.ttl, fast.loopWait, fast.retryTimeout]).toEqual([20, 4, 8]);
+    const mixed = resolvePatroniClusterSettings(ok({ failoverProfile: "fast", ttl: 25, retryTimeout: 10 }), SUBNET);
+    expect([mixed.ttl, mixed.loopWait, mixed.retryTimeout]).toEqual([25, 4, 10]);
+  });
+
+  it("accepts five nodes", () => {
+    const five = [...nodes, { name: "pg4", address: "10.213.7.14" }, { name: "pg5", address: "10.213.7.15" }];
+    expect(resolvePatroniClusterSettings({ nodes: five }, SUBNET).nodes).toHaveLength(5);
+  });
+
+  it("fails if the setting is not an object", () => {
+    expect(() => resolvePatroniClusterSettings("pg1,pg2", SUBNET)).toThrow('Invalid hastack:postgres: got "pg1,pg2"; expected an object with at least `nodes`.');
+  });
+  it("fails if the stack subnet is not a CIDR", () => {
+    expect(() => resolvePatroniClusterSettings(ok(), "10.213.7.0")).toThrow('Invalid hastack:subnet: got "10.213.7.0"; expected an IPv4 CIDR such as 10.213.7.0/24.');
+  });
+  it("fails if there are fewer than 3 nodes", () => {
+    expect(resolve({ nodes: nodes.slice(0, 1) })).toThrow(`Invalid hastack:postgres.nodes: got ${JSON.stringify(nodes.slice(0, 1))}; expected a list of at least 3 {name, address} entries.`);
+  });
+  it("fails if a node name is not a host name", () => {
+    expect(resolve({ nodes: [nodes[0], { name: "PG_2", address: "10.213.7.12" }, nodes[2]] }))
+      .toThrow(`Invalid hastack:postgres.nodes[1].name: got "PG_2"; expected a lower-case name of letters, digits and '-', starting with a letter.`);
+  });
+  it("fails if a node address is not IPv4", () => {
+    expect(resolve({ nodes: [nodes[0], { name: "pg2", address: "10.213.7.300" }, nodes[2]] }))
+      .toThrow('Invalid hastack:postgres.nodes[1].address: got "10.213.7.300"; expected an IPv4 address such as 192.168.1.130.');
+  });
+  it("fails if the number of nodes is even (etcd would lose quorum with half of them)", () => {
+    expect(resolve({ nodes: [...nodes, { name: "pg4", address: "10.213.7.14" }] }))
+      .toThrow("Invalid hastack:postgres.nodes: got 4; expected an odd number of nodes (3, 5, …) so etcd keeps a quorum.");
+  });
+  it("fails if a node lies outside the stack subnet", () => {
+    expect(resolve({ nodes: [nodes[0], { name: "pg2", address: "10.213.8.12" }, nodes[2]] }))
+      .toThrow('Invalid hastack:postgres.nodes[1].address: got "10.213.8.12"; expected an address inside the stack subnet 10.213.7.0/24.');
+  });
+  it("fails if two nodes share a name", () => {
+    expect(resolve({ nodes: [nodes[0], { name: "pg1", address: "10.213.7.12" }, nodes[2]] }))
+      .toThrow('Invalid hastack:postgres.nodes[1].name: got "pg1"; expected a name no other node uses.');
+  });
+  it("fails if two nodes share an address", () => {
+    expect(resolve({ nodes: [nodes[0], { name: "pg2", address: "10.213.7.11" }, nodes[2]] }))
+      .toThrow('Invalid hastack:postgres.nodes[1].address: got "10.213.7.11"; expected an address no other node uses.');
+  });
+  it("fails if clusterName is not a lower-case name", () => {
+    expect(resolve({ clusterName: "Has Stack" })).toThrow(`Invalid hastack:postgres.clusterName: got "Has Stack"; expected a lower-case name of letters, digits and '-', starting with a letter.`);
+  });
+  it("fails if pgVersion is not a supported major version", () => {
+    expect(resolve({ pgVersion: "15" })).toThrow('Invalid hastack:postgres.pgVersion: got "15"; expected a PostgreSQL major version from 12 to 17.');
+  });
+  it.each(["pgPort", "restApiPort", "etcdClientPort", "etcdPeerPort"])("fails if %s is not a TCP port", (key) => {
+    expect(resolve({ [key]: 70000 })).toThrow(`Invalid hastack:postgres.${key}: got 70000; expected a TCP port from 1 to 65535.`);
+  });
+  it("fails if two daemons on one host would use the same port", () => {
+    expect(resolve({ restApiPort: 5432 })).toThrow("Invalid hastack:postgres.restApiPort: got 5432; expected a port not already used by pgPort on the same host.");
+    expect(resolve({ etcdPeerPort: 2379 })).toThrow("Invalid hastack:postgres.etcdPeerPort: got 2379; expected a port not already used by etcdClientPort on the same host.");
+  });
+  it("fails if dataDir is not a safe absolute path", () => {
+    expect(resolve({ dataDir: "var/lib/pg data" })).toThrow(`Invalid hastack:postgres.dataDir: got "var/lib/pg data"; expected an absolute path of letters, digits, '.', '_', '-' and '/', at least two levels deep, such as /var/lib/postgresql/15/hastack.`);
+  });
+  it("fails if dataDir is the packaged main cluster's directory", () => {
+    expect(resolve({ dataDir: "/var/lib/postgresql/15/main" })).toThrow(`Invalid hastack:postgres.dataDir: got "/var/lib/postgresql/15/main"; expected a directory other than the packaged cluster's …/main (Patroni must not share it).`);
+  });
+  it("fails if database is not a plain identifier or is a system database", () => {
+    expect(resolve({ database: "template1" })).toThrow(`Invalid hastack:postgres.database: got "template1"; expected ${ROLE_TEXT}, other than postgres/template0/template1.`);
+  });
+  it.each(["appUser", "superuser", "replicationUser", "rewindUser"])("fails if %s is not a plain identifier", (key) => {
+    expect(resolve({ [key]: `bad"name` })).toThrow(`Invalid hastack:postgres.${key}: got "bad\\"name"; expected ${ROLE_TEXT}.`);
+  });
+  it("fails if two roles share a name", () => {
+    expect(resolve({ appUser: "postgres" })).toThrow('Invalid hastack:postgres.appUser: got "postgres"; expected a role name different from superuser.');
+  });
+  it("fails if failoverProfile is unknown", () => {
+    expect(resolve({ failoverProfile: "turbo" })).toThrow('Invalid hastack:postgres.failoverProfile: got "turbo"; expected one of "default", "fast".');
+  });
+  it("fails if ttl is below Patroni's minimum", () => {
+    expect(resolve({ ttl: 10 })).toThrow("Invalid hastack:postgres.ttl: got 10; expected whole seconds from 20 to 3600.");
+  });
+  it("fails if loopWait is not a positive whole number", () => {
+    expect(resolve({ loopWait: 0.5 })).toThrow("Invalid hastack:postgres.loopWait: got 0.5; expected whole seconds from 1 to 600.");
+  });
+  it("fails if retryTimeout is below 3 seconds", () => {
+    expect(resolve({ retryTimeout: 2 })).toThrow("Invalid hastack:postgres.retryTimeout: got 2; expected whole seconds from 3 to 600.");
+  });
+  it("fails if ttl is shorter than loopWait + 2 × retryTimeout", () => {
+    expect(resolve({ failoverProfile: "fast", retryTimeout: 10 })).toThrow("Invalid hastack:postgres.ttl: got 20; expected at least loopWait + 2 × retryTimeout = 24 (Patroni's rule, so a slow loop does not lose the leader key).");
+  });
+  it("fails if synchronousMode is not a boolean", () => {
+    expect(resolve({ synchronousMode: "yes" })).toThrow('Invalid hastack:postgres.synchronousMode: got "yes"; expected true or false.');
+  });
+  it("fails if maxConnections is out of range", () => {
+    expect(resolve({ maxConnections: 5 })).toThrow("Invalid hastack:postgres.maxConnections: got 5; expected a whole number from 10 to 10000.");
+  });
+});

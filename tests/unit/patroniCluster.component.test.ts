@@ -1,0 +1,157 @@
+import * as pulumi from "@pulumi/pulumi";
+import { byName, installMocks, isSecret, ofType, recorded, resolve, settle } from "./mocks";
+
+const SPECIAL = `jhYg/=\\F'"$`;
+const nodes = [
+  { name: "pg1", address: "10.213.7.11" },
+  { name: "pg2", address: "10.213.7.12" },
+  { name: "pg3", address: "10.213.7.13" },
+];
+const PASSWORDS = { superuserPassword: `su-${SPECIAL}`, replicationPassword: `repl-${SPECIAL}`, rewindPassword: `rw-${SPECIAL}`, appPassword: `app-${SPECIAL}` };
+
+// how the mock engine passes a secret input value
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const isSecretInput = (v: any) => typeof v === "object" && v !== null && v[SECRET_SIG] !== undefined;
+const unwrap = (v: any): any => (isSecretInput(v) ? unwrap(v.value) : Array.isArray(v) ? v.map(unwrap) : v);
+
+interface Seen { name: string; type: string; parent?: pulumi.Resource; dependsOn: pulumi.Resource[] }
+const seen: Seen[] = [];
+let cluster: any;
+
+async function nameOf(r: pulumi.Resource): Promise<string> {
+  const urn = await resolve(r.urn);
+  return urn.split("::").pop()!;
+}
+async function depsOf(name: string): Promise<string[]> {
+  const s = seen.find((x) => x.name === name);
+  if (!s) throw new Error(`no resource ${name}`);
+  return Promise.all(s.dependsOn.map(nameOf));
+}
+
+beforeAll(async () => {
+  await installMocks();
+  const { PatroniCluster, resolvePatroniClusterSettings } = await import("../../components/patroniCluster");
+  const settings = resolvePatroniClusterSettings({ nodes }, "10.213.7.0/24");
+  cluster = new PatroniCluster("db", {
+    settings,
+    ssh: { privateKey: pulumi.secret("KEY"), user: "root", port: 22 },
+    superuserPassword: pulumi.secret(PASSWORDS.superuserPassword),
+    replicationPassword: pulumi.secret(PASSWORDS.replicationPassword),
+    rewindPassword: pulumi.secret(PASSWORDS.rewindPassword),
+    appPassword: PASSWORDS.appPassword, // a plain string must come out secret as well
+  }, {
+    transformations: [(a) => {
+      const d = a.opts.dependsOn;
+      seen.push({ name: a.name, type: a.type, parent: a.opts.parent, dependsOn: Array.isArray(d) ? (d as pulumi.Resource[]) : d ? [d as pulumi.Resource] : [] });
+      return undefined;
+    }],
+  });
+  await resolve(cluster.leaderName);
+  await settle(200);
+});
+
+const STEPS = ["packages", "packaged-cluster-off", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "etcd-healthy", "patroni-config", "patroni-service", "patroni-reload"];
+
+describe("PatroniCluster wiring", () => {
+  it("registers the component with its type token", () => {
+    expect(recorded.filter((r) => r.type === "hastack:db:PatroniCluster").map((r) => r.name)).toEqual(["db"]);
+  });
+
+  it("creates every per-host step named <component>-<host>-<step>, and the cluster steps on the first member", () => {
+    const names = ofType("command:remote:Command").map((r) => r.name).sort();
+    const expected = [
+      ...nodes.flatMap((n) => STEPS.map((s) => `db-${n.name}-${s}`)),
+      "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg1-leader",
+    ].sort();
+    expect(names).toEqual(expected);
+  });
+
+  it("parents every child to the component", async () => {
+    const children = seen.filter((s) => s.type !== "hastack:db:PatroniCluster");
+    expect(children.length).toBe(nodes.length * STEPS.length + 4);
+    for (const c of children) expect([c.name, c.parent && (await nameOf(c.parent))]).toEqual([c.name, "db"]);
+  });
+
+  it("orders each host copy → validate → swap → enable → reload-on-hash after etcd is healthy", async () => {
+    for (const n of nodes) {
+      const p = (s: string) => `db-${n.name}-${s}`;
+      expect(await depsOf(p("packaged-cluster-off"))).toEqual([p("packages")]);
+      expect(await depsOf(p("data-dirs"))).toEqual([p("packages")]);
+      expect(await depsOf(p("etcd-config"))).toEqual([p("data-dirs")]);
+      expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config")]);
+      expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service")]);
+      expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
+      expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config")]);
+      expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);
+    }
+  });
+
+  it("waits for etcd health only after every member's etcd was started", async () => {
+    for (const n of nodes) expect((await depsOf(`db-${n.name}-etcd-healthy`)).sort()).toEqual(nodes.map((m) => `db-${m.name}-etcd-restart`).sort());
+  });
+
+  it("waits for a leader after all members, then patches dynamic config, creates the app database, observes the leader", async () => {
+    expect((await depsOf("db-pg1-cluster-healthy")).sort()).toEqual(nodes.map((m) => `db-${m.name}-patroni-reload`).sort());
+    expect(await depsOf("db-pg1-dynamic-config")).toEqual(["db-pg1-cluster-healthy"]);
+    expect(await depsOf("db-pg1-app-database")).toEqual(["db-pg1-dynamic-config"]);
+    expect(await depsOf("db-pg1-leader")).toEqual(["db-pg1-app-database"]);
+  });
+
+  it("uses content hashes, not contents, as triggers", async () => {
+    for (const name of ["db-pg1-etcd-restart", "db-pg2-patroni-reload", "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg1-leader"]) {
+      const triggers = unwrap(byName(name).inputs.triggers);
+      expect([name, triggers.length > 0, triggers.every((t: unknown) => typeof t === "string" && /^[0-9a-f]{64}$/.test(t))]).toEqual([name, true, true]);
+    }
+  });
+
+  it("writes the Patroni config as a secret, 0600 owned by postgres, validated by patroni before the swap", async () => {
+    const config = byName("db-pg2-patroni-config").inputs;
+    expect(config.create).toContain("chmod 0600");
+    expect(config.create).toContain("chown postgres:postgres");
+    expect(config.create).toContain("'/etc/patroni/config.yml'");
+    expect(config.create).toContain('patroni --validate-config "$NEW"');
+    expect(config.logging).toBe("none");
+    expect(isSecretInput(config.stdin)).toBe(true);
+    expect(unwrap(config.stdin)).toContain(`password: su-jhYg/=\\F'"$`);
+  });
+
+  it("never puts a password into command text", async () => {
+    for (const r of ofType("command:remote:Command")) {
+      const text = JSON.stringify([r.inputs.create, r.inputs.update, r.inputs.delete]);
+      for (const pw of Object.values(PASSWORDS)) expect([r.name, text.includes(pw) || text.includes(SPECIAL)]).toEqual([r.name, false]);
+    }
+  });
+
+  it("sends secrets only on stdin of quiet steps", async () => {
+    // every password starts with a marker that survives any quoting
+    const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
+    expect(withSecrets.map((r) => r.name).sort()).toEqual(["db-pg1-app-database", ...nodes.map((n) => `db-${n.name}-patroni-config`)].sort());
+    for (const r of withSecrets) expect([r.name, r.inputs.logging, isSecretInput(r.inputs.stdin)]).toEqual([r.name, "none", true]);
+  });
+
+  it("keeps data on destroy: deletes stop services and remove config files only", () => {
+    const deletes = ofType("command:remote:Command").filter((r) => r.inputs.delete).map((r) => [r.name, r.inputs.delete]);
+    expect(deletes).toEqual(expect.arrayContaining([
+      ["db-pg1-etcd-service", "systemctl disable --now etcd.service >/dev/null 2>&1 || true"],
+      ["db-pg1-patroni-service", "systemctl disable --now 'patroni.service' >/dev/null 2>&1 || true"],
+      ["db-pg1-patroni-config", "rm -f '/etc/patroni/config.yml'"],
+      ["db-pg1-etcd-config", "rm -f '/etc/default/etcd'"],
+    ]));
+    for (const [, d] of deletes) expect(d).not.toMatch(/\/var\/lib|rm -rf/);
+  });
+
+  it("exposes plain outputs and marks the passwords secret", async () => {
+    expect(await resolve(cluster.memberAddresses)).toEqual(nodes.map((n) => n.address));
+    expect(await resolve(cluster.pgPort)).toBe(5432);
+    expect(await resolve(cluster.restApiPort)).toBe(8008);
+    expect(await resolve(cluster.database)).toBe("workspad");
+    expect(await resolve(cluster.appUser)).toBe("workspad");
+    // the mock Command prints nothing, so nothing was observed
+    expect(await resolve(cluster.leaderName)).toBe("");
+    expect(await resolve(cluster.replicationEndpoint)).toEqual({ host: "", port: 5432 });
+    for (const k of ["superuserPassword", "replicationPassword", "appPassword"]) {
+      expect([k, await isSecret(cluster[k])]).toEqual([k, true]);
+    }
+    expect(await resolve(cluster.appPassword)).toBe(PASSWORDS.appPassword);
+  });
+});

@@ -1,0 +1,92 @@
+import * as yaml from "js-yaml";
+import { resolvePatroniClusterSettings } from "../../components/patroniCluster/args";
+import * as r from "../../components/patroniCluster/render";
+
+const SPECIAL = `jhYg/=\\F'"$`;
+const nodes = [
+  { name: "pg1", address: "10.213.7.11" },
+  { name: "pg2", address: "10.213.7.12" },
+  { name: "pg3", address: "10.213.7.13" },
+];
+const s = resolvePatroniClusterSettings({ nodes }, "10.213.7.0/24");
+const fast = resolvePatroniClusterSettings({ nodes, failoverProfile: "fast", synchronousMode: true, maxConnections: 500 }, "10.213.7.0/24");
+const rest = r.restUrl(nodes[0], s.restApiPort);
+
+describe("PatroniCluster render", () => {
+  it("renders /etc/default/etcd with every member in the initial cluster and v2 off", () => {
+    const text = r.renderEtcdEnv({ member: nodes[1], nodes, clientPort: 2379, peerPort: 2380, dataDir: s.etcdDataDir, clusterName: s.clusterName });
+    expect(text).toMatchSnapshot();
+    expect(r.parseEnvFile(text)).toMatchObject({
+      ETCD_NAME: "pg2",
+      ETCD_LISTEN_CLIENT_URLS: "http://10.213.7.12:2379,http://127.0.0.1:2379",
+      ETCD_INITIAL_CLUSTER: "pg1=http://10.213.7.11:2380,pg2=http://10.213.7.12:2380,pg3=http://10.213.7.13:2380",
+      ETCD_INITIAL_CLUSTER_STATE: "new",
+      ETCD_ENABLE_V2: "false",
+      ETCD_DATA_DIR: "/var/lib/etcd/hastack",
+    });
+  });
+
+  it("renders the Patroni config of a member", () => {
+    expect(r.renderPatroniConfig(s, nodes[0], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw" })).toMatchSnapshot();
+  });
+
+  it("renders the Patroni config with the fast profile and synchronous mode", () => {
+    expect(r.renderPatroniConfig(fast, nodes[2], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw" })).toMatchSnapshot();
+  });
+
+  it("keeps a password with / = \\ quotes and $ intact through YAML", () => {
+    const text = r.renderPatroniConfig(s, nodes[0], { superuser: SPECIAL, replication: SPECIAL, rewind: SPECIAL });
+    expect(text).toMatchSnapshot();
+    const c = yaml.load(text) as any;
+    expect(c.postgresql.authentication).toEqual({
+      superuser: { username: "postgres", password: SPECIAL },
+      replication: { username: "replicator", password: SPECIAL },
+      rewind: { username: "rewind", password: SPECIAL },
+    });
+  });
+
+  it("listens on the member address and loopback with one port at the end", () => {
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c" })) as any;
+    expect(c.postgresql.listen).toBe("10.213.7.11,127.0.0.1:5432");
+    expect(c.postgresql.connect_address).toBe("10.213.7.11:5432");
+    expect(c.etcd3.hosts).toEqual(["10.213.7.11:2379", "10.213.7.12:2379", "10.213.7.13:2379"]);
+    expect(c.bootstrap.pg_hba).toEqual(c.postgresql.pg_hba);
+    expect(c.postgresql.pg_hba.filter((l: string) => l.startsWith("host"))).toEqual(expect.arrayContaining([expect.stringMatching(/ scram-sha-256$/)]));
+    expect(c.postgresql.pg_hba.join("\n")).not.toMatch(/0\.0\.0\.0|md5|trust/);
+  });
+
+  it("renders the PATCH /config body from the same dynamic settings as bootstrap.dcs", () => {
+    const body = r.renderDynamicConfigJson(fast);
+    expect(body).toMatchSnapshot();
+    const c = yaml.load(r.renderPatroniConfig(fast, nodes[0], { superuser: "a", replication: "b", rewind: "c" })) as any;
+    expect(JSON.parse(body)).toEqual(c.bootstrap.dcs);
+  });
+
+  it("renders the app-database stdin with the special password quoted for .pgpass and psql", () => {
+    const stdin = r.renderAppDbStdin("postgres", `a:b\\c${SPECIAL}`, "workspad", "workspad", SPECIAL);
+    expect(stdin).toMatchSnapshot();
+    expect(stdin.split("\n")[0]).toBe(`*:*:*:postgres:a\\:b\\\\cjhYg/=\\\\F'"$`);
+    expect(stdin).toContain(`\\set app_password 'jhYg/=\\\\F''"$'`);
+  });
+
+  it("renders the host scripts", () => {
+    expect({
+      validate: r.patroniValidateScript(),
+      packagedOff: r.disablePackagedClusterScript(15),
+      dataDirs: r.dataDirsScript(s),
+      etcdStart: r.etcdStartScript(),
+      etcdRestart: r.etcdRestartScript(),
+      etcdHealth: r.etcdHealthProbe(nodes, 2379),
+      patroniReload: r.patroniReloadScript(),
+      clusterHealthy: r.clusterHealthyProbe(rest, 3),
+      leader: r.leaderQueryScript(rest),
+      patch: r.patchConfigScript(rest),
+      appDb: r.appDbScript(rest, 5432, "postgres"),
+    }).toMatchSnapshot();
+  });
+
+  it("parses the observed leader, and yields empty values when nothing was observed", () => {
+    expect(r.parseLeader('{"name": "pg2", "host": "10.213.7.12", "port": 5432}\n')).toEqual({ name: "pg2", host: "10.213.7.12", port: 5432 });
+    expect(r.parseLeader("")).toEqual({ name: "", host: "", port: 0 });
+  });
+});

@@ -1,0 +1,119 @@
+import {
+  CHECK_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString, npgsqlValue, pgpassLine, renderCheckPgpass,
+  renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderUserlist, userlistLine,
+} from "../../components/pgBouncerVipPair/render";
+
+const SPECIAL = `jhYg/=\\F'"$`;
+const members = [
+  { name: "pg1", address: "10.213.7.11" }, { name: "pg2", address: "10.213.7.12" }, { name: "pg3", address: "10.213.7.13" },
+];
+const ka = {
+  routerId: "px1", interface: "host0", virtualRouterId: 51, priority: 200, authPass: "Ab3dE6gH", vip: "10.213.7.50", vipPrefix: 24,
+  self: "10.213.7.21", peers: ["10.213.7.22"], unicast: false, checkIntervalSeconds: 2, checkFall: 2, checkRise: 2,
+};
+
+describe("haproxy.cfg", () => {
+  test("follows the Patroni primary through the REST check, never a fixed leader", () => {
+    const cfg = renderHaproxyCfg({ members, pgPort: 5432, restApiPort: 8008, haproxyPort: 5000 });
+    expect(cfg).toMatchSnapshot();
+    expect(cfg).toContain("    bind 127.0.0.1:5000\n");
+    expect(cfg).toContain("option httpchk OPTIONS /primary");
+    expect(cfg).toContain("http-check expect status 200");
+    expect(cfg).toContain("default-server inter 2s fall 2 rise 2 on-marked-down shutdown-sessions");
+    for (const m of members) expect(cfg).toContain(`server ${m.name} ${m.address}:5432 check port 8008`);
+  });
+});
+
+describe("pgbouncer.ini", () => {
+  const ini = renderPgbouncerIni({
+    database: "workspad", haproxyPort: 5000, port: 6432, authType: "scram-sha-256", poolMode: "session", defaultPoolSize: 20, maxClientConn: 500,
+  });
+  test("routes the database to the local HAProxy and listens on every address", () => {
+    expect(ini).toMatchSnapshot();
+    expect(ini).toContain("workspad = host=127.0.0.1 port=5000 dbname=workspad\n");
+    expect(ini).toContain("listen_addr = *\n");
+    expect(ini).toContain("ignore_startup_parameters = extra_float_digits\n");
+    expect(ini).toContain(`stats_users = ${CHECK_USER}\n`);
+    expect(ini).toContain("admin_users =\n");
+  });
+  test("takes paths so it can run from a temp dir", () => {
+    expect(renderPgbouncerIni({
+      database: "app", haproxyPort: 15000, port: 16432, listenAddr: "127.0.0.1", authType: "md5", poolMode: "transaction",
+      defaultPoolSize: 5, maxClientConn: 50, authFile: "/tmp/x/userlist.txt", unixSocketDir: "/tmp/x",
+    })).toMatchSnapshot();
+  });
+  test("refuses a value that would break the ini line", () => {
+    expect(() => renderPgbouncerIni({
+      database: "app;x", haproxyPort: 1, port: 2, authType: "md5", poolMode: "session", defaultPoolSize: 1, maxClientConn: 1,
+    })).toThrow('render: database "app;x" cannot be written unquoted');
+  });
+});
+
+describe("userlist.txt", () => {
+  test("quotes user and password, doubling quotes", () => {
+    expect(renderUserlist([{ user: "workspad", password: "plain" }, { user: CHECK_USER, password: "0123abcd" }])).toMatchSnapshot();
+  });
+  test("escapes the special password", () => {
+    const line = userlistLine("workspad", SPECIAL);
+    expect(line).toBe(`"workspad" "jhYg/=\\F'""$"`);
+    expect(renderUserlist([{ user: "workspad", password: SPECIAL }])).toMatchSnapshot();
+  });
+});
+
+describe("check script and its pgpass", () => {
+  test("logs in to PgBouncer's admin console with a timeout", () => {
+    const sh = renderCheckScript({ port: 6432 });
+    expect(sh).toMatchSnapshot();
+    expect(sh).toContain("connect_timeout=2");
+    expect(sh).toContain("dbname=pgbouncer");
+  });
+  test("pgpass escapes ':' and '\\'", () => {
+    expect(pgpassLine("*", 6432, "pgbouncer", CHECK_USER, "a:b\\c")).toBe("*:6432:pgbouncer:hastack_check:a\\:b\\\\c");
+    expect(pgpassLine("*", 6432, "app", "app", SPECIAL)).toBe(`*:6432:app:app:jhYg/=\\\\F'"$`);
+    expect(renderCheckPgpass(6432, checkUserPassword(SPECIAL))).toMatchSnapshot();
+  });
+  test("the check password is derived, hex, and changes with the app password", () => {
+    expect(checkUserPassword(SPECIAL)).toMatch(/^[0-9a-f]{32}$/);
+    expect(checkUserPassword(SPECIAL)).not.toBe(checkUserPassword("other"));
+  });
+});
+
+describe("keepalived.conf", () => {
+  test("multicast, with script security, a weight-0 login check and nopreempt", () => {
+    const conf = renderKeepalivedConf(ka);
+    expect(conf).toMatchSnapshot();
+    expect(conf).toContain("enable_script_security");
+    expect(conf).toContain("script_user keepalived_script");
+    expect(conf).not.toContain("weight");
+    expect(conf).toContain("10.213.7.50/24 dev host0");
+    expect(conf).not.toContain("unicast");
+  });
+  test("unicast names the other nodes as peers", () => {
+    const conf = renderKeepalivedConf({ ...ka, unicast: true, self: "10.213.7.22", peers: ["10.213.7.21", "10.213.7.23"], priority: 190 });
+    expect(conf).toMatchSnapshot();
+    expect(conf).toContain("unicast_src_ip 10.213.7.22");
+  });
+  test("quotes an auth_pass with keepalived comment characters", () => {
+    expect(renderKeepalivedConf({ ...ka, authPass: "a#b!{c}$" })).toContain('auth_pass "a#b!{c}$"');
+  });
+  test("refuses an auth_pass keepalived cannot quote (the special password)", () => {
+    expect(() => renderKeepalivedConf({ ...ka, authPass: SPECIAL })).toThrow("render: auth_pass cannot hold");
+  });
+  test("validation treats keepalived 2.2.7's self-SIGTERM as a pass only when nothing was printed", () => {
+    expect(keepalivedValidateCommand()).toMatchSnapshot();
+  });
+});
+
+describe("Npgsql connection string", () => {
+  test("plain values stay bare", () => {
+    expect(npgsqlConnectionString({ host: "10.213.7.50", port: 6432, database: "workspad", username: "workspad", password: "Abc123" }))
+      .toBe("Host=10.213.7.50;Port=6432;Database=workspad;Username=workspad;Password=Abc123");
+  });
+  test("the special password is double-quoted with inner quotes doubled", () => {
+    const cs = npgsqlConnectionString({ host: "10.213.7.50", port: 6432, database: "workspad", username: "workspad", password: SPECIAL });
+    expect(cs).toBe(`Host=10.213.7.50;Port=6432;Database=workspad;Username=workspad;Password="jhYg/=\\F'""$"`);
+    expect(cs).toMatchSnapshot();
+  });
+  test.each([["a;b", '"a;b"'], ["a=b", '"a=b"'], [" a", '" a"'], ["", '""'], ["a'b", `"a'b"`], ["a\"b", '"a""b"']])(
+    "quotes %j as %s", (v, q) => expect(npgsqlValue(v)).toBe(q));
+});
