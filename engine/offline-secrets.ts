@@ -31,7 +31,7 @@ function openssl(args: string[], cwd: string): void {
 }
 
 /** A CA, one server certificate per host (SAN = its name and address), one data-protection certificate. */
-export function offlineCertificates(hosts: readonly { name: string; address: string }[]) {
+export function offlineCertificates(hosts: readonly { name: string; address: string; dnsNames?: string[] }[]) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-pki-"));
   try {
     openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
@@ -40,7 +40,7 @@ export function offlineCertificates(hosts: readonly { name: string; address: str
     const servers: Record<string, { certPem: string; keyPem: string }> = {};
     for (const h of hosts) {
       fs.writeFileSync(path.join(dir, `${h.name}.ext`),
-        `subjectAltName=DNS:${h.name},IP:${h.address}\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
+        `subjectAltName=${[h.name, ...(h.dnsNames ?? [])].map((d) => `DNS:${d}`).join(",")},IP:${h.address}\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
       openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", `${h.name}.key`, "-out", `${h.name}.csr`,
         "-subj", `/O=hastack/CN=${h.name}`], dir);
       openssl(["x509", "-req", "-in", `${h.name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "730",
@@ -60,7 +60,7 @@ export function offlineCertificates(hosts: readonly { name: string; address: str
 }
 
 /** Secret config entries for a stack whose hosts are `hosts`. */
-export function offlineSecretsConfig(hosts: readonly { name: string; address: string }[]): ConfigMap {
+export function offlineSecretsConfig(hosts: readonly { name: string; address: string; dnsNames?: string[] }[]): ConfigMap {
   return {
     "hastack:passwords": { value: JSON.stringify(offlinePasswords()), secret: true },
     "hastack:certificates": { value: JSON.stringify(offlineCertificates(hosts)), secret: true },

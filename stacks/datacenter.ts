@@ -69,7 +69,11 @@ export class Datacenter extends pulumi.ComponentResource {
       keepalivedAuthPass: pw("proxyKeepalived"),
     }, { parent: this, dependsOn: [this.db] });
 
-    const tls = Object.fromEntries([...r.workspad.nodes, ...r.nginx.nodes].map((h) => [h.name, pki.server(h.name, h.address)]));
+    // WorksPad certificates also carry the upstream name nginx verifies them by
+    const tls = Object.fromEntries([
+      ...r.workspad.nodes.map((h) => [h.name, pki.server(h.name, h.address, [r.nginx.upstreamTlsName])]),
+      ...r.nginx.nodes.map((h) => [h.name, pki.server(h.name, h.address)]),
+    ]);
     const dataProtection = pki.dataProtection();
     this.apps = r.workspad.nodes.map((n) => new WorksPadNode(`${name}-app-${n.name}`, {
       settings: r.workspad, nodeName: n.name, ssh: cfg.ssh,

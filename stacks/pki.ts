@@ -47,7 +47,7 @@ export class StackPki {
   }
 
   /** Server certificate for a host: supplied under certificates.servers.<name>, else signed by the CA. */
-  server(hostName: string, address: string): CertPair {
+  server(hostName: string, address: string, extraDnsNames: readonly string[] = []): CertPair {
     const s = this.supplied.servers?.[hostName];
     if (s) return { certPem: s.certPem, keyPem: pulumi.secret(s.keyPem) };
     if (!this.caKeyPem) {
@@ -58,7 +58,7 @@ export class StackPki {
       privateKeyPem: key.privateKeyPem,
       subject: { commonName: hostName, organization: "hastack" },
       ipAddresses: [address],
-      dnsNames: [hostName],
+      dnsNames: [hostName, ...extraDnsNames],
     }, this.opts);
     const cert = new tls.LocallySignedCert(`${this.prefix}-${hostName}-tls`, {
       certRequestPem: csr.certRequestPem,

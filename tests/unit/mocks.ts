@@ -35,7 +35,7 @@ export async function installMocks(config: Record<string, string> = {}, project 
       recorded.push({ type: args.type, name: args.name, urn, inputs: args.inputs, custom: args.custom ?? true });
       const state: Record<string, any> = { ...args.inputs };
       // computed outputs a real provider would return
-      if (args.type === "random:index/randomPassword:RandomPassword") state.result = `mock-${args.name}-pw`;
+      if (args.type === "random:index/randomPassword:RandomPassword") state.result = `mock${args.name}pw`.replace(/[^A-Za-z0-9]/g, "").padEnd(args.inputs.length ?? 16, "x").slice(0, args.inputs.length ?? 16);
       if (args.type.startsWith("tls:index/privateKey")) state.privateKeyPem = `mock-key-${args.name}`, state.privateKeyOpenssh = `mock-ssh-${args.name}`;
       if (/selfSignedCert|locallySignedCert/.test(args.type)) state.certPem = `mock-cert-${args.name}`;
       if (args.type === "tls:index/certRequest:CertRequest") state.certRequestPem = `mock-csr-${args.name}`;

@@ -1,0 +1,176 @@
+import { HostSpec } from "../common/host";
+import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+
+/** Stack config under `hastack:nginx`: the HTTPS balancer in front of the WorksPad nodes. */
+export interface NginxBalancerSettings {
+  /** Balancer hosts: 1, or 2 with a keepalived VIP (the first node is preferred for the VIP). */
+  readonly nodes: HostSpec[];
+  /** Floating IPv4 address clients connect to; required with 2 nodes (no default), inside the stack subnet, not any host's address. */
+  readonly vip?: string;
+  /** Network interface that carries the VIP (`host0` in the nspawn lab). @default "eth0" */
+  readonly interface?: string;
+  /** VRRP virtual router id, unique per L2 segment. @default 52 */
+  readonly virtualRouterId?: number;
+  /** HTTPS listen port (on all addresses, so the VIP works wherever it lands). @default 443 */
+  readonly listenPort?: number;
+  /** Also listen on port 80 and redirect every request to HTTPS. @default true */
+  readonly httpRedirect?: boolean;
+  /** nginx `server_name`: `_` (any) or space-separated host names. @default "_" */
+  readonly serverName?: string;
+  /** Failed attempts before an upstream is skipped for failTimeoutSeconds (passive health check). @default 3 */
+  readonly maxFails?: number;
+  /** Window for maxFails and how long a failed upstream is skipped. @default 10 */
+  readonly failTimeoutSeconds?: number;
+  /** Idle time allowed between two reads from an upstream; long, because websockets stay open. @default 3600 */
+  readonly proxyReadTimeoutSeconds?: number;
+  /** Time allowed to connect to an upstream before the next one is tried. @default 5 */
+  readonly proxyConnectTimeoutSeconds?: number;
+  /** Largest request body (nginx size syntax). @default "100m" */
+  readonly clientMaxBodySize?: string;
+  /** Name the WorksPad certificates carry, checked only when a CA for the upstreams is given. @default "workspad" */
+  readonly upstreamTlsName?: string;
+}
+
+export const NginxBalancerDefaults = {
+  interface: "eth0",
+  virtualRouterId: 52,
+  listenPort: 443,
+  httpRedirect: true,
+  serverName: "_",
+  maxFails: 3,
+  failTimeoutSeconds: 10,
+  proxyReadTimeoutSeconds: 3600,
+  proxyConnectTimeoutSeconds: 5,
+  clientMaxBodySize: "100m",
+  upstreamTlsName: "workspad",
+} as const;
+
+/** Fixed, not configurable: older protocols are off. */
+export const TLS_PROTOCOLS = ["TLSv1.2", "TLSv1.3"] as const;
+
+export interface ResolvedNginxBalancerSettings {
+  readonly nodes: HostSpec[];
+  readonly vip?: string;
+  /** Prefix length of the stack subnet, used for the VIP address. */
+  readonly vipPrefix: number;
+  readonly interface: string;
+  readonly virtualRouterId: number;
+  readonly listenPort: number;
+  readonly httpRedirect: boolean;
+  readonly serverName: string;
+  readonly maxFails: number;
+  readonly failTimeoutSeconds: number;
+  readonly proxyReadTimeoutSeconds: number;
+  readonly proxyConnectTimeoutSeconds: number;
+  readonly clientMaxBodySize: string;
+  readonly upstreamTlsName: string;
+  readonly tlsProtocols: readonly string[];
+}
+
+const KEY = "hastack:nginx";
+const KNOWN = new Set(["nodes", "vip", ...Object.keys(NginxBalancerDefaults)]);
+
+const isInt = (n: unknown, min: number, max: number): n is number =>
+  typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
+const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
+/** Characters nginx takes literally in server_name without quoting; `*` for wildcards. */
+const isServerNames = (s: unknown): s is string =>
+  typeof s === "string" && (s === "_" || /^[A-Za-z0-9*.-]{1,253}( [A-Za-z0-9*.-]{1,253})*$/.test(s));
+const isSize = (s: unknown): s is string => typeof s === "string" && /^[0-9]{1,9}[kKmMgG]?$/.test(s);
+
+/**
+ * Apply defaults and validate `hastack:nginx`. Pure; throws ConfigError before any resource exists.
+ * `allHostAddresses` are the addresses of every host of the stack (the VIP must be none of them).
+ */
+export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHostAddresses: readonly string[] = []): ResolvedNginxBalancerSettings {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with at least nodes");
+  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
+  }
+  checkHosts(`${KEY}.nodes`, r.nodes, 1);
+  const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
+  const s = { ...NginxBalancerDefaults, ...r } as Record<string, any>;
+
+  checkRules([
+    { field: `${KEY}.nodes`, given: nodes.length, ok: nodes.length <= 2, accepted: "1 node, or 2 nodes with a vip" },
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].name`, given: h.name, ok: nodes.findIndex((o) => o.name === h.name) === i,
+      accepted: "a name no other balancer node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address,
+      ok: nodes.findIndex((o) => o.address === h.address) === i, accepted: "an address no other balancer node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address, ok: inSubnet(h.address, subnet),
+      accepted: `an address inside the stack subnet ${subnet}` })),
+    { field: `${KEY}.vip`, given: s.vip, ok: nodes.length === 1 || s.vip !== undefined,
+      accepted: "an IPv4 address for the VIP (2 nodes need one)" },
+    { field: `${KEY}.vip`, given: s.vip, ok: nodes.length === 2 || s.vip === undefined,
+      accepted: "nothing with a single node (a VIP needs 2 nodes)" },
+  ]);
+  if (s.vip !== undefined) {
+    checkRules([
+      { field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.60" },
+    ]);
+    checkRules([
+      { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
+      { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
+        accepted: "an address no host of the stack has" },
+    ]);
+  }
+  checkRules([
+    { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
+      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+    { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
+    { field: `${KEY}.listenPort`, given: s.listenPort, ok: isPort(s.listenPort), accepted: "a TCP port 1..65535" },
+    { field: `${KEY}.httpRedirect`, given: s.httpRedirect, ok: typeof s.httpRedirect === "boolean", accepted: "true or false" },
+  ]);
+  checkRules([
+    { field: `${KEY}.listenPort`, given: s.listenPort, ok: !(s.httpRedirect && s.listenPort === 80),
+      accepted: "a port other than 80 while httpRedirect is on (port 80 redirects to HTTPS)" },
+    { field: `${KEY}.serverName`, given: s.serverName, ok: isServerNames(s.serverName),
+      accepted: `"_" or space-separated host names of letters, digits, '.', '-' and '*'` },
+    { field: `${KEY}.maxFails`, given: s.maxFails, ok: isInt(s.maxFails, 0, 100), accepted: "an integer 0..100 (0 turns passive checks off)" },
+    { field: `${KEY}.failTimeoutSeconds`, given: s.failTimeoutSeconds, ok: isInt(s.failTimeoutSeconds, 1, 3600), accepted: "an integer 1..3600" },
+    { field: `${KEY}.proxyReadTimeoutSeconds`, given: s.proxyReadTimeoutSeconds, ok: isInt(s.proxyReadTimeoutSeconds, 1, 86400),
+      accepted: "an integer 1..86400" },
+    // nginx caps the connect timeout at 75 s
+    { field: `${KEY}.proxyConnectTimeoutSeconds`, given: s.proxyConnectTimeoutSeconds, ok: isInt(s.proxyConnectTimeoutSeconds, 1, 75),
+      accepted: "an integer 1..75" },
+    { field: `${KEY}.clientMaxBodySize`, given: s.clientMaxBodySize, ok: isSize(s.clientMaxBodySize),
+      accepted: `an nginx size such as "100m" (digits, then optional k, m or g)` },
+    { field: `${KEY}.upstreamTlsName`, given: s.upstreamTlsName,
+      ok: typeof s.upstreamTlsName === "string" && /^[A-Za-z0-9.-]{1,253}$/.test(s.upstreamTlsName),
+      accepted: "a host name of letters, digits, '.' and '-'" },
+  ]);
+
+  return {
+    nodes,
+    vip: s.vip,
+    vipPrefix: Number(subnet.split("/")[1]),
+    interface: s.interface,
+    virtualRouterId: s.virtualRouterId,
+    listenPort: s.listenPort,
+    httpRedirect: s.httpRedirect,
+    serverName: s.serverName,
+    maxFails: s.maxFails,
+    failTimeoutSeconds: s.failTimeoutSeconds,
+    proxyReadTimeoutSeconds: s.proxyReadTimeoutSeconds,
+    proxyConnectTimeoutSeconds: s.proxyConnectTimeoutSeconds,
+    clientMaxBodySize: s.clientMaxBodySize,
+    upstreamTlsName: s.upstreamTlsName,
+    tlsProtocols: TLS_PROTOCOLS,
+  };
+}
+
+/**
+ * Check the upstream list once its Outputs resolve (WorksPad node addresses come from another component).
+ * Field names are relative to the component's `upstreams` argument.
+ */
+export function checkUpstreams(list: readonly { name: unknown; address: unknown; port: unknown }[]): void {
+  checkRules([{ field: "upstreams", given: list.length, ok: list.length >= 1, accepted: "at least one WorksPad node" }]);
+  list.forEach((u, i) => checkRules([
+    { field: `upstreams[${i}].name`, given: u.name, ok: typeof u.name === "string" && /^[a-z][a-z0-9-]{0,62}$/.test(u.name),
+      accepted: "a lower-case name of letters, digits and '-', starting with a letter" },
+    { field: `upstreams[${i}].address`, given: u.address, ok: isIPv4(u.address), accepted: "an IPv4 address such as 10.213.7.21" },
+    { field: `upstreams[${i}].port`, given: u.port, ok: isPort(u.port), accepted: "a TCP port 1..65535" },
+  ]));
+}

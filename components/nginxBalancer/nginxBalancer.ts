@@ -1,0 +1,133 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { HostSpec, SshAccess, connectionFor } from "../common/host";
+import { contentHash } from "../common/hash";
+import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
+import { invalid } from "../common/validate";
+import { ResolvedNginxBalancerSettings, checkUpstreams } from "./args";
+import { NGINX_PATHS, Upstream, healthProbe, renderBalancerKeepalived, renderSite, renderSiteCheck } from "./render";
+
+/** A WorksPad node as another component reports it. */
+export interface NginxUpstreamInput {
+  readonly name: pulumi.Input<string>;
+  readonly address: pulumi.Input<string>;
+  readonly port: pulumi.Input<number>;
+}
+
+/** Server certificate and key of one balancer node. */
+export interface NginxNodeTls {
+  readonly certPem: pulumi.Input<string>;
+  /** Always treated as a secret. */
+  readonly keyPem: pulumi.Input<string>;
+}
+
+export interface NginxBalancerArgs {
+  /** Output of resolveNginxBalancerSettings. */
+  readonly settings: ResolvedNginxBalancerSettings;
+  readonly ssh: SshAccess;
+  /** The WorksPad nodes (HTTPS, usually port 4430). */
+  readonly upstreams: pulumi.Input<pulumi.Input<NginxUpstreamInput>[]>;
+  /** Server certificate per balancer node, keyed by node name. */
+  readonly tls: Readonly<Record<string, NginxNodeTls>>;
+  /** CA of the WorksPad certificates: when given, nginx verifies the upstreams with it; passed through as an output. */
+  readonly caCertPem?: pulumi.Input<string>;
+  /** VRRP shared secret; required with 2 nodes. */
+  readonly keepalivedAuthPass?: pulumi.Input<string>;
+}
+
+/** nginx HTTPS balancer (ip_hash, passive health checks, websockets), optionally two nodes behind a keepalived VIP. */
+export class NginxBalancer extends pulumi.ComponentResource {
+  /** `https://<vip or node address>:<port>`, known once every node answers HTTPS. */
+  public readonly endpoint: pulumi.Output<string>;
+  /** The upstream CA as given (undefined when none). */
+  public readonly caCertPem: pulumi.Output<string | undefined>;
+
+  constructor(name: string, args: NginxBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hastack:edge:NginxBalancer", name, {}, opts);
+    const s = args.settings;
+    for (const n of s.nodes) {
+      if (!args.tls[n.name]) invalid(`tls.${n.name}`, undefined, `a {certPem, keyPem} for balancer node ${n.name}`);
+    }
+    if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the balancer has a vip");
+
+    const upstreams = pulumi.output(args.upstreams).apply((list) => {
+      checkUpstreams(list);
+      return list as Upstream[];
+    });
+    const files = { cert: NGINX_PATHS.cert, key: NGINX_PATHS.key, upstreamCa: args.caCertPem ? NGINX_PATHS.upstreamCa : undefined };
+    const site = upstreams.apply((u) => renderSite(s, u, files));
+
+    const healthy: command.remote.Command[] = [];
+    const keepalivedSteps: command.remote.Command[] = [];
+    s.nodes.forEach((host, index) => {
+      const r = this.deployNode(name, host, index, args, site);
+      healthy.push(r.health);
+      keepalivedSteps.push(...r.keepalived);
+    });
+
+    if (s.vip) {
+      healthy.push(waitFor(`${name}-vip-health`, connectionFor(s.nodes[0], args.ssh), `curl -sk -o /dev/null --max-time 3 https://${s.vip}:${s.listenPort}/`,
+        120, { parent: this, dependsOn: [...healthy, ...keepalivedSteps] }));
+    }
+
+    const url = `https://${s.vip ?? s.nodes[0].address}:${s.listenPort}`;
+    this.endpoint = pulumi.all(healthy.map((h) => h.stdout)).apply(() => url);
+    this.caCertPem = pulumi.output(args.caCertPem);
+    this.registerOutputs({ endpoint: this.endpoint, caCertPem: this.caCertPem });
+  }
+
+  /** copy certs → copy+validate+swap site → enable site → nginx → reload on hash → health; then keepalived. */
+  private deployNode(name: string, host: HostSpec, index: number, args: NginxBalancerArgs, site: pulumi.Output<string>) {
+    const s = args.settings;
+    const conn = connectionFor(host, args.ssh);
+    const p = `${name}-${host.name}`;
+    const tls = args.tls[host.name];
+    const after = (...deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
+
+    const packages = installPackages(`${p}-packages`, conn, ["nginx", "curl", "openssl", ...(s.vip ? ["keepalived"] : [])], after());
+    const cert = putFile(`${p}-cert`, {
+      connection: conn, path: NGINX_PATHS.cert, content: tls.certPem,
+      validate: `openssl x509 -in "$NEW" -noout`,
+    }, after(packages));
+    // the key must parse and belong to the certificate just written
+    const key = putFile(`${p}-key`, {
+      connection: conn, path: NGINX_PATHS.key, content: pulumi.secret(tls.keyPem), secret: true,
+      validate: `[ "$(openssl pkey -in "$NEW" -pubout)" = "$(openssl x509 -in ${NGINX_PATHS.cert} -noout -pubkey)" ]`,
+    }, after(cert));
+    const ca = args.caCertPem === undefined ? undefined : putFile(`${p}-ca`, {
+      connection: conn, path: NGINX_PATHS.upstreamCa, content: args.caCertPem,
+      validate: `openssl x509 -in "$NEW" -noout`,
+    }, after(key));
+    const siteFile = putFile(`${p}-site`, {
+      connection: conn, path: NGINX_PATHS.site, content: site, validate: renderSiteCheck(),
+    }, after(ca ?? key));
+    const enable = runScript(`${p}-enable-site`, {
+      connection: conn,
+      create: [
+        `ln -sfn ${NGINX_PATHS.site} ${NGINX_PATHS.siteLink}`,
+        // the packaged default site also claims port 80 as default_server
+        `rm -f ${NGINX_PATHS.defaultSiteLink}`,
+        "nginx -t",
+      ].join("\n"),
+      delete: `rm -f ${NGINX_PATHS.siteLink}; nginx -t >/dev/null 2>&1 && systemctl reload nginx || true`,
+    }, after(siteFile));
+    const service = serviceEnabled(`${p}-nginx`, conn, "nginx", after(enable));
+    const hashes = [contentHash(site), contentHash(tls.certPem), contentHash(pulumi.secret(tls.keyPem)),
+      contentHash(args.caCertPem ?? "")];
+    const reload = restartOnChange(`${p}-reload`, conn, "nginx -t && systemctl reload nginx", hashes, after(service));
+    const health = waitFor(`${p}-health`, conn, healthProbe(s.listenPort), 60, after(reload), hashes);
+
+    const keepalived: command.remote.Command[] = [];
+    if (s.vip) {
+      const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw));
+      const kaFile = putFile(`${p}-keepalived-conf`, {
+        connection: conn, path: NGINX_PATHS.keepalived, content: pulumi.secret(conf), secret: true,
+        validate: `keepalived -t -f "$NEW"`,
+      }, after(health));
+      const kaService = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
+      keepalived.push(restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))],
+        after(kaService)));
+    }
+    return { health, keepalived };
+  }
+}

@@ -1,0 +1,157 @@
+import { HostSpec } from "../common/host";
+import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+
+/**
+ * Stack config under `hastack:redis`: Redis with auth, one Sentinel per node, HAProxy on each node
+ * forwarding to the current master, optionally a keepalived VIP over the HAProxies.
+ * HAProxy owns /etc/haproxy/haproxy.cfg and keepalived /etc/keepalived/keepalived.conf, so these nodes
+ * must not also be PgBouncer proxy nodes (the reference layout gives Redis its own VMs).
+ */
+export interface RedisSentinelGroupSettings {
+  /** Create the group at all. @default false */
+  readonly enabled?: boolean;
+  /** Redis hosts, at least 3 (one Sentinel each); the first is the initial master of a new group. */
+  readonly nodes: HostSpec[];
+  /** Redis port. @default 6379 */
+  readonly port?: number;
+  /** Sentinel port. @default 26379 */
+  readonly sentinelPort?: number;
+  /** Name Sentinel monitors the master under. @default "hastack" */
+  readonly masterName?: string;
+  /** Sentinels that must agree the master is down; 1..number of nodes. @default majority, floor(n/2)+1 */
+  readonly quorum?: number;
+  /** Milliseconds without an answer before a Sentinel considers an instance down. @default 5000 */
+  readonly downAfterMs?: number;
+  /** Sentinel failover timeout in milliseconds. @default 60000 */
+  readonly failoverTimeoutMs?: number;
+  /** Replicas resynchronised with a new master at the same time. @default 1 */
+  readonly parallelSyncs?: number;
+  /** Redis `maxmemory` (e.g. "512mb"). @default undefined (no limit) */
+  readonly maxmemory?: string;
+  /** Floating IPv4 address over the HAProxies; inside the stack subnet, not any host's address. @default undefined (no keepalived) */
+  readonly vip?: string;
+  /** HAProxy port on every node (and on the VIP) that always reaches the current master. @default 6380 */
+  readonly haproxyPort?: number;
+  /** Network interface that carries the VIP. @default "eth0" */
+  readonly interface?: string;
+  /** VRRP virtual router id, unique per L2 segment. @default 53 */
+  readonly virtualRouterId?: number;
+}
+
+export const RedisSentinelGroupDefaults = {
+  enabled: false,
+  port: 6379,
+  sentinelPort: 26379,
+  masterName: "hastack",
+  downAfterMs: 5000,
+  failoverTimeoutMs: 60000,
+  parallelSyncs: 1,
+  haproxyPort: 6380,
+  interface: "eth0",
+  virtualRouterId: 53,
+} as const;
+
+export interface ResolvedRedisSentinelGroupSettings {
+  readonly nodes: HostSpec[];
+  readonly port: number;
+  readonly sentinelPort: number;
+  readonly masterName: string;
+  readonly quorum: number;
+  readonly downAfterMs: number;
+  readonly failoverTimeoutMs: number;
+  readonly parallelSyncs: number;
+  readonly maxmemory?: string;
+  readonly vip?: string;
+  /** Prefix length of the stack subnet, used for the VIP address. */
+  readonly vipPrefix: number;
+  readonly haproxyPort: number;
+  readonly interface: string;
+  readonly virtualRouterId: number;
+}
+
+const KEY = "hastack:redis";
+const KNOWN = new Set(["nodes", "quorum", "maxmemory", "vip", ...Object.keys(RedisSentinelGroupDefaults)]);
+
+const isInt = (n: unknown, min: number, max: number): n is number =>
+  typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
+const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
+
+/**
+ * Apply defaults and validate `hastack:redis`. Pure; throws ConfigError before any resource exists.
+ * Returns undefined when the group is not enabled (nothing else is checked then).
+ * `allHostAddresses` are the addresses of every host of the stack (the VIP must be none of them).
+ */
+export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
+  allHostAddresses: readonly string[] = []): ResolvedRedisSentinelGroupSettings | undefined {
+  if (raw === undefined) return undefined;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with enabled and nodes");
+  const r = raw as Record<string, unknown>;
+  const enabled = r.enabled ?? RedisSentinelGroupDefaults.enabled;
+  checkRules([{ field: `${KEY}.enabled`, given: r.enabled, ok: typeof enabled === "boolean", accepted: "true or false" }]);
+  if (!enabled) return undefined;
+  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  for (const k of Object.keys(r)) {
+    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
+  }
+  checkHosts(`${KEY}.nodes`, r.nodes, 3);
+  const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
+  const s = { ...RedisSentinelGroupDefaults, quorum: Math.floor(nodes.length / 2) + 1, ...r } as Record<string, any>;
+
+  checkRules([
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].name`, given: h.name, ok: nodes.findIndex((o) => o.name === h.name) === i,
+      accepted: "a name no other Redis node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address,
+      ok: nodes.findIndex((o) => o.address === h.address) === i, accepted: "an address no other Redis node has" })),
+    ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address, ok: inSubnet(h.address, subnet),
+      accepted: `an address inside the stack subnet ${subnet}` })),
+    { field: `${KEY}.port`, given: s.port, ok: isPort(s.port), accepted: "a TCP port 1..65535" },
+    { field: `${KEY}.sentinelPort`, given: s.sentinelPort, ok: isPort(s.sentinelPort), accepted: "a TCP port 1..65535" },
+    { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: isPort(s.haproxyPort), accepted: "a TCP port 1..65535" },
+  ]);
+  checkRules([
+    { field: `${KEY}.sentinelPort`, given: s.sentinelPort, ok: s.sentinelPort !== s.port, accepted: `a port other than ${KEY}.port (${s.port})` },
+    { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: s.haproxyPort !== s.port && s.haproxyPort !== s.sentinelPort,
+      accepted: `a port other than ${KEY}.port (${s.port}) and ${KEY}.sentinelPort (${s.sentinelPort})` },
+    // the name ends up in sentinel.conf, haproxy.cfg and shell commands
+    { field: `${KEY}.masterName`, given: s.masterName, ok: typeof s.masterName === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(s.masterName),
+      accepted: "1..64 letters, digits, '_', '.' or '-'" },
+    { field: `${KEY}.quorum`, given: s.quorum, ok: isInt(s.quorum, 1, nodes.length),
+      accepted: `an integer 1..${nodes.length} (the number of Sentinels)` },
+    { field: `${KEY}.downAfterMs`, given: s.downAfterMs, ok: isInt(s.downAfterMs, 100, 3600000), accepted: "an integer 100..3600000" },
+    { field: `${KEY}.failoverTimeoutMs`, given: s.failoverTimeoutMs, ok: isInt(s.failoverTimeoutMs, 1000, 86400000),
+      accepted: "an integer 1000..86400000" },
+    { field: `${KEY}.parallelSyncs`, given: s.parallelSyncs, ok: isInt(s.parallelSyncs, 1, nodes.length - 1),
+      accepted: `an integer 1..${nodes.length - 1} (the number of replicas)` },
+    { field: `${KEY}.maxmemory`, given: s.maxmemory,
+      ok: s.maxmemory === undefined || (typeof s.maxmemory === "string" && /^[1-9][0-9]{0,15}(b|k|kb|m|mb|g|gb)?$/i.test(s.maxmemory)),
+      accepted: `a Redis memory size such as "512mb"` },
+    { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
+      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+    { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
+  ]);
+  if (s.vip !== undefined) {
+    checkRules([{ field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.70" }]);
+    checkRules([
+      { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
+      { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
+        accepted: "an address no host of the stack has" },
+    ]);
+  }
+
+  return {
+    nodes,
+    port: s.port,
+    sentinelPort: s.sentinelPort,
+    masterName: s.masterName,
+    quorum: s.quorum,
+    downAfterMs: s.downAfterMs,
+    failoverTimeoutMs: s.failoverTimeoutMs,
+    parallelSyncs: s.parallelSyncs,
+    maxmemory: s.maxmemory,
+    vip: s.vip,
+    vipPrefix: Number(subnet.split("/")[1]),
+    haproxyPort: s.haproxyPort,
+    interface: s.interface,
+    virtualRouterId: s.virtualRouterId,
+  };
+}

@@ -1,0 +1,316 @@
+import { HostSpec } from "../common/host";
+import { shq } from "../common/shell";
+import { renderKeepalivedConf } from "../common/vrrp";
+import { ResolvedRedisSentinelGroupSettings } from "./args";
+
+/** Where the files live on a Redis node. */
+export const REDIS_PATHS = {
+  /** Written once (include + replicaof); Redis and Sentinel rewrite it on failover. */
+  main: "/etc/redis/redis.conf",
+  mainMarker: "/etc/redis/.hastack-redis-conf",
+  /** Settings hastack owns and may change; included by the main file. */
+  managed: "/etc/redis/hastack.conf",
+  /** Written once; Sentinel rewrites it itself. */
+  sentinel: "/etc/redis/sentinel.conf",
+  sentinelMarker: "/etc/redis/.hastack-sentinel-conf",
+  /** The password alone (no newline), 0600 root: REDISCLI_AUTH and `redis-cli -x` read it, never the command line. */
+  cliPass: "/etc/redis/hastack-cli.pass",
+  health: "/etc/redis/hastack-health.sh",
+  haproxy: "/etc/haproxy/haproxy.cfg",
+  keepalived: "/etc/keepalived/keepalived.conf",
+  keepalivedCheck: "/etc/keepalived/hastack-redis-check.sh",
+} as const;
+
+/** Daemon-side paths, overridable so the daemon tests run the same files in a temp dir. */
+export interface RedisRuntimePaths {
+  readonly dir: string;
+  readonly pidfile: string;
+  readonly logfile: string;
+}
+export const REDIS_RUNTIME: RedisRuntimePaths = { dir: "/var/lib/redis", pidfile: "/run/redis/redis-server.pid", logfile: "/var/log/redis/redis-server.log" };
+export const SENTINEL_RUNTIME: RedisRuntimePaths = { dir: "/var/lib/redis", pidfile: "/run/sentinel/redis-sentinel.pid", logfile: "/var/log/redis/redis-sentinel.log" };
+
+/** Placeholder in the staged sentinel.conf that the host replaces with the master it discovered. */
+export const MASTER_PLACEHOLDER = "@MASTER@";
+
+/**
+ * A value quoted for redis.conf/sentinel.conf: double quotes, with backslash escapes for `\` and `"`
+ * and \xHH for anything not printable ASCII (Redis' sdssplitargs reads these back verbatim).
+ */
+export function redisQuote(v: string): string {
+  let out = "";
+  for (const b of Buffer.from(v, "utf8")) {
+    const c = String.fromCharCode(b);
+    if (c === "\\" || c === "\"") out += `\\${c}`;
+    else if (b >= 0x20 && b < 0x7f) out += c;
+    else out += `\\x${b.toString(16).padStart(2, "0")}`;
+  }
+  return `"${out}"`;
+}
+
+/** Directives hastack.conf owns; CONFIG REWRITE copies them into redis.conf, where they would override the include. */
+export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", "logfile", "dir", "requirepass", "masterauth",
+  "replica-announce-ip", "appendonly", "maxmemory"] as const;
+
+/** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
+export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string,
+  rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"]): string {
+  return [
+    "# Managed by hastack (RedisSentinelGroup); changes are overwritten. Included by redis.conf.",
+    `bind ${bind.join(" ")}`,
+    // a password is always set, so protected mode would change nothing
+    "protected-mode yes",
+    `port ${s.port}`,
+    `pidfile ${rt.pidfile}`,
+    `logfile ${rt.logfile}`,
+    `dir ${rt.dir}`,
+    `requirepass ${redisQuote(password)}`,
+    `masterauth ${redisQuote(password)}`,
+    `replica-announce-ip ${self.address}`,
+    "appendonly yes",
+    ...(s.maxmemory ? [`maxmemory ${s.maxmemory}`] : []),
+    "",
+  ].join("\n");
+}
+
+/** The once-written redis.conf: the include, plus replicaof unless this node is the master. */
+export function renderRedisMain(master: string | undefined, port: number, managedPath: string = REDIS_PATHS.managed): string {
+  return [
+    "# Written once by hastack; Redis and Sentinel own this file from now on (CONFIG REWRITE on failover).",
+    "# Settings hastack manages live in the included file.",
+    `include ${managedPath}`,
+    ...(master ? [`replicaof ${master} ${port}`] : []),
+    "",
+  ].join("\n");
+}
+
+/** sentinel.conf as first written; `master` is MASTER_PLACEHOLDER when the host fills it in. */
+export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string, master: string,
+  rt: RedisRuntimePaths = SENTINEL_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], port: number = s.sentinelPort): string {
+  const m = s.masterName;
+  return [
+    "# Written once by hastack; Sentinel rewrites this file itself. Later setting changes go through SENTINEL SET.",
+    `port ${port}`,
+    `bind ${bind.join(" ")}`,
+    `pidfile ${rt.pidfile}`,
+    `logfile ${rt.logfile}`,
+    `dir ${rt.dir}`,
+    // all Sentinels share the password: they log in to each other with their own requirepass
+    `requirepass ${redisQuote(password)}`,
+    "sentinel resolve-hostnames no",
+    "sentinel announce-hostnames no",
+    `sentinel announce-ip ${self.address}`,
+    "sentinel deny-scripts-reconfig yes",
+    `sentinel monitor ${m} ${master} ${s.port} ${s.quorum}`,
+    `sentinel auth-pass ${m} ${redisQuote(password)}`,
+    `sentinel down-after-milliseconds ${m} ${s.downAfterMs}`,
+    `sentinel failover-timeout ${m} ${s.failoverTimeoutMs}`,
+    `sentinel parallel-syncs ${m} ${s.parallelSyncs}`,
+    "",
+  ].join("\n");
+}
+
+/** Shell: sets $master to the master the running Sentinels report, or the first node for a new group. */
+export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings): string {
+  return [
+    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}); export REDISCLI_AUTH`,
+    "master=''",
+    `for peer in ${s.nodes.map((n) => n.address).join(" ")}; do`,
+    `  a=$(timeout 3 redis-cli -h "$peer" -p ${s.sentinelPort} SENTINEL get-master-addr-by-name ${s.masterName} 2>/dev/null | head -n 1 | tr -d '\\r') || a=''`,
+    "  if printf '%s' \"$a\" | grep -Eqx '[0-9]{1,3}(\\.[0-9]{1,3}){3}'; then master=$a; break; fi",
+    "done",
+    `[ -n "$master" ] || master=${s.nodes[0].address}`,
+  ].join("\n");
+}
+
+/**
+ * Write redis.conf only if hastack never wrote it (the packaged file does not count), pointing a new
+ * replica at the master the Sentinels report: a redeploy never undoes a failover.
+ */
+export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, self: HostSpec): string {
+  const P = REDIS_PATHS;
+  return [
+    `if [ -e ${P.main} ] && [ -e ${P.mainMarker} ]; then echo kept; exit 0; fi`,
+    renderDiscoverMaster(s),
+    // the packaged instance runs on the packaged file; it must not outlive it
+    "systemctl stop redis-server 2>/dev/null || true",
+    `if [ -e ${P.main} ] && [ ! -e ${P.main}.dpkg-hastack ]; then cp -p ${P.main} ${P.main}.dpkg-hastack; fi`,
+    `NEW=$(mktemp /etc/redis/.hastack.XXXXXX)`,
+    `trap 'rm -f "$NEW"' EXIT`,
+    "{",
+    ...renderRedisMain(undefined, s.port).trimEnd().split("\n").map((l) => `  printf '%s\\n' ${shq(l)}`),
+    `  if [ "$master" != ${self.address} ]; then printf 'replicaof %s %s\\n' "$master" ${s.port}; fi`,
+    `} > "$NEW"`,
+    `chmod 0640 "$NEW"`,
+    `chown redis:redis "$NEW"`,
+    `mv -f "$NEW" ${P.main}`,
+    `touch ${P.mainMarker}`,
+    `echo "written; master $master"`,
+  ].join("\n");
+}
+
+/** Write sentinel.conf (staged on stdin with MASTER_PLACEHOLDER) only if hastack never wrote it. */
+export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings): string {
+  const P = REDIS_PATHS;
+  return [
+    `if [ -e ${P.sentinel} ] && [ -e ${P.sentinelMarker} ]; then cat >/dev/null; echo kept; exit 0; fi`,
+    renderDiscoverMaster(s),
+    `NEW=$(mktemp /etc/redis/.hastack.XXXXXX)`,
+    `trap 'rm -f "$NEW"' EXIT`,
+    `chmod 0640 "$NEW"`,
+    `sed "/^sentinel monitor /s/${MASTER_PLACEHOLDER}/$master/" > "$NEW"`,
+    `grep -q "^sentinel monitor ${s.masterName} $master ${s.port} " "$NEW"`,
+    `chown redis:redis "$NEW"`,
+    // the packaged Sentinel rewrites its file on events; stop it before replacing the file
+    "systemctl stop redis-sentinel 2>/dev/null || true",
+    `if [ -e ${P.sentinel} ] && [ ! -e ${P.sentinel}.dpkg-hastack ]; then cp -p ${P.sentinel} ${P.sentinel}.dpkg-hastack; fi`,
+    `mv -f "$NEW" ${P.sentinel}`,
+    `touch ${P.sentinelMarker}`,
+    `echo "written; master $master"`,
+  ].join("\n");
+}
+
+/** Apply the changeable Sentinel settings at runtime (Sentinel persists them itself); idempotent. */
+export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, host = "127.0.0.1", port: number = s.sentinelPort,
+  passFile: string = REDIS_PATHS.cliPass): string {
+  const cli = `redis-cli -h ${host} -p ${port}`;
+  return [
+    `REDISCLI_AUTH=$(cat ${passFile}); export REDISCLI_AUTH`,
+    "i=0",
+    `until [ "$(${cli} ping 2>/dev/null | tr -d '\\r')" = PONG ]; do i=$((i+1)); [ $i -lt 30 ] || { echo 'Sentinel does not answer' >&2; exit 1; }; sleep 1; done`,
+    "check() { [ \"$(printf '%s' \"$2\" | tr -d '\\r')\" = OK ] || { echo \"SENTINEL SET $1 failed: $2\" >&2; exit 1; }; }",
+    ...([["quorum", s.quorum], ["down-after-milliseconds", s.downAfterMs], ["failover-timeout", s.failoverTimeoutMs],
+      ["parallel-syncs", s.parallelSyncs]] as const)
+      .map(([k, v]) => `check ${k} "$(${cli} SENTINEL SET ${s.masterName} ${k} ${v})"`),
+    // -x takes the last argument from stdin: the password never appears in argv
+    `check auth-pass "$(${cli} -x SENTINEL SET ${s.masterName} auth-pass < ${passFile})"`,
+  ].join("\n");
+}
+
+/** Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then restart on the new settings. */
+export function renderRedisApplyScript(): string {
+  const names = [...MANAGED_DIRECTIVES, "user default"].map((d) => d.replace(/ /g, "[[:space:]]+")).join("|");
+  return [
+    `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${REDIS_PATHS.main}`,
+    `chown redis:redis ${REDIS_PATHS.main}`,
+    "systemctl restart redis-server",
+  ].join("\n");
+}
+
+/** Validation of a staged hastack.conf: Redis has no -t, so run it briefly on a unix socket only; a bad file exits at once. */
+export function renderRedisManagedCheck(): string {
+  return [
+    "T=$(mktemp -d /tmp/hastack-redis.XXXXXX)",
+    "trap 'rm -rf \"$T\"' EXIT",
+    "cp \"$NEW\" \"$T/test.conf\"",
+    "rc=0",
+    "timeout 2 redis-server \"$T/test.conf\" --port 0 --unixsocket \"$T/redis.sock\" --dir \"$T\" --logfile '' --pidfile \"$T/pid\" " +
+      "--daemonize no --supervised no >\"$T/out\" 2>&1 || rc=$?",
+    "if [ \"$rc\" -ne 124 ]; then cat \"$T/out\" >&2; exit 1; fi",
+  ].join("\n");
+}
+
+/** RESP encoding of AUTH <password> as hex, for `tcp-check send-binary`. */
+export function respAuthHex(password: string): string {
+  const pw = Buffer.from(password, "utf8");
+  return Buffer.concat([Buffer.from(`*2\r\n$4\r\nAUTH\r\n$${pw.length}\r\n`), pw, Buffer.from("\r\n")]).toString("hex");
+}
+
+export interface HaproxyOverrides {
+  /** Replace the global section's lines (daemon tests run without chroot and privilege drop). */
+  readonly global?: string[];
+  readonly bind?: string;
+  readonly servers?: { name: string; address: string; port: number }[];
+}
+
+/** haproxy.cfg: one TCP frontend that always reaches the current Redis master. Secret (the check logs in). */
+export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, password: string, o: HaproxyOverrides = {}): string {
+  const servers = o.servers ?? s.nodes.map((n) => ({ name: n.name, address: n.address, port: s.port }));
+  return [
+    "# Managed by hastack (RedisSentinelGroup); changes are overwritten.",
+    "global",
+    ...(o.global ?? ["log /dev/log local0", "chroot /var/lib/haproxy", "stats socket /run/haproxy/admin.sock mode 660 level admin",
+      "user haproxy", "group haproxy", "daemon"]).map((l) => `    ${l}`),
+    "",
+    "defaults",
+    "    mode tcp",
+    "    log global",
+    "    option tcplog",
+    "    timeout connect 3s",
+    // clients hold connections open (pub/sub, blocking pops)
+    "    timeout client 1h",
+    "    timeout server 1h",
+    "    timeout check 2s",
+    "",
+    "frontend redis",
+    `    bind ${o.bind ?? ""}:${s.haproxyPort}`,
+    "    default_backend redis_master",
+    "",
+    "backend redis_master",
+    "    option tcp-check",
+    "    tcp-check connect",
+    // AUTH <password>\r\n, sent as RESP: the inline protocol would split a password on quotes and spaces
+    `    tcp-check send-binary ${respAuthHex(password)}`,
+    "    tcp-check expect string +OK",
+    "    tcp-check send PING\\r\\n",
+    "    tcp-check expect string +PONG",
+    "    tcp-check send info\\ replication\\r\\n",
+    "    tcp-check expect string role:master",
+    "    tcp-check send QUIT\\r\\n",
+    "    tcp-check expect string +OK",
+    ...servers.map((v) => `    server ${v.name} ${v.address}:${v.port} check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions`),
+    "",
+  ].join("\n");
+}
+
+/** Script keepalived runs: an authenticated PING through the local HAProxy. */
+export function renderKeepalivedCheck(s: ResolvedRedisSentinelGroupSettings): string {
+  return [
+    "#!/bin/sh",
+    "# Managed by hastack: the VIP stays only where the local HAProxy reaches a Redis master.",
+    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}) || exit 1`,
+    "export REDISCLI_AUTH",
+    `[ "$(timeout 2 redis-cli -h 127.0.0.1 -p ${s.haproxyPort} ping 2>/dev/null | tr -d '\\r')" = PONG ]`,
+    "",
+  ].join("\n");
+}
+
+export function renderRedisKeepalived(s: ResolvedRedisSentinelGroupSettings, index: number, authPass: string): string {
+  if (!s.vip) throw new Error("renderRedisKeepalived needs a vip");
+  const self = s.nodes[index];
+  return renderKeepalivedConf({
+    instance: "hastack_redis",
+    interface: s.interface,
+    virtualRouterId: s.virtualRouterId,
+    priority: Math.max(1, 150 - 10 * index),
+    selfAddress: self.address,
+    peers: s.nodes.filter((_, i) => i !== index).map((n) => n.address),
+    vip: s.vip,
+    vipPrefix: s.vipPrefix,
+    authPass,
+    checkScript: REDIS_PATHS.keepalivedCheck,
+  });
+}
+
+/**
+ * Health script: `local` = this Redis answers PING; `group` = Sentinel quorum reachable, every other Sentinel
+ * known, the master has every replica, and the local HAProxy reaches the master. No secret in its text.
+ */
+export function renderHealthScript(s: ResolvedRedisSentinelGroupSettings): string {
+  const n = s.nodes.length;
+  return [
+    "#!/bin/sh",
+    "# Managed by hastack (RedisSentinelGroup).",
+    "set -eu",
+    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}); export REDISCLI_AUTH`,
+    "r() { timeout 3 redis-cli \"$@\" 2>/dev/null | tr -d '\\r'; }",
+    `if [ "\${1:-group}" = local ]; then [ "$(r -h 127.0.0.1 -p ${s.port} ping)" = PONG ]; exit; fi`,
+    `r -h 127.0.0.1 -p ${s.sentinelPort} SENTINEL ckquorum ${s.masterName} | grep -q '^OK'`,
+    `others=$(r -h 127.0.0.1 -p ${s.sentinelPort} SENTINEL master ${s.masterName} | awk 'p { print; exit } $0 == "num-other-sentinels" { p = 1 }')`,
+    `[ "$others" = ${n - 1} ]`,
+    `master=$(r -h 127.0.0.1 -p ${s.sentinelPort} SENTINEL get-master-addr-by-name ${s.masterName} | head -n 1)`,
+    `[ "$(r -h "$master" -p ${s.port} info replication | sed -n 's/^connected_slaves://p')" = ${n - 1} ]`,
+    `[ "$(r -h 127.0.0.1 -p ${s.haproxyPort} ping)" = PONG ]`,
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,23 @@
+// `npm run lab` after the VMs are up: `pulumi up` of the lab stack with the real engine,
+// then the endpoints and a health summary. Re-running it on a running lab changes nothing.
+import * as path from "path";
+import { changes, openStack } from "../engine/automation";
+import { labConfig, STATE } from "./stack";
+
+export const LAB_ENGINE = { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-lab" };
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const stack = await openStack({ stackName: "lab", config: labConfig() }, LAB_ENGINE);
+  const up = await stack.up({ onOutput: (s) => process.stdout.write(s) });
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  console.log(`\nlab: pulumi up ${up.summary.result} in ${secs}s; changes: ${JSON.stringify(changes(up.summary.resourceChanges))}`);
+  const o = up.outputs;
+  console.log(`lab: endpoint ${o.endpoint?.value}  db VIP ${o.dbVip?.value}:${o.dbPort?.value}  leader ${o.postgres?.value?.leaderName}`);
+  if (o.redis) console.log(`lab: redis ${o.redis.value.vip}:${o.redis.value.port} (master name ${o.redis.value.masterName})`);
+}
+
+main().catch((e) => {
+  console.error(`lab: deploy failed: ${e instanceof Error ? e.message : e}`);
+  process.exit(1);
+});

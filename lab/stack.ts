@@ -1,0 +1,62 @@
+// The lab datacenter as a stack config: the reference layout of lab/layout.json on nspawn VMs,
+// secrets made offline once and kept in lab/.state (0600) so every run sees the same config.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { ConfigMap } from "@pulumi/pulumi/automation";
+import { offlineCertificates, offlinePasswords } from "../engine/offline-secrets";
+
+export const LAB = __dirname;
+export const STATE = path.join(LAB, ".state");
+export const layout = JSON.parse(fs.readFileSync(path.join(LAB, "layout.json"), "utf8")) as {
+  subnet: string; vips: { proxy: string; redis: string };
+  vms: { name: string; address: string; role: string }[];
+};
+
+export const byRole = (role: string) => layout.vms.filter((v) => v.role === role).map(({ name, address }) => ({ name, address }));
+
+/** Build (once) the WorksPad test double the lab installs in place of the vendor package. */
+export function workspadDouble(): string {
+  const out = path.join(STATE, "pkg");
+  const deb = path.join(out, "workspad-double_1.0_all.deb");
+  execFileSync("bash", [path.join(LAB, "..", "tests", "workspad-double", "build.sh"), out], { stdio: ["ignore", "ignore", "inherit"] });
+  return deb;
+}
+
+function secretsFile(): { passwords: Record<string, string>; certificates: unknown } {
+  const f = path.join(STATE, "secrets.json");
+  if (!fs.existsSync(f)) {
+    // nginx verifies WorksPad upstreams by the name "workspad" (NginxBalancer upstreamTlsName)
+    const hosts = [...byRole("workspad").map((h) => ({ ...h, dnsNames: ["workspad"] })), ...byRole("nginx")];
+    fs.mkdirSync(STATE, { recursive: true });
+    fs.writeFileSync(f, JSON.stringify({ passwords: offlinePasswords(), certificates: offlineCertificates(hosts) }), { mode: 0o600 });
+  }
+  return JSON.parse(fs.readFileSync(f, "utf8"));
+}
+
+export interface LabOptions {
+  /** Patroni synchronous_mode. @default false */
+  readonly synchronousMode?: boolean;
+  /** PgBouncer default_pool_size. @default 20 */
+  readonly poolSize?: number;
+}
+
+/** The lab stack's config; `opts` are the settings tests vary between runs. */
+export function labConfig(opts: LabOptions = {}): ConfigMap {
+  const hosts = (JSON.parse(fs.readFileSync(path.join(STATE, "hosts.json"), "utf8")) as { vms: { name: string; address: string; hostKey?: string }[] }).vms;
+  const hostKeys = Object.fromEntries(hosts.filter((h) => h.hostKey).map((h) => [h.address, h.hostKey!]));
+  const s = secretsFile();
+  const obj = (v: unknown) => ({ value: JSON.stringify(v) });
+  return {
+    "hastack:subnet": { value: layout.subnet },
+    "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
+    "hastack:ssh": obj({ user: "root", port: 22, hostKeys }),
+    "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "fast", synchronousMode: opts.synchronousMode ?? false }),
+    "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20 }),
+    "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
+    "hastack:nginx": obj({ nodes: byRole("nginx") }),
+    "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0" }),
+    "hastack:passwords": { value: JSON.stringify(s.passwords), secret: true },
+    "hastack:certificates": { value: JSON.stringify(s.certificates), secret: true },
+  };
+}

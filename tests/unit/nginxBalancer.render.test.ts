@@ -1,0 +1,73 @@
+import { resolveNginxBalancerSettings } from "../../components/nginxBalancer/args";
+import { NGINX_PATHS, healthProbe, renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
+import { vrrpAuthPass } from "../../components/common/vrrp";
+
+const SUBNET = "10.213.7.0/24";
+const SPECIAL = `jhYg/=\\F'"$`;
+const upstreams = [
+  { name: "wp1", address: "10.213.7.21", port: 4430 },
+  { name: "wp2", address: "10.213.7.22", port: 4430 },
+  { name: "wp3", address: "10.213.7.23", port: 4430 },
+];
+const single = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }] }, SUBNET);
+const pair = resolveNginxBalancerSettings({
+  nodes: [{ name: "lb1", address: "10.213.7.31" }, { name: "lb2", address: "10.213.7.32" }],
+  vip: "10.213.7.60", listenPort: 8443, httpRedirect: false, serverName: "wp.example.org", maxFails: 5,
+}, SUBNET);
+const files = { cert: NGINX_PATHS.cert, key: NGINX_PATHS.key };
+
+describe("nginx site", () => {
+  it("single node, defaults, upstream certificates not verified", () => {
+    const site = renderSite(single, upstreams, files);
+    expect(site).toMatchSnapshot();
+    expect(site).toContain("ip_hash;");
+    expect(site).toContain("server 10.213.7.22:4430 max_fails=3 fail_timeout=10s; # wp2");
+    expect(site).toContain("ssl_protocols TLSv1.2 TLSv1.3;");
+    expect(site).toContain("proxy_pass https://workspad;");
+    expect(site).toContain("proxy_ssl_verify off;");
+    expect(site).toContain("return 301 https://$host$request_uri;");
+    expect(site).toContain("proxy_read_timeout 3600s;");
+    expect(site).toContain("proxy_next_upstream error timeout http_502 http_503;");
+    expect(site).toMatch(/map \$http_upgrade \$connection_upgrade/);
+  });
+  it("pair on 8443 without redirect, upstream certificates verified against the CA", () => {
+    const site = renderSite(pair, upstreams, { ...files, upstreamCa: NGINX_PATHS.upstreamCa });
+    expect(site).toMatchSnapshot();
+    expect(site).toContain(`proxy_ssl_trusted_certificate ${NGINX_PATHS.upstreamCa};`);
+    expect(site).toContain("proxy_ssl_verify on;");
+    expect(site).not.toContain("listen 80;");
+  });
+  it("redirect keeps a non-default HTTPS port", () => {
+    const s = resolveNginxBalancerSettings({ nodes: single.nodes, listenPort: 8443 }, SUBNET);
+    expect(renderSite(s, upstreams, files)).toContain("return 301 https://$host:8443$request_uri;");
+  });
+  it("loopback override binds only the given address (used by daemon tests)", () => {
+    const site = renderSite(single, upstreams, files, { address: "127.0.0.1", httpPort: 18080 });
+    expect(site).toContain("listen 127.0.0.1:443 ssl;");
+    expect(site).toContain("listen 127.0.0.1:18080;");
+  });
+  it("staged check script", () => {
+    expect(renderSiteCheck()).toMatchSnapshot();
+  });
+  it("health probe is a real HTTPS request", () => {
+    expect(healthProbe(443)).toBe("curl -sk -o /dev/null --max-time 3 https://127.0.0.1:443/");
+  });
+});
+
+describe("keepalived for the balancer pair", () => {
+  it.each([0, 1])("node %i with the special password", (i) => {
+    const conf = renderBalancerKeepalived(pair, i, SPECIAL);
+    expect(conf).toMatchSnapshot();
+    expect(conf).not.toContain(SPECIAL);
+    expect(conf).toContain(`auth_pass ${vrrpAuthPass(SPECIAL)}`);
+    expect(conf).toContain(`script "/usr/bin/curl -sk -o /dev/null --max-time 2 https://127.0.0.1:8443/"`);
+    expect(conf).toContain("10.213.7.60/24 dev eth0");
+  });
+  it("auth_pass is 8 safe characters that depend on the whole secret", () => {
+    expect(vrrpAuthPass(SPECIAL)).toMatch(/^[0-9a-f]{8}$/);
+    expect(vrrpAuthPass("abcdefgh1")).not.toBe(vrrpAuthPass("abcdefgh2"));
+  });
+  it("refuses a single node without vip", () => {
+    expect(() => renderBalancerKeepalived(single, 0, "x")).toThrow("needs a vip");
+  });
+});

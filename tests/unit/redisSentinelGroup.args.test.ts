@@ -1,0 +1,121 @@
+import { ConfigError } from "../../components/common/validate";
+import { RedisSentinelGroupDefaults, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
+
+const SUBNET = "10.213.7.0/24";
+const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
+const on = { enabled: true, nodes: NODES };
+
+function err(raw: unknown, others: string[] = []): string {
+  try {
+    resolveRedisSentinelGroupSettings(raw, SUBNET, others);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as Error).message;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("resolveRedisSentinelGroupSettings", () => {
+  it("returns undefined (nothing is created) when the key is absent or enabled is false", () => {
+    expect(resolveRedisSentinelGroupSettings(undefined, SUBNET)).toBeUndefined();
+    expect(resolveRedisSentinelGroupSettings({ nodes: [] }, SUBNET)).toBeUndefined();
+    expect(resolveRedisSentinelGroupSettings({ enabled: false, nodes: "garbage" }, SUBNET)).toBeUndefined();
+  });
+  it("applies every default, with a majority quorum", () => {
+    const { enabled, ...d } = RedisSentinelGroupDefaults;
+    expect(enabled).toBe(false);
+    expect(resolveRedisSentinelGroupSettings(on, SUBNET)).toEqual({ ...d, nodes: NODES, quorum: 2, maxmemory: undefined, vip: undefined, vipPrefix: 24 });
+  });
+  it("uses floor(n/2)+1 as the default quorum for 5 nodes", () => {
+    const nodes = [41, 42, 43, 44, 45].map((n) => ({ name: `r${n}`, address: `10.213.7.${n}` }));
+    expect(resolveRedisSentinelGroupSettings({ enabled: true, nodes }, SUBNET)!.quorum).toBe(3);
+  });
+
+  it("fails if the settings are not an object", () => {
+    expect(err(true)).toBe("Invalid hastack:redis: got true; expected an object with enabled and nodes.");
+  });
+  it("fails if enabled is not a boolean", () => {
+    expect(err({ enabled: "yes" })).toBe(`Invalid hastack:redis.enabled: got "yes"; expected true or false.`);
+  });
+  it("fails if the subnet is not a CIDR", () => {
+    expect(() => resolveRedisSentinelGroupSettings(on, "x")).toThrow(`Invalid subnet: got "x"; expected an IPv4 CIDR such as 10.213.7.0/24.`);
+  });
+  it("fails if an unknown key is given", () => {
+    expect(err({ ...on, sentinel_port: 1 })).toMatch(/^Invalid hastack:redis\.sentinel_port: got 1; expected no such key; known keys are nodes, quorum/);
+  });
+  it("fails if there are fewer than 3 nodes", () => {
+    expect(err({ enabled: true, nodes: NODES.slice(0, 2) }))
+      .toMatch(/^Invalid hastack:redis\.nodes: got \[.*\]; expected a list of at least 3 \{name, address\} entries\.$/);
+  });
+  it("fails if a node name is invalid", () => {
+    expect(err({ enabled: true, nodes: [{ name: "Redis 1", address: "10.213.7.41" }, ...NODES.slice(1)] }))
+      .toBe(`Invalid hastack:redis.nodes[0].name: got "Redis 1"; expected a lower-case name of letters, digits and '-', starting with a letter.`);
+  });
+  it("fails if two nodes share a name", () => {
+    expect(err({ enabled: true, nodes: [...NODES.slice(0, 2), { name: "redis1", address: "10.213.7.49" }] }))
+      .toBe(`Invalid hastack:redis.nodes[2].name: got "redis1"; expected a name no other Redis node has.`);
+  });
+  it("fails if two nodes share an address", () => {
+    expect(err({ enabled: true, nodes: [...NODES.slice(0, 2), { name: "redis9", address: "10.213.7.41" }] }))
+      .toBe(`Invalid hastack:redis.nodes[2].address: got "10.213.7.41"; expected an address no other Redis node has.`);
+  });
+  it("fails if a node is outside the subnet", () => {
+    expect(err({ enabled: true, nodes: [...NODES.slice(0, 2), { name: "redis9", address: "192.168.1.9" }] }))
+      .toBe(`Invalid hastack:redis.nodes[2].address: got "192.168.1.9"; expected an address inside the stack subnet 10.213.7.0/24.`);
+  });
+  it("fails if the Redis port is not a port", () => {
+    expect(err({ ...on, port: 0 })).toBe("Invalid hastack:redis.port: got 0; expected a TCP port 1..65535.");
+  });
+  it("fails if the Sentinel port is not a port", () => {
+    expect(err({ ...on, sentinelPort: "26379" })).toBe(`Invalid hastack:redis.sentinelPort: got "26379"; expected a TCP port 1..65535.`);
+  });
+  it("fails if the HAProxy port is not a port", () => {
+    expect(err({ ...on, haproxyPort: 65536 })).toBe("Invalid hastack:redis.haproxyPort: got 65536; expected a TCP port 1..65535.");
+  });
+  it("fails if the Sentinel port clashes with the Redis port", () => {
+    expect(err({ ...on, sentinelPort: 6379 })).toBe("Invalid hastack:redis.sentinelPort: got 6379; expected a port other than hastack:redis.port (6379).");
+  });
+  it("fails if the HAProxy port clashes with Redis or Sentinel", () => {
+    expect(err({ ...on, haproxyPort: 26379 }))
+      .toBe("Invalid hastack:redis.haproxyPort: got 26379; expected a port other than hastack:redis.port (6379) and hastack:redis.sentinelPort (26379).");
+  });
+  it("fails if the master name has characters the configs cannot carry", () => {
+    expect(err({ ...on, masterName: "my master" })).toBe(`Invalid hastack:redis.masterName: got "my master"; expected 1..64 letters, digits, '_', '.' or '-'.`);
+  });
+  it("fails if the quorum exceeds the number of Sentinels", () => {
+    expect(err({ ...on, quorum: 4 })).toBe("Invalid hastack:redis.quorum: got 4; expected an integer 1..3 (the number of Sentinels).");
+  });
+  it("fails if the quorum is below 1", () => {
+    expect(err({ ...on, quorum: 0 })).toBe("Invalid hastack:redis.quorum: got 0; expected an integer 1..3 (the number of Sentinels).");
+  });
+  it("fails if downAfterMs is too small", () => {
+    expect(err({ ...on, downAfterMs: 10 })).toBe("Invalid hastack:redis.downAfterMs: got 10; expected an integer 100..3600000.");
+  });
+  it("fails if failoverTimeoutMs is not an integer", () => {
+    expect(err({ ...on, failoverTimeoutMs: 1.5e3 + 0.5 })).toBe("Invalid hastack:redis.failoverTimeoutMs: got 1500.5; expected an integer 1000..86400000.");
+  });
+  it("fails if parallelSyncs exceeds the number of replicas", () => {
+    expect(err({ ...on, parallelSyncs: 3 })).toBe("Invalid hastack:redis.parallelSyncs: got 3; expected an integer 1..2 (the number of replicas).");
+  });
+  it("fails if maxmemory is not a Redis size", () => {
+    expect(err({ ...on, maxmemory: "1 GB" })).toBe(`Invalid hastack:redis.maxmemory: got "1 GB"; expected a Redis memory size such as "512mb".`);
+  });
+  it("fails if the interface name is invalid", () => {
+    expect(err({ ...on, interface: "" })).toBe(`Invalid hastack:redis.interface: got ""; expected a network interface name of at most 15 letters, digits and _.@:-.`);
+  });
+  it("fails if the virtual router id is out of range", () => {
+    expect(err({ ...on, virtualRouterId: 0 })).toBe("Invalid hastack:redis.virtualRouterId: got 0; expected an integer 1..255.");
+  });
+  it("fails if the vip is not IPv4", () => {
+    expect(err({ ...on, vip: "vip" })).toBe(`Invalid hastack:redis.vip: got "vip"; expected an IPv4 address such as 10.213.7.70.`);
+  });
+  it("fails if the vip is outside the subnet", () => {
+    expect(err({ ...on, vip: "10.1.1.1" })).toBe(`Invalid hastack:redis.vip: got "10.1.1.1"; expected an address inside the stack subnet 10.213.7.0/24.`);
+  });
+  it("fails if the vip is a Redis node's address", () => {
+    expect(err({ ...on, vip: "10.213.7.42" })).toBe(`Invalid hastack:redis.vip: got "10.213.7.42"; expected an address no host of the stack has.`);
+  });
+  it("fails if the vip is another host's address", () => {
+    expect(err({ ...on, vip: "10.213.7.11" }, ["10.213.7.11"])).toBe(`Invalid hastack:redis.vip: got "10.213.7.11"; expected an address no host of the stack has.`);
+  });
+});

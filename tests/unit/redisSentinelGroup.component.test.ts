@@ -1,0 +1,127 @@
+import * as pulumi from "@pulumi/pulumi";
+import { byName, installMocks, isSecret, ofType, recorded, resolve, settle } from "./mocks";
+
+const SUBNET = "10.213.7.0/24";
+const SPECIAL = `jhYg/=\\F'"$`;
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
+const STEPS = ["packages", "password", "health-script", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
+  "sentinel-conf", "sentinel", "sentinel-settings", "haproxy-conf", "haproxy", "haproxy-reload"];
+const KA_STEPS = ["keepalived-check", "keepalived-conf", "keepalived", "keepalived-reload"];
+
+interface Seen { name: string; parent?: pulumi.Resource; dependsOn: string[]; props: Record<string, any>; raw: pulumi.Resource[] }
+
+const unwrap = (v: any): any => (v && typeof v === "object" && SECRET_SIG in v ? v.value : v);
+
+async function build(name: string, vip?: string) {
+  const { RedisSentinelGroup, resolveRedisSentinelGroupSettings } = await import("../../components/redisSentinelGroup");
+  const seen: Seen[] = [];
+  const names = new Map<pulumi.Resource, string>();
+  const settings = resolveRedisSentinelGroupSettings({ enabled: true, nodes: NODES, vip }, SUBNET)!;
+  const g = new RedisSentinelGroup(name, {
+    settings,
+    ssh: { privateKey: pulumi.secret("ssh-key"), user: "root", port: 22 },
+    password: pulumi.secret(SPECIAL),
+    keepalivedAuthPass: vip ? pulumi.secret("vrrp-" + SPECIAL) : undefined,
+  }, {
+    transformations: [(a) => {
+      names.set(a.resource, a.name);
+      if (a.type.startsWith("command:")) {
+        const d = a.opts.dependsOn;
+        seen.push({ name: a.name, parent: a.opts.parent, dependsOn: [], props: a.props, raw: (Array.isArray(d) ? d : d ? [d] : []) as pulumi.Resource[] });
+      }
+      return undefined;
+    }],
+  });
+  await resolve(g.vip);
+  await settle();
+  for (const s of seen) s.dependsOn = s.raw.map((r) => names.get(r) ?? "?");
+  const dep = (n: string) => seen.find((s) => s.name === n)!.dependsOn;
+  return { g, seen, dep };
+}
+
+describe("RedisSentinelGroup wiring", () => {
+  beforeAll(async () => { await installMocks(); });
+  beforeEach(() => { recorded.length = 0; });
+
+  it("creates every host's steps in order, restarts Redis one node at a time and gates on group health", async () => {
+    const { g, seen, dep } = await build("cache");
+    expect(byName("cache").type).toBe("hastack:cache:RedisSentinelGroup");
+    for (const [i, h] of NODES.entries()) {
+      const names = STEPS.map((st) => `cache-${h.name}-${st}`);
+      for (let k = 1; k < names.length; k++) {
+        const expected = names[k - 1];
+        if (STEPS[k] === "redis-restart") {
+          expect(dep(names[k])).toEqual(i === 0 ? [expected] : [expected, `cache-${NODES[i - 1].name}-redis-ready`]);
+        } else {
+          expect(dep(names[k])).toEqual([expected]);
+        }
+      }
+      expect(dep(`cache-${h.name}-health`)).toEqual(NODES.map((n) => `cache-${n.name}-haproxy-reload`));
+    }
+    expect(seen).toHaveLength(NODES.length * (STEPS.length + 1));
+    for (const s of seen) expect(s.parent).toBe(g);
+  });
+
+  it("exposes the endpoint, master name, Sentinel addresses and a secret password", async () => {
+    const { g } = await build("cache");
+    expect(await resolve(g.vip)).toBe("10.213.7.41");
+    expect(await resolve(g.port)).toBe(6380);
+    expect(await resolve(g.masterName)).toBe("hastack");
+    expect(await resolve(g.sentinelAddresses)).toEqual(["10.213.7.41:26379", "10.213.7.42:26379", "10.213.7.43:26379"]);
+    expect(await isSecret(g.password)).toBe(true);
+    expect(await resolve(g.password)).toBe(SPECIAL);
+  });
+
+  it("writes redis.conf and sentinel.conf only once and applies later changes through hashes", async () => {
+    await build("cache");
+    expect(byName("cache-redis1-redis-conf").inputs.create).toContain("[ -e /etc/redis/.hastack-redis-conf ]; then echo kept; exit 0; fi");
+    expect(byName("cache-redis1-sentinel-conf").inputs.create).toContain("[ -e /etc/redis/.hastack-sentinel-conf ]; then cat >/dev/null; echo kept");
+    expect(byName("cache-redis1-redis-conf").inputs.triggers).toBeUndefined();
+    expect(byName("cache-redis1-sentinel-conf").inputs.triggers).toBeUndefined();
+    for (const n of ["cache-redis2-redis-restart", "cache-redis2-redis-ready", "cache-redis2-sentinel-settings", "cache-redis2-haproxy-reload"]) {
+      const t = unwrap(byName(n).inputs.triggers) as unknown[];
+      expect(t.length).toBeGreaterThan(0);
+      for (const h of t) expect(unwrap(h)).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(byName("cache-redis1-haproxy-conf").inputs.create).toContain(`haproxy -c -q -f "$NEW"`);
+    expect(byName("cache-redis1-redis-settings").inputs.create).toContain("redis-server \"$T/test.conf\" --port 0");
+  });
+
+  it("adds keepalived with a real PING check after HAProxy when there is a VIP", async () => {
+    const { g, dep } = await build("vipcache", "10.213.7.70");
+    for (const h of NODES) {
+      expect(dep(`vipcache-${h.name}-keepalived-check`)).toEqual([`vipcache-${h.name}-haproxy-reload`]);
+      for (let k = 1; k < KA_STEPS.length; k++) expect(dep(`vipcache-${h.name}-${KA_STEPS[k]}`)).toEqual([`vipcache-${h.name}-${KA_STEPS[k - 1]}`]);
+      expect(dep(`vipcache-${h.name}-health`)).toEqual(NODES.map((n) => `vipcache-${n.name}-keepalived-reload`));
+    }
+    expect(byName("vipcache-redis1-keepalived-conf").inputs.create).toContain(`keepalived -t -f "$NEW"`);
+    expect(await resolve(g.vip)).toBe("10.213.7.70");
+  });
+
+  it("sends every secret over stdin only: secret inputs, 0600 files, nothing logged, no secret in any command text", async () => {
+    const { seen } = await build("vipcache", "10.213.7.70");
+    for (const st of ["password", "redis-settings", "sentinel-conf", "haproxy-conf", "keepalived-conf"]) {
+      const n = `vipcache-redis2-${st}`;
+      expect(await isSecret(seen.find((s) => s.name === n)!.props.stdin)).toBe(true);
+      expect(byName(n).inputs.logging).toBe("none");
+    }
+    expect(byName("vipcache-redis2-password").inputs.create).toContain("chmod 0600");
+    expect(byName("vipcache-redis2-haproxy-conf").inputs.create).toMatch(/chmod 0600 "\$NEW"\nchown haproxy:haproxy/);
+    expect(byName("vipcache-redis2-redis-settings").inputs.create).toMatch(/chmod 0640 "\$NEW"\nchown redis:redis/);
+    for (const c of ofType("command:remote:Command")) {
+      for (const f of ["create", "update", "delete"]) {
+        const text = JSON.stringify(unwrap(c.inputs[f]) ?? "");
+        expect(text).not.toContain("jhYg");
+      }
+      expect(JSON.stringify(unwrap(c.inputs.triggers) ?? "")).not.toContain("jhYg");
+    }
+  });
+
+  it("fails if a VIP has no keepalived secret", async () => {
+    const { RedisSentinelGroup, resolveRedisSentinelGroupSettings } = await import("../../components/redisSentinelGroup");
+    const settings = resolveRedisSentinelGroupSettings({ enabled: true, nodes: NODES, vip: "10.213.7.70" }, SUBNET)!;
+    expect(() => new RedisSentinelGroup("bad", { settings, ssh: { privateKey: "k", user: "root", port: 22 }, password: "p" }))
+      .toThrow("Invalid keepalivedAuthPass: got nothing; expected a secret when the Redis group has a vip.");
+  });
+});
