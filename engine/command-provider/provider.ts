@@ -36,8 +36,9 @@ function same(a: any, b: any): boolean {
   return JSON.stringify(plain(a) ?? null) === JSON.stringify(plain(b) ?? null);
 }
 
+/** The resource's own type: the URN's type part is the parent chain joined by `$`. */
 function typeOf(urn: string): string {
-  return urn.split("::")[2] ?? "";
+  return (urn.split("::")[2] ?? "").split("$").pop() ?? "";
 }
 
 function nameOf(urn: string): string {
@@ -107,7 +108,10 @@ const impl: provider.Provider = {
     const changed = keys.filter((k) => hasUnknown(news[k]) || !same(olds[k], news[k]));
     if (typeOf(urn) === COPY) {
       const src = plain(news.source);
-      if (hasUnknown(src) || typeof src?.path !== "string" || !fs.existsSync(src.path) || fileHash(src.path) !== olds.sourceHash) changed.push("source");
+      // the engine sends the asset's hash (and no path) when it has computed one
+      const newHash = typeof src?.hash === "string" ? src.hash
+        : typeof src?.path === "string" && fs.existsSync(src.path) ? fileHash(src.path) : undefined;
+      if (hasUnknown(src) || newHash === undefined || newHash !== olds.sourceHash) changed.push("source");
     }
     const replaces = changed.filter((k) => k === "triggers");
     return { changes: changed.length > 0, replaces };
