@@ -51,7 +51,7 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:subnet": { value: layout.subnet },
     "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
     "hastack:ssh": obj({ user: "root", port: 22, hostKeys }),
-    "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "fast", synchronousMode: opts.synchronousMode ?? false }),
+    "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "aggressive", synchronousMode: opts.synchronousMode ?? false }),
     "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20 }),
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
     "hastack:nginx": obj({ nodes: byRole("nginx") }),

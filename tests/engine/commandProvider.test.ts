@@ -6,7 +6,7 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack, readStateFiles } from "./harness";
+import { changes, openStack, readStateFiles } from "../../engine/automation";
 import { startSshd, TestSshd } from "./sshd";
 
 const SECRET = `jhYg/=\\F'"$-probe-secret`;

@@ -96,10 +96,10 @@ describe("resolvePatroniClusterSettings", () => {
     expect(resolve({ appUser: "postgres" })).toThrow('Invalid hastack:postgres.appUser: got "postgres"; expected a role name different from superuser.');
   });
   it("fails if failoverProfile is unknown", () => {
-    expect(resolve({ failoverProfile: "turbo" })).toThrow('Invalid hastack:postgres.failoverProfile: got "turbo"; expected one of "default", "fast".');
+    expect(resolve({ failoverProfile: "turbo" })).toThrow('Invalid hastack:postgres.failoverProfile: got "turbo"; expected one of "default", "fast", "aggressive".');
   });
-  it("fails if ttl is below Patroni's minimum", () => {
-    expect(resolve({ ttl: 10 })).toThrow("Invalid hastack:postgres.ttl: got 10; expected whole seconds from 20 to 3600.");
+  it("fails if ttl is below the supported minimum", () => {
+    expect(resolve({ ttl: 9 })).toThrow("Invalid hastack:postgres.ttl: got 9; expected whole seconds from 10 to 3600.");
   });
   it("fails if loopWait is not a positive whole number", () => {
     expect(resolve({ loopWait: 0.5 })).toThrow("Invalid hastack:postgres.loopWait: got 0.5; expected whole seconds from 1 to 600.");

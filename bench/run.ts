@@ -1,0 +1,69 @@
+// `npm run bench [-- RUNS]`: every failure drill RUNS times (default 3) on the running lab, with
+// synchronous_mode off and on, plus converge figures; writes bench/results.{json,md}.
+import * as fs from "fs";
+import * as path from "path";
+import { changes, openStack } from "../engine/automation";
+import { LAB_ENGINE } from "../lab/deploy";
+import { labConfig } from "../lab/stack";
+import * as d from "./drills";
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+async function up(sync: boolean) {
+  const stack = await openStack({ stackName: "lab", config: labConfig({ synchronousMode: sync }) }, LAB_ENGINE);
+  const t0 = Date.now();
+  const r = await stack.up();
+  return { seconds: (Date.now() - t0) / 1000, changes: changes(r.summary.resourceChanges), endpoint: r.outputs.endpoint.value as string };
+}
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 3);
+  const rows: (d.DrillResult & { synchronousMode: boolean | null; run: number })[] = [];
+  const converge: { synchronousMode: boolean; seconds: number; changes: Record<string, number> }[] = [];
+  for (const sync of [false, true]) {
+    const first = await up(sync);
+    const again = await up(sync);
+    converge.push({ synchronousMode: sync, seconds: first.seconds, changes: first.changes }, { synchronousMode: sync, seconds: again.seconds, changes: again.changes });
+    const drills: [string, () => Promise<d.DrillResult>][] = [["leader", d.leaderCrash], ["pgbouncer", d.pgbouncerStop], ["vip", d.vipHolderCrash]];
+    if (!sync) drills.push(["redis", d.redisMasterCrash], ["workspad", () => d.worksPadCrash(first.endpoint)]);
+    for (let i = 1; i <= runs; i++) {
+      for (const [label, fn] of drills) {
+        const res = await fn();
+        console.log(`bench: sync=${sync} run ${i} ${label}: ${JSON.stringify(res)}`);
+        rows.push({ ...res, synchronousMode: label === "redis" || label === "workspad" ? null : sync, run: i });
+        await d.until("cluster healthy between drills", () => d.patroniHealthy(), 180, 1000);
+      }
+    }
+  }
+  await up(false);
+  const groups = new Map<string, typeof rows>();
+  for (const r of rows) {
+    const k = `${r.drill}|${r.synchronousMode}`;
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  const summary = [...groups.entries()].map(([k, rs]) => ({
+    drill: k.split("|")[0], synchronousMode: rs[0].synchronousMode, runs: rs.length,
+    medianWriteOutageSeconds: median(rs.map((r) => r.writeOutageSeconds)),
+    maxWriteOutageSeconds: Math.max(...rs.map((r) => r.writeOutageSeconds)),
+    totalLostWrites: rs.reduce((a, r) => a + r.lostWrites, 0),
+    medianRecoverySeconds: median(rs.map((r) => r.recoverySeconds)),
+  }));
+  const command = `npm run bench -- ${runs}`;
+  const date = new Date().toISOString();
+  const dir = __dirname;
+  fs.writeFileSync(path.join(dir, "results.json"), JSON.stringify({ command, date, summary, converge, rows }, null, 2));
+  const md = [
+    `# Failure drills on the lab`, ``, `Made by \`${command}\` on ${date} (2 cores, 12 nspawn VMs, Patroni profile "fast").`, ``,
+    `| drill | synchronous_mode | runs | median write outage (s) | max (s) | acknowledged writes lost | median recovery (s) |`,
+    `| --- | --- | --- | --- | --- | --- | --- |`,
+    ...summary.map((s) => `| ${s.drill} | ${s.synchronousMode ?? "n/a"} | ${s.runs} | ${s.medianWriteOutageSeconds} | ${s.maxWriteOutageSeconds} | ${s.totalLostWrites} | ${s.medianRecoverySeconds} |`),
+    ``, `Converge (\`pulumi up\` of the lab stack):`, ``,
+    `| synchronous_mode | wall time (s) | changes |`, `| --- | --- | --- |`,
+    ...converge.map((c) => `| ${c.synchronousMode} | ${c.seconds.toFixed(1)} | ${JSON.stringify(c.changes)} |`),
+    ``,
+  ].join("\n");
+  fs.writeFileSync(path.join(dir, "results.md"), md);
+  console.log(md);
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
