@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   if (o.redis) console.log(`lab: redis ${o.redis.value.vip}:${o.redis.value.port} (master name ${o.redis.value.masterName})`);
 }
 
-main().catch((e) => {
-  console.error(`lab: deploy failed: ${e instanceof Error ? e.message : e}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(`lab: deploy failed: ${e instanceof Error ? e.message : e}`);
+    process.exit(1);
+  });
+}

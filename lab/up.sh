@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# lab/up.sh — `npm run lab`: bridge + the whole reference layout (see up-vms.sh).
-# Run lab/install-deps.sh once on a new machine first.
+# `npm run lab`: the reference datacenter on local VMs. Installs what it needs (Debian packages,
+# npm packages, the engine), boots the 12 VMs, then `pulumi up` of the lab stack with the real
+# engine and prints the endpoints. On a running lab it is a `pulumi up` with zero changes.
 set -euo pipefail
-exec bash "$(dirname "$0")/up-vms.sh" "$@"
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash lab/up-vms.sh
+exec npx ts-node --transpile-only lab/deploy.ts
