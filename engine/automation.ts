@@ -66,10 +66,17 @@ export async function openStack(spec: StackSpec, e: EngineEnv): Promise<Stack> {
     { stackName: spec.stackName, projectName: spec.projectName ?? "hastack", program },
     { workDir: spec.workDir ?? REPO, pulumiCommand, envVars },
   );
+  // keys like "hastack:passwords.postgresApp" are config paths: one secure value per secret leaf
+  const top = (k: string) => k.split(".")[0];
+  const wanted = new Set(Object.keys(spec.config).map(top));
   const existing = await stack.getAllConfig();
-  const stale = Object.keys(existing).filter((k) => !(k in spec.config));
+  const stale = Object.keys(existing).filter((k) => !wanted.has(k));
   if (stale.length) await stack.removeAllConfig(stale);
-  await stack.setAllConfig(spec.config);
+  const plain = Object.fromEntries(Object.entries(spec.config).filter(([k]) => !k.includes(".")));
+  const paths = Object.fromEntries(Object.entries(spec.config).filter(([k]) => k.includes(".")));
+  for (const k of new Set(Object.keys(paths).map(top))) if (k in existing) await stack.removeConfig(k);
+  if (Object.keys(plain).length) await stack.setAllConfig(plain);
+  if (Object.keys(paths).length) await stack.setAllConfig(paths, true);
   return stack;
 }
 

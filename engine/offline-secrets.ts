@@ -59,10 +59,28 @@ export function offlineCertificates(hosts: readonly { name: string; address: str
   }
 }
 
-/** Secret config entries for a stack whose hosts are `hosts`. */
+/** Secret config entries for a stack whose hosts are `hosts`, one secure value per leaf. */
 export function offlineSecretsConfig(hosts: readonly { name: string; address: string; dnsNames?: string[] }[]): ConfigMap {
-  return {
-    "hastack:passwords": { value: JSON.stringify(offlinePasswords()), secret: true },
-    "hastack:certificates": { value: JSON.stringify(offlineCertificates(hosts)), secret: true },
-  };
+  return { ...secretLeaves("hastack:passwords", offlinePasswords()), ...secretLeaves("hastack:certificates", offlineCertificates(hosts)) };
+}
+
+/**
+ * An object as one secure config value per leaf (`key.a.b`, set with --path), the way a user sets
+ * `pulumi config set --secret --path passwords.postgresApp …`. Not one secret JSON blob: the CLI
+ * redacts each secure config value from engine diagnostics (the Node SDK's debug log of every
+ * RegisterResource response carries secret inputs in plaintext), and it can only redact values it
+ * knows whole, so a password inside a blob would go out unredacted.
+ */
+export function secretLeaves(key: string, value: unknown, out: ConfigMap = {}): ConfigMap {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      if (!/^[A-Za-z0-9_-]+$/.test(k)) throw new Error(`${key}: key ${JSON.stringify(k)} cannot be a config path segment`);
+      secretLeaves(`${key}.${k}`, v, out);
+    }
+  } else if (typeof value === "string") {
+    out[key] = { value, secret: true };
+  } else {
+    throw new Error(`${key}: expected a string or an object of strings`);
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap } from "@pulumi/pulumi/automation";
-import { offlineCertificates, offlinePasswords } from "../engine/offline-secrets";
+import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/offline-secrets";
 
 export const LAB = __dirname;
 export const STATE = path.join(LAB, ".state");
@@ -56,7 +56,7 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
     "hastack:nginx": obj({ nodes: byRole("nginx") }),
     "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0" }),
-    "hastack:passwords": { value: JSON.stringify(s.passwords), secret: true },
-    "hastack:certificates": { value: JSON.stringify(s.certificates), secret: true },
+    ...secretLeaves("hastack:passwords", s.passwords),
+    ...secretLeaves("hastack:certificates", s.certificates),
   };
 }

@@ -15,7 +15,7 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { ConfigMap, ConfigValue, EngineEvent } from "@pulumi/pulumi/automation";
 import { changes, engineEnv, openStack, REPO } from "../engine/automation";
-import { offlineCertificates, offlinePasswords } from "../engine/offline-secrets";
+import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/offline-secrets";
 
 export const STACK = "prod";
 /** Used only when PULUMI_CONFIG_PASSPHRASE is not set; it protects nothing but this offline preview. */
@@ -75,7 +75,7 @@ export function prodConfig(file = PROD_CONFIG): ConfigMap {
   const doc = yaml.load(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null;
   const out: ConfigMap = {};
   for (const [key, v] of Object.entries(doc?.config ?? {})) {
-    if (v && typeof v === "object" && !Array.isArray(v) && "secure" in v) {
+    if (JSON.stringify(v ?? null).includes('"secure":')) {
       throw new Error(`${path.basename(file)}: ${key} is encrypted for another secrets provider; an offline preview cannot read it`);
     }
     out[key] = { value: typeof v === "string" ? v : JSON.stringify(v) };
@@ -88,21 +88,24 @@ function obj(cfg: ConfigMap, key: string): Record<string, any> {
   return v === undefined ? {} : JSON.parse(v);
 }
 
-/** Where the engine (PATH and PULUMI_HOME of engineEnv) would load a provider plugin from, if anywhere. */
-export function findPlugin(name: string, env: Record<string, string>): string | undefined {
-  const bin = `pulumi-resource-${name}`;
-  for (const d of (env.PATH ?? "").split(":").filter(Boolean)) {
-    const p = path.join(d, bin);
-    try { fs.accessSync(p, fs.constants.X_OK); if (fs.statSync(p).isFile()) return p; } catch { /* not here */ }
-  }
-  const plugins = path.join(env.PULUMI_HOME ?? path.join(os.homedir(), ".pulumi"), "plugins");
-  if (fs.existsSync(plugins)) {
-    for (const d of fs.readdirSync(plugins)) {
-      const p = path.join(plugins, d, bin);
-      if (d.startsWith(`resource-${name}-`) && !fs.existsSync(path.join(plugins, `${d}.partial`)) && fs.existsSync(p)) return p;
-    }
+/** A provider plugin installed under a PULUMI_HOME (`plugins/resource-NAME-vX.Y.Z/pulumi-resource-NAME`). */
+function pluginUnder(pulumiHome: string, name: string): string | undefined {
+  const plugins = path.join(pulumiHome, "plugins");
+  if (!fs.existsSync(plugins)) return undefined;
+  for (const d of fs.readdirSync(plugins)) {
+    const p = path.join(plugins, d, `pulumi-resource-${name}`);
+    if (d.startsWith(`resource-${name}-v`) && !fs.existsSync(path.join(plugins, `${d}.partial`)) && fs.existsSync(p)) return p;
   }
   return undefined;
+}
+
+/** Where the engine (the PATH and PULUMI_HOME of engineEnv) would load a provider plugin from, if anywhere. */
+export function findPlugin(name: string, env: Record<string, string>): string | undefined {
+  for (const d of (env.PATH ?? "").split(":").filter(Boolean)) {
+    const p = path.join(d, `pulumi-resource-${name}`);
+    try { fs.accessSync(p, fs.constants.X_OK); if (fs.statSync(p).isFile()) return p; } catch { /* not here */ }
+  }
+  return env.PULUMI_HOME ? pluginUnder(env.PULUMI_HOME, name) : undefined;
 }
 
 /** A secret config value, remembered so callers can check it never shows in plaintext. */
@@ -110,6 +113,8 @@ function secretValue(value: string, secrets: string[]): ConfigValue {
   secrets.push(value);
   return { value, secret: true };
 }
+
+
 
 function throwawaySshKey(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-preview-key-"));
@@ -143,6 +148,8 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
     fs.copyFileSync(PROD_CONFIG, path.join(workDir, `Pulumi.${STACK}.yaml`));
     const config = prodConfig();
     const secrets: string[] = [];
+    /** Secret objects, set leaf by leaf after the rest (see secretLeaves). */
+    const leaves: ConfigMap = {};
 
     const keyFile = opts.sshKeyFile ?? process.env.HASTACK_SSH_KEY_FILE;
     if (keyFile) {
@@ -154,17 +161,23 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
     }
 
     const random = findPlugin("random", env), tls = findPlugin("tls", env);
+    // the engine runs with its own PULUMI_HOME (engineEnv), so the user's plugin cache is not seen
+    const userHome = process.env.PULUMI_HOME || path.join(os.homedir(), ".pulumi");
+    for (const [name, found] of [["random", random], ["tls", tls]] as const) {
+      const cached = found ? undefined : pluginUnder(userHome, name);
+      if (cached) log(`${cached} is not used: this preview's engine has its own PULUMI_HOME; put ${path.dirname(cached)} on PATH to plan ${name} resources`);
+    }
     const workspad = obj(config, "hastack:workspad"), nginx = obj(config, "hastack:nginx");
     if (random) log(`random plugin found (${random}): RandomPassword resources are planned`);
     else {
-      log("no pulumi-resource-random plugin: hastack:passwords supplied as secret config (engine/offline-secrets)");
+      log("no pulumi-resource-random plugin: hastack:passwords supplied as secret config, one secure value each (engine/offline-secrets)");
       const passwords = offlinePasswords();
-      config["hastack:passwords"] = secretValue(JSON.stringify(passwords), secrets);
+      Object.assign(leaves, secretLeaves("hastack:passwords", passwords));
       secrets.push(...Object.values(passwords));
     }
     if (tls) log(`tls plugin found (${tls}): tls certificate resources are planned`);
     else {
-      log("no pulumi-resource-tls plugin: hastack:certificates supplied as secret config (engine/offline-secrets)");
+      log("no pulumi-resource-tls plugin: hastack:certificates supplied as secret config, one secure value each (engine/offline-secrets)");
       // nginx verifies WorksPad upstreams by this name (NginxBalancer upstreamTlsName)
       const upstream: string = nginx.upstreamTlsName ?? "workspad";
       const hosts = [
@@ -172,7 +185,7 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
         ...((nginx.nodes ?? []) as HostRef[]).map((h) => ({ name: h.name, address: h.address })),
       ];
       const certs = offlineCertificates(hosts);
-      config["hastack:certificates"] = secretValue(JSON.stringify(certs), secrets);
+      Object.assign(leaves, secretLeaves("hastack:certificates", certs));
       for (const s of [...Object.values(certs.servers), certs.dataProtection]) secrets.push(s.keyPem);
     }
 
@@ -193,6 +206,7 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
     config["hastack:workspad"] = { value: JSON.stringify(workspad) };
 
     const stack = await openStack({ stackName: STACK, config, workDir }, e);
+    if (Object.keys(leaves).length) await stack.setAllConfig(leaves, true);
     let stdout = "";
     const events: EngineEvent[] = [];
     const resources: PlannedResource[] = [];
@@ -250,7 +264,10 @@ async function main(argv: string[]): Promise<number> {
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (err) => {
-    console.error(`preview-prod: FAILED: ${err instanceof Error ? err.message : String(err)}`);
+    const msg = err instanceof Error ? err.message : String(err);
+    // a failed `pulumi` run: its whole output was streamed above already; name the command only
+    const cmd = /Command failed with exit code \d+: [^\n]*/.exec(msg);
+    console.error(`preview-prod: FAILED: ${cmd ? `${cmd[0]} (its output is above)` : msg}`);
     process.exitCode = 1;
   });
 }
