@@ -159,7 +159,8 @@ async function drill(name: string, kind: "pg" | "redis", seconds: number, target
   // the writer measures the outage; the failed part comes back only after the others took over
   // (a VM rebooted within the leader TTL would simply resume its role)
   const notes: string[] = [];
-  await until(`${name}: failover away from ${target}`, failedOver, 90, 250).catch((e) => notes.push(String(e.message)));
+  await until(`${name}: failover away from ${target}`, failedOver, 90, 250)
+    .then((secs) => notes.push(`takeover seen ${secs.toFixed(1)} s after the failure`), (e) => notes.push(String(e.message)));
   await sleep(2000);
   await restore();
   await until(`${name}: ${target} rejoined`, recovered, 180, 500);
@@ -232,7 +233,7 @@ export async function worksPadCrash(endpoint: string): Promise<DrillResult> {
       const start = (Date.now() - t0) / 1000;
       try {
         const r = await http.post(`${endpoint}/api/notes`, `drill ${seq}`);
-        if (r.status === 200) { acked.push([Number(r.data.id), (Date.now() - t0) / 1000]); nodesSeen.add(String(r.headers["set-cookie"] ?? "")); }
+        if (r.status === 201) { acked.push([Number(r.data.id), (Date.now() - t0) / 1000]); nodesSeen.add(String(r.headers["set-cookie"] ?? "")); }
         else errors.push([seq, start, `HTTP ${r.status}`]);
       } catch (e) { errors.push([seq, start, String(e)]); }
       await sleep(100);

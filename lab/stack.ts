@@ -55,7 +55,7 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20 }),
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
     "hastack:nginx": obj({ nodes: byRole("nginx") }),
-    "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0" }),
+    "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0", downAfterMs: 2000 }),
     ...secretLeaves("hastack:passwords", s.passwords),
     ...secretLeaves("hastack:certificates", s.certificates),
   };

@@ -29,7 +29,7 @@ export interface PgBouncerVipPairSettings {
   readonly virtualRouterId?: number;
   /** Use unicast VRRP (peers = the other nodes) instead of multicast. @default false */
   readonly unicast?: boolean;
-  /** Seconds between PgBouncer login checks. @default 2 */
+  /** Seconds between PgBouncer login checks; with checkFall 2 a dead PgBouncer loses the VIP in about 2–3 s. @default 1 */
   readonly checkIntervalSeconds?: number;
   /** Failed checks before the node gives up the VIP (FAULT). @default 2 */
   readonly checkFall?: number;
@@ -47,7 +47,7 @@ export const PgBouncerVipPairDefaults = {
   interface: "eth0",
   virtualRouterId: 51,
   unicast: false,
-  checkIntervalSeconds: 2,
+  checkIntervalSeconds: 1,
   checkFall: 2,
   checkRise: 2,
 } as const;

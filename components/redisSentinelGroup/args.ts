@@ -26,6 +26,14 @@ export interface RedisSentinelGroupSettings {
   readonly failoverTimeoutMs?: number;
   /** Replicas resynchronised with a new master at the same time. @default 1 */
   readonly parallelSyncs?: number;
+  /**
+   * A master refuses writes unless this many replicas are connected (Redis `min-replicas-to-write`):
+   * an old master that reboots before Sentinel demotes it then cannot acknowledge writes that the
+   * demotion would discard. 0 turns it off (writes continue with every replica gone). @default 1
+   */
+  readonly minReplicasToWrite?: number;
+  /** Seconds of replica silence after which it no longer counts for minReplicasToWrite. @default 10 */
+  readonly minReplicasMaxLagSeconds?: number;
   /** Redis `maxmemory` (e.g. "512mb"). @default undefined (no limit) */
   readonly maxmemory?: string;
   /** Floating IPv4 address over the HAProxies; inside the stack subnet, not any host's address. @default undefined (no keepalived) */
@@ -46,6 +54,8 @@ export const RedisSentinelGroupDefaults = {
   downAfterMs: 5000,
   failoverTimeoutMs: 60000,
   parallelSyncs: 1,
+  minReplicasToWrite: 1,
+  minReplicasMaxLagSeconds: 10,
   haproxyPort: 6380,
   interface: "eth0",
   virtualRouterId: 53,
@@ -60,6 +70,8 @@ export interface ResolvedRedisSentinelGroupSettings {
   readonly downAfterMs: number;
   readonly failoverTimeoutMs: number;
   readonly parallelSyncs: number;
+  readonly minReplicasToWrite: number;
+  readonly minReplicasMaxLagSeconds: number;
   readonly maxmemory?: string;
   readonly vip?: string;
   /** Prefix length of the stack subnet, used for the VIP address. */
@@ -122,6 +134,10 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
       accepted: "an integer 1000..86400000" },
     { field: `${KEY}.parallelSyncs`, given: s.parallelSyncs, ok: isInt(s.parallelSyncs, 1, nodes.length - 1),
       accepted: `an integer 1..${nodes.length - 1} (the number of replicas)` },
+    { field: `${KEY}.minReplicasToWrite`, given: s.minReplicasToWrite, ok: isInt(s.minReplicasToWrite, 0, nodes.length - 1),
+      accepted: `an integer 0..${nodes.length - 1} (the number of replicas)` },
+    { field: `${KEY}.minReplicasMaxLagSeconds`, given: s.minReplicasMaxLagSeconds, ok: isInt(s.minReplicasMaxLagSeconds, 1, 3600),
+      accepted: "an integer 1..3600" },
     { field: `${KEY}.maxmemory`, given: s.maxmemory,
       ok: s.maxmemory === undefined || (typeof s.maxmemory === "string" && /^[1-9][0-9]{0,15}(b|k|kb|m|mb|g|gb)?$/i.test(s.maxmemory)),
       accepted: `a Redis memory size such as "512mb"` },
@@ -147,6 +163,8 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     downAfterMs: s.downAfterMs,
     failoverTimeoutMs: s.failoverTimeoutMs,
     parallelSyncs: s.parallelSyncs,
+    minReplicasToWrite: s.minReplicasToWrite,
+    minReplicasMaxLagSeconds: s.minReplicasMaxLagSeconds,
     maxmemory: s.maxmemory,
     vip: s.vip,
     vipPrefix: Number(subnet.split("/")[1]),

@@ -50,7 +50,7 @@ export function redisQuote(v: string): string {
 
 /** Directives hastack.conf owns; CONFIG REWRITE copies them into redis.conf, where they would override the include. */
 export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", "logfile", "dir", "requirepass", "masterauth",
-  "replica-announce-ip", "appendonly", "maxmemory"] as const;
+  "replica-announce-ip", "appendonly", "maxmemory", "min-replicas-to-write", "min-replicas-max-lag"] as const;
 
 /** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
 export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string,
@@ -68,6 +68,8 @@ export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: 
     `masterauth ${redisQuote(password)}`,
     `replica-announce-ip ${self.address}`,
     "appendonly yes",
+    `min-replicas-to-write ${s.minReplicasToWrite}`,
+    `min-replicas-max-lag ${s.minReplicasMaxLagSeconds}`,
     ...(s.maxmemory ? [`maxmemory ${s.maxmemory}`] : []),
     "",
   ].join("\n");
@@ -258,7 +260,7 @@ export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, password
     "    tcp-check expect string role:master",
     "    tcp-check send QUIT\\r\\n",
     "    tcp-check expect string +OK",
-    ...servers.map((v) => `    server ${v.name} ${v.address}:${v.port} check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions`),
+    ...servers.map((v) => `    server ${v.name} ${v.address}:${v.port} check inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions`),
     "",
   ].join("\n");
 }

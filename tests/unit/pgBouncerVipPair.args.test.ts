@@ -23,7 +23,7 @@ describe("resolvePgBouncerVipPairSettings", () => {
     });
     expect(PgBouncerVipPairDefaults).toEqual({
       port: 6432, haproxyPort: 5000, poolMode: "session", defaultPoolSize: 20, maxClientConn: 500, authType: "scram-sha-256",
-      interface: "eth0", virtualRouterId: 51, unicast: false, checkIntervalSeconds: 2, checkFall: 2, checkRise: 2,
+      interface: "eth0", virtualRouterId: 51, unicast: false, checkIntervalSeconds: 1, checkFall: 2, checkRise: 2,
     });
   });
 

@@ -61,7 +61,7 @@ describe("HAProxy, keepalived and health files", () => {
   it.each([["plain", "s3cret"], ["special", SPECIAL]])("haproxy.cfg with the %s password", (_, pw) => {
     const cfg = renderHaproxyCfg(s, pw);
     expect(cfg).toMatchSnapshot();
-    expect(cfg).toContain("server redis3 10.213.7.43:6379 check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions");
+    expect(cfg).toContain("server redis3 10.213.7.43:6379 check inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions");
     expect(cfg).toContain("tcp-check expect string role:master");
     expect(cfg).not.toContain(pw);
   });
