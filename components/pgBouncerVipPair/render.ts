@@ -118,7 +118,8 @@ export function renderPgbouncerIni(p: PgbouncerIniParams): string {
     "server_check_delay = 10",
     // Npgsql (and JDBC) send extra_float_digits at startup, which PgBouncer would otherwise refuse
     "ignore_startup_parameters = extra_float_digits",
-    "server_login_retry = 2",
+    // after a failed login to the backend (a failover in progress) retry soon, not after the default 15 s
+    "server_login_retry = 0.5",
     "log_connections = 0",
     "log_disconnections = 0",
     "",

@@ -99,7 +99,7 @@ describe("resolvePatroniClusterSettings", () => {
     expect(resolve({ failoverProfile: "turbo" })).toThrow('Invalid hastack:postgres.failoverProfile: got "turbo"; expected one of "default", "fast", "aggressive".');
   });
   it("fails if ttl is below the supported minimum", () => {
-    expect(resolve({ ttl: 9 })).toThrow("Invalid hastack:postgres.ttl: got 9; expected whole seconds from 10 to 3600.");
+    expect(resolve({ ttl: 7 })).toThrow("Invalid hastack:postgres.ttl: got 7; expected whole seconds from 8 to 3600.");
   });
   it("fails if loopWait is not a positive whole number", () => {
     expect(resolve({ loopWait: 0.5 })).toThrow("Invalid hastack:postgres.loopWait: got 0.5; expected whole seconds from 1 to 600.");
