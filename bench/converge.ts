@@ -5,9 +5,9 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { EngineEvent } from "@pulumi/pulumi/automation";
-import { changes, openStack } from "../engine/automation";
-import { LAB_ENGINE } from "../lab/deploy";
-import { labConfig } from "../lab/stack";
+import { changes } from "../engine/automation";
+import { openLabStack } from "../lab/deploy";
+
 
 export interface Converge { wallSeconds: number; criticalPathSeconds: number; ratio: number; steps: number; longestSteps: string[]; changes: Record<string, number> }
 
@@ -15,7 +15,7 @@ export async function freshConverge(): Promise<Converge> {
   const lab = path.resolve(__dirname, "..", "lab");
   execFileSync("bash", [path.join(lab, "down.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(lab, "up-vms.sh")], { stdio: "inherit" });
-  const stack = await openStack({ stackName: "lab", config: labConfig() }, LAB_ENGINE);
+  const stack = await openLabStack();
   const start = new Map<string, number>();
   const dur = new Map<string, number>();
   const onEvent = (e: EngineEvent) => {

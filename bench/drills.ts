@@ -94,36 +94,32 @@ async function redisRole(name: string): Promise<string> {
 
 export interface WriterResult { run: string; attempts: number; acked: [number, number][]; errors: [number, number, string][] }
 
-function startWriter(kind: "pg" | "redis", label: string, seconds: number): Promise<WriterResult> {
-  const args = kind === "pg"
+/** The writer script and its target for one kind of store (the system python has psycopg2). */
+function writerArgs(kind: "pg" | "redis"): string[] {
+  return kind === "pg"
     ? [path.join(BENCH, "writer.py"), "--host", layout.vips.proxy, "--port", "6432", "--dbname", "workspad", "--user", "workspad",
-       "--password-file", passwordFile("postgresApp"), "--seconds", String(seconds), "--run", label]
-    : [path.join(BENCH, "redis_writer.py"), "--host", layout.vips.redis, "--port", "6380",
-       "--password-file", passwordFile("redis"), "--seconds", String(seconds), "--run", label];
-  return new Promise((resolve, reject) => {
-    const p = spawn("/usr/bin/python3", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "", err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("close", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`writer exited ${code}: ${err}`)));
-  });
+       "--password-file", passwordFile("postgresApp")]
+    : [path.join(BENCH, "redis_writer.py"), "--host", layout.vips.redis, "--port", "6380", "--password-file", passwordFile("redis")];
 }
 
-async function missingWrites(kind: "pg" | "redis", w: WriterResult): Promise<number[]> {
-  const acked = JSON.stringify(w.acked.map(([s]) => s));
-  const args = kind === "pg"
-    ? [path.join(BENCH, "writer.py"), "--verify", "--host", layout.vips.proxy, "--port", "6432", "--dbname", "workspad", "--user", "workspad",
-       "--password-file", passwordFile("postgresApp"), "--run", w.run]
-    : [path.join(BENCH, "redis_writer.py"), "--verify", "--host", layout.vips.redis, "--port", "6380", "--password-file", passwordFile("redis"), "--run", w.run];
+/** Run a writer script to its end and parse the JSON it prints. */
+function python<T>(args: string[], stdin?: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const p = spawn("/usr/bin/python3", args, { stdio: ["pipe", "pipe", "pipe"] });
     let out = "", err = "";
     p.stdout.on("data", (d) => (out += d));
     p.stderr.on("data", (d) => (err += d));
-    p.on("close", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`verify exited ${code}: ${err}`)));
-    p.stdin.end(acked);
+    p.on("close", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`${path.basename(args[0])} exited ${code}: ${err}`)));
+    p.stdin.end(stdin ?? "");
   });
 }
+
+const startWriter = (kind: "pg" | "redis", label: string, seconds: number) =>
+  python<WriterResult>([...writerArgs(kind), "--seconds", String(seconds), "--run", label]);
+
+/** Acknowledged writes that are not in the store afterwards. */
+const missingWrites = (kind: "pg" | "redis", w: WriterResult) =>
+  python<number[]>([...writerArgs(kind), "--verify", "--run", w.run], JSON.stringify(w.acked.map(([s]) => s)));
 
 /** Longest stretch without an acknowledged write that overlaps the failure, in seconds. */
 export function outageSeconds(w: WriterResult, eventAt: number): number {

@@ -2,16 +2,16 @@
 // synchronous_mode off and on, plus converge figures; writes bench/results.{json,md}.
 import * as fs from "fs";
 import * as path from "path";
-import { changes, openStack } from "../engine/automation";
-import { LAB_ENGINE } from "../lab/deploy";
-import { labConfig } from "../lab/stack";
+import { changes } from "../engine/automation";
+import { openLabStack } from "../lab/deploy";
+
 import * as d from "./drills";
 import { freshConverge } from "./converge";
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function up(sync: boolean) {
-  const stack = await openStack({ stackName: "lab", config: labConfig({ synchronousMode: sync }) }, LAB_ENGINE);
+  const stack = await openLabStack({ synchronousMode: sync });
   const t0 = Date.now();
   const r = await stack.up();
   return { seconds: (Date.now() - t0) / 1000, changes: changes(r.summary.resourceChanges), endpoint: r.outputs.endpoint.value as string };

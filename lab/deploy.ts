@@ -1,14 +1,27 @@
 // `npm run lab` after the VMs are up: `pulumi up` of the lab stack with the real engine,
 // then the endpoints and a health summary. Re-running it on a running lab changes nothing.
+import * as fs from "fs";
 import * as path from "path";
-import { changes, openStack } from "../engine/automation";
-import { labConfig, STATE } from "./stack";
+import { Stack } from "@pulumi/pulumi/automation";
+import { changes, openStack, REPO } from "../engine/automation";
+import { labConfig, LabOptions, STATE } from "./stack";
 
 export const LAB_ENGINE = { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-lab" };
 
+/**
+ * The lab stack, with its project directory (Pulumi.yaml + Pulumi.lab.yaml) under lab/.state,
+ * so `npm run lab:down` removes the stack's config with its state and VMs.
+ */
+export function openLabStack(o: LabOptions = {}): Promise<Stack> {
+  const workDir = path.join(STATE, "project");
+  fs.mkdirSync(workDir, { recursive: true });
+  fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
+  return openStack({ stackName: "lab", config: labConfig(o), workDir }, LAB_ENGINE);
+}
+
 async function main(): Promise<void> {
   const t0 = Date.now();
-  const stack = await openStack({ stackName: "lab", config: labConfig() }, LAB_ENGINE);
+  const stack = await openLabStack();
   const up = await stack.up({ onOutput: (s) => process.stdout.write(s) });
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`\nlab: pulumi up ${up.summary.result} in ${secs}s; changes: ${JSON.stringify(changes(up.summary.resourceChanges))}`);

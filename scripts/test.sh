@@ -4,4 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p .
-npx jest --runInBand --ci tests/unit tests/daemons tests/engine tests/e2e "$@"
+report=$(mktemp /tmp/hastack-jest.XXXXXX.json)
+set +e
+npx jest --runInBand --ci --json --outputFile="$report" tests/unit tests/daemons tests/engine tests/e2e "$@"
+rc=$?
+set -e
+# one plain closing line with the counts
+node -e 'const r=require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$report" || true
+rm -f "$report"
+exit $rc

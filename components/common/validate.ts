@@ -71,3 +71,17 @@ export function checkHosts(field: string, hosts: unknown, minCount = 1): void {
     if (!isIPv4(h?.address)) invalid(`${field}[${i}].address`, h?.address, "an IPv4 address such as 192.168.1.130");
   });
 }
+
+/**
+ * The common opening of a section resolver: `raw` must be an object with only `known` keys, and
+ * the stack subnet must be CIDR. Returns the object for the section's own rules.
+ */
+export function checkSection(key: string, raw: unknown, subnet: string, known: ReadonlySet<string>, shape: string): Record<string, unknown> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(key, raw, shape);
+  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!known.has(k)) invalid(`${key}.${k}`, r[k], `no such key; known keys are ${[...known].join(", ")}`);
+  }
+  return r;
+}

@@ -1,5 +1,5 @@
 import { HostSpec } from "../common/host";
-import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+import { checkHosts, checkRules, checkSection, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
 
 /** Stack config under `hastack:nginx`: the HTTPS balancer in front of the WorksPad nodes. */
 export interface NginxBalancerSettings {
@@ -83,12 +83,7 @@ const isSize = (s: unknown): s is string => typeof s === "string" && /^[0-9]{1,9
  * `allHostAddresses` are the addresses of every host of the stack (the VIP must be none of them).
  */
 export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHostAddresses: readonly string[] = []): ResolvedNginxBalancerSettings {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with at least nodes");
-  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
-  }
+  const r = checkSection(KEY, raw, subnet, KNOWN, "an object with at least nodes");
   checkHosts(`${KEY}.nodes`, r.nodes, 1);
   const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
   const s = { ...NginxBalancerDefaults, ...r } as Record<string, any>;

@@ -1,5 +1,5 @@
 import { HostSpec } from "../common/host";
-import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+import { checkHosts, checkRules, checkSection, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
 
 /** Stack config under `hastack:proxy`: the PgBouncer pair behind a keepalived VIP. */
 export interface PgBouncerVipPairSettings {
@@ -96,12 +96,7 @@ export const isInterfaceName = (s: unknown): s is string => typeof s === "string
  */
 export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, allHostAddresses: string[] = [],
   reservedPorts: ReservedPort[] = []): ResolvedPgBouncerVipPairSettings {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with at least nodes and vip");
-  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
-  }
+  const r = checkSection(KEY, raw, subnet, KNOWN, "an object with at least nodes and vip");
   checkHosts(`${KEY}.nodes`, r.nodes, 1);
   const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
   const s = { ...PgBouncerVipPairDefaults, ...r } as Record<string, any>;

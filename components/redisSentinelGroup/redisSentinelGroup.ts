@@ -8,7 +8,7 @@ import { ResolvedRedisSentinelGroupSettings } from "./args";
 import {
   MASTER_PLACEHOLDER, REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
-  renderSentinelScript, renderSentinelSetScript,
+  renderSentinelScript, renderSentinelSetScript, sentinelAuthPass,
 } from "./render";
 
 export interface RedisSentinelGroupArgs {
@@ -71,9 +71,13 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const packages = installPackages(`${p}-packages`, conn,
       ["redis-server", "redis-sentinel", "redis-tools", "haproxy", ...(s.vip ? ["keepalived"] : [])], after());
     const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: password, secret: true }, after(packages));
+    // the Sentinel ACL user's derived password, for SENTINEL SET auth-pass (see sentinelAuthPass)
+    const sentinelPass = putFile(`${p}-sentinel-password`, {
+      connection: conn, path: `${P.cliPass}.sentinel`, content: password.apply(sentinelAuthPass), secret: true,
+    }, after(pass));
     const healthScript = putFile(`${p}-health-script`, {
       connection: conn, path: P.health, content: renderHealthScript(s), mode: "0700", validate: `sh -n "$NEW"`,
-    }, after(pass));
+    }, after(sentinelPass));
 
     // Redis: settings we own (changeable) in an included file; redis.conf itself written once, then Redis' own
     const managed = password.apply((pw) => renderRedisManaged(s, host, pw));

@@ -1,3 +1,4 @@
+import { createHash } from "crypto";
 import { HostSpec } from "../common/host";
 import { shq } from "../common/shell";
 import { renderKeepalivedConf } from "../common/vrrp";
@@ -52,6 +53,21 @@ export function redisQuote(v: string): string {
 export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", "logfile", "dir", "requirepass", "masterauth",
   "replica-announce-ip", "appendonly", "maxmemory", "min-replicas-to-write", "min-replicas-max-lag"] as const;
 
+/**
+ * Sentinel logs in to Redis as its own ACL user with a password derived from the group's secret
+ * (64 hex digits). Redis 7.0's Sentinel writes `sentinel auth-pass` back to sentinel.conf
+ * unquoted, so a password with quotes would leave a file Sentinel cannot read after its next
+ * restart (seen in the lab: "Unbalanced quotes in configuration line").
+ */
+export const SENTINEL_USER = "hastack-sentinel";
+
+export function sentinelAuthPass(password: string): string {
+  return createHash("sha256").update(`hastack-sentinel:${password}`).digest("hex");
+}
+
+/** The commands Sentinel needs on a monitored Redis (Redis' Sentinel ACL guidance). */
+const SENTINEL_ACL = "allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill";
+
 /** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
 export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string,
   rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"]): string {
@@ -66,6 +82,7 @@ export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: 
     `dir ${rt.dir}`,
     `requirepass ${redisQuote(password)}`,
     `masterauth ${redisQuote(password)}`,
+    `user ${SENTINEL_USER} on >${sentinelAuthPass(password)} ${SENTINEL_ACL}`,
     `replica-announce-ip ${self.address}`,
     "appendonly yes",
     `min-replicas-to-write ${s.minReplicasToWrite}`,
@@ -104,7 +121,8 @@ export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: 
     `sentinel announce-ip ${self.address}`,
     "sentinel deny-scripts-reconfig yes",
     `sentinel monitor ${m} ${master} ${s.port} ${s.quorum}`,
-    `sentinel auth-pass ${m} ${redisQuote(password)}`,
+    `sentinel auth-user ${m} ${SENTINEL_USER}`,
+    `sentinel auth-pass ${m} ${sentinelAuthPass(password)}`,
     `sentinel down-after-milliseconds ${m} ${s.downAfterMs}`,
     `sentinel failover-timeout ${m} ${s.failoverTimeoutMs}`,
     `sentinel parallel-syncs ${m} ${s.parallelSyncs}`,
@@ -184,14 +202,15 @@ export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, h
     ...([["quorum", s.quorum], ["down-after-milliseconds", s.downAfterMs], ["failover-timeout", s.failoverTimeoutMs],
       ["parallel-syncs", s.parallelSyncs]] as const)
       .map(([k, v]) => `check ${k} "$(${cli} SENTINEL SET ${s.masterName} ${k} ${v})"`),
-    // -x takes the last argument from stdin: the password never appears in argv
-    `check auth-pass "$(${cli} -x SENTINEL SET ${s.masterName} auth-pass < ${passFile})"`,
+    `check auth-user "$(${cli} SENTINEL SET ${s.masterName} auth-user ${SENTINEL_USER})"`,
+    // -x takes the last argument from stdin: the (derived) password never appears in argv
+    `check auth-pass "$(${cli} -x SENTINEL SET ${s.masterName} auth-pass < ${passFile}.sentinel)"`,
   ].join("\n");
 }
 
 /** Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then restart on the new settings. */
 export function renderRedisApplyScript(): string {
-  const names = [...MANAGED_DIRECTIVES, "user default"].map((d) => d.replace(/ /g, "[[:space:]]+")).join("|");
+  const names = [...MANAGED_DIRECTIVES, "user default", `user ${SENTINEL_USER}`].map((d) => d.replace(/ /g, "[[:space:]]+")).join("|");
   return [
     `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${REDIS_PATHS.main}`,
     `chown redis:redis ${REDIS_PATHS.main}`,

@@ -7,7 +7,7 @@ import * as path from "path";
 import { ResolvedRedisSentinelGroupSettings, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
 import {
   REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisMain, renderRedisManaged,
-  renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript,
+  renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass,
 } from "../../components/redisSentinelGroup/render";
 
 const SPECIAL = `jhYg/=\\F'"$`;
@@ -74,6 +74,7 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
       haproxyPort: await freePort() }, SUBNET)!;
     replicaPort = await freePort();
     fs.writeFileSync(path.join(dir, "pass"), SPECIAL);
+    fs.writeFileSync(path.join(dir, "pass.sentinel"), sentinelAuthPass(SPECIAL));
   });
 
   afterAll(async () => {
@@ -136,7 +137,7 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     const conf = path.join(r.dir, "sentinel.conf");
     fs.writeFileSync(conf, renderSentinelConf(s, NODES[0], SPECIAL, "127.0.0.1", r, ["127.0.0.1"]));
     fs.chmodSync(conf, 0o600);
-    start("redis-sentinel", [conf, "--daemonize", "no"]);
+    const first = start("redis-sentinel", [conf, "--daemonize", "no"]);
     await waitUntil("sentinel", () => cli(s.sentinelPort, ["ping"]) === "PONG");
     expect(cli(s.sentinelPort, ["ping"], null)).toMatch(/NOAUTH/);
     expect(cli(s.sentinelPort, ["SENTINEL", "get-master-addr-by-name", s.masterName])).toBe(`127.0.0.1\n${s.port}`);
@@ -150,6 +151,14 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     expect(master).toMatch(/\nquorum\n1(\n|$)/);
     expect(master).toMatch(/\ndown-after-milliseconds\n7000(\n|$)/);
     expect(master).toContain("flags\nmaster");
+
+    // Sentinel has rewritten its file by now; it must start again from it (a VM reboot)
+    first.kill("SIGTERM");
+    await waitUntil("sentinel to stop", () => first.exitCode !== null || first.signalCode !== null);
+    const again = start("redis-sentinel", [conf, "--daemonize", "no"]);
+    await waitUntil("sentinel to restart from its rewritten file", () => cli(s.sentinelPort, ["ping"]) === "PONG");
+    expect(again.exitCode).toBeNull();
+    expect(cli(s.sentinelPort, ["SENTINEL", "get-master-addr-by-name", s.masterName])).toBe(`127.0.0.1\n${s.port}`);
   });
 
   it("haproxy -c accepts the production haproxy.cfg", () => {

@@ -6,9 +6,9 @@ import * as https from "https";
 import * as path from "path";
 import axios from "axios";
 import { Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack } from "../../engine/automation";
-import { LAB_ENGINE } from "../../lab/deploy";
-import { byRole, labConfig, LabOptions, layout } from "../../lab/stack";
+import { changes } from "../../engine/automation";
+import { openLabStack } from "../../lab/deploy";
+import { byRole, LabOptions, layout } from "../../lab/stack";
 import * as d from "../../bench/drills";
 
 const REPO = path.resolve(__dirname, "..", "..");
@@ -25,7 +25,7 @@ afterEach(() => progress(`end: ${expect.getState().currentTestName}`));
 describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.213.7.0/24)", () => {
   let stack: Stack;
   let endpoint: string;
-  const open = async (o: LabOptions = {}) => (stack = await openStack({ stackName: "lab", config: labConfig(o) }, LAB_ENGINE));
+  const open = async (o: LabOptions = {}) => (stack = await openLabStack(o));
 
   beforeAll(async () => {
     execFileSync("bash", [path.join(REPO, "lab", "up-vms.sh")], { stdio: "inherit" });
@@ -142,9 +142,9 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     const res = await stack.destroy();
     expect(res.summary.result).toBe("succeeded");
     for (const p of byRole("postgres")) {
-      expect(await d.ssh(p.name, "systemctl is-active patroni || true")).not.toBe("active");
+      expect(await d.ssh(p.name, "systemctl show -p ActiveState --value patroni")).not.toBe("active");
       expect(await d.ssh(p.name, "test -f /var/lib/postgresql/15/hastack/PG_VERSION && echo kept")).toBe("kept");
     }
-    expect(await d.ssh("ngx1", "systemctl is-active nginx || true")).not.toBe("active");
+    expect(await d.ssh("ngx1", "systemctl show -p ActiveState --value nginx")).not.toBe("active");
   });
 });

@@ -73,6 +73,14 @@ describe("command:remote through the real engine (needs root: starts sshd on 127
     expect(runs().length).toBe(before);
   });
 
+  it("refresh reads state back without running anything on the host", async () => {
+    const before = runs().length;
+    const r = await stack.refresh();
+    expect(r.summary.result).toBe("succeeded");
+    expect(changes(r.summary.resourceChanges)).toEqual({});
+    expect(runs().length).toBe(before);
+  });
+
   it("a changed script is an update that runs on the host, not a replacement", async () => {
     script = "create-v2";
     const pv = await stack.preview();

@@ -1,5 +1,5 @@
 import { resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
-import {
+import { sentinelAuthPass,
   MASTER_PLACEHOLDER, redisQuote, renderDiscoverMaster, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMain, renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
   renderSentinelScript, renderSentinelSetScript, respAuthHex,
@@ -45,7 +45,10 @@ describe("Sentinel files", () => {
     const conf = renderSentinelConf(s, NODES[2], pw, MASTER_PLACEHOLDER);
     expect(conf).toMatchSnapshot();
     expect(conf).toContain(`sentinel monitor hastack ${MASTER_PLACEHOLDER} 6379 2`);
-    expect(conf).toContain(`sentinel auth-pass hastack ${redisQuote(pw)}`);
+    // Sentinel logs in as its own ACL user with a derived hex password (Sentinel rewrites auth-pass unquoted)
+    expect(conf).toContain("sentinel auth-user hastack hastack-sentinel");
+    expect(conf).toContain(`sentinel auth-pass hastack ${sentinelAuthPass(pw)}`);
+    expect(sentinelAuthPass(pw)).toMatch(/^[0-9a-f]{64}$/);
   });
   it("write-once sentinel.conf script, master discovery, SENTINEL SET script", () => {
     expect(renderSentinelScript(s)).toMatchSnapshot();
