@@ -8,7 +8,7 @@ import { ResolvedRedisSentinelGroupSettings } from "./args";
 import {
   MASTER_PLACEHOLDER, REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
-  renderSentinelScript, renderSentinelSetScript, sentinelAuthPass,
+  renderSentinelScript, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
 } from "./render";
 
 export interface RedisSentinelGroupArgs {
@@ -80,20 +80,24 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     }, after(sentinelPass));
 
     // Redis: settings we own (changeable) in an included file; redis.conf itself written once, then Redis' own
+    const acl = password.apply(renderRedisAcl);
+    const aclFile = putFile(`${p}-redis-users`, {
+      connection: conn, path: P.acl, content: acl, secret: true, mode: "0640", owner: "redis:redis",
+    }, after(healthScript));
     const managed = password.apply((pw) => renderRedisManaged(s, host, pw));
     const managedFile = putFile(`${p}-redis-settings`, {
       connection: conn, path: P.managed, content: managed, secret: true, mode: "0640", owner: "redis:redis",
       validate: renderRedisManagedCheck(),
-    }, after(healthScript));
+    }, after(aclFile));
     const mainFile = runScript(`${p}-redis-conf`, {
       connection: conn, create: renderRedisMainScript(s, host),
       delete: `rm -f ${P.main} ${P.mainMarker}`,
     }, after(managedFile));
     const redis = serviceEnabled(`${p}-redis`, conn, "redis-server", after(mainFile));
     // one node at a time, so a settings change never restarts every Redis at once
-    const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(), [contentHash(managed)],
+    const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(), [contentHash(managed, acl)],
       after(redis, previousReady));
-    const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed)]);
+    const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed, acl)]);
 
     // Sentinel: file written once (monitoring the master the running Sentinels report), later changes via SENTINEL SET
     const sentinelConf = password.apply((pw) => renderSentinelConf(s, host, pw, MASTER_PLACEHOLDER));

@@ -11,6 +11,8 @@ export const REDIS_PATHS = {
   mainMarker: "/etc/redis/.hastack-redis-conf",
   /** Settings hastack owns and may change; included by the main file. */
   managed: "/etc/redis/hastack.conf",
+  /** Redis users (default + Sentinel's) with hashed passwords; an aclfile keeps CONFIG REWRITE from copying users into redis.conf. */
+  acl: "/etc/redis/hastack-users.acl",
   /** Written once; Sentinel rewrites it itself. */
   sentinel: "/etc/redis/sentinel.conf",
   sentinelMarker: "/etc/redis/.hastack-sentinel-conf",
@@ -50,7 +52,7 @@ export function redisQuote(v: string): string {
 }
 
 /** Directives hastack.conf owns; CONFIG REWRITE copies them into redis.conf, where they would override the include. */
-export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", "logfile", "dir", "requirepass", "masterauth",
+export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", "logfile", "dir", "requirepass", "aclfile", "masterauth",
   "replica-announce-ip", "appendonly", "maxmemory", "min-replicas-to-write", "min-replicas-max-lag"] as const;
 
 /**
@@ -68,9 +70,25 @@ export function sentinelAuthPass(password: string): string {
 /** The commands Sentinel needs on a monitored Redis (Redis' Sentinel ACL guidance). */
 const SENTINEL_ACL = "allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill";
 
+const sha256hex = (v: string) => createHash("sha256").update(v).digest("hex");
+
+/**
+ * The ACL file: the default user (the group password) and Sentinel's user, passwords as sha256
+ * (`#…`), so no quoting is involved and no password is stored in clear. With an aclfile,
+ * Redis' CONFIG REWRITE (run by Sentinel on every failover) no longer writes `user` lines into
+ * redis.conf, where they would duplicate and break the next start.
+ */
+export function renderRedisAcl(password: string): string {
+  return [
+    `user default on #${sha256hex(password)} ~* &* +@all`,
+    `user ${SENTINEL_USER} on #${sha256hex(sentinelAuthPass(password))} ${SENTINEL_ACL}`,
+    "",
+  ].join("\n");
+}
+
 /** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
 export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string,
-  rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"]): string {
+  rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], aclPath: string = REDIS_PATHS.acl): string {
   return [
     "# Managed by hastack (RedisSentinelGroup); changes are overwritten. Included by redis.conf.",
     `bind ${bind.join(" ")}`,
@@ -80,9 +98,9 @@ export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: 
     `pidfile ${rt.pidfile}`,
     `logfile ${rt.logfile}`,
     `dir ${rt.dir}`,
-    `requirepass ${redisQuote(password)}`,
+    // users and their passwords (the default user's is the group password) live in the ACL file
+    `aclfile ${aclPath}`,
     `masterauth ${redisQuote(password)}`,
-    `user ${SENTINEL_USER} on >${sentinelAuthPass(password)} ${SENTINEL_ACL}`,
     `replica-announce-ip ${self.address}`,
     "appendonly yes",
     `min-replicas-to-write ${s.minReplicasToWrite}`,

@@ -7,7 +7,7 @@ import * as path from "path";
 import { ResolvedRedisSentinelGroupSettings, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
 import {
   REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisMain, renderRedisManaged,
-  renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass,
+  renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
 } from "../../components/redisSentinelGroup/render";
 
 const SPECIAL = `jhYg/=\\F'"$`;
@@ -88,7 +88,9 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
   function writeRedis(tag: string, port: number, master?: number): string {
     const r = rt(tag);
     const managed = path.join(r.dir, "hastack.conf");
-    fs.writeFileSync(managed, renderRedisManaged({ ...s, port }, NODES[0], SPECIAL, r, ["127.0.0.1"]));
+    const acl = path.join(r.dir, "users.acl");
+    fs.writeFileSync(acl, renderRedisAcl(SPECIAL));
+    fs.writeFileSync(managed, renderRedisManaged({ ...s, port }, NODES[0], SPECIAL, r, ["127.0.0.1"], acl));
     const main = path.join(r.dir, "redis.conf");
     fs.writeFileSync(main, master === undefined ? renderRedisMain(undefined, 0, managed)
       : renderRedisMain("127.0.0.1", master, managed));
@@ -111,7 +113,9 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
   it("the staged check accepts the rendered hastack.conf and refuses a broken one", () => {
     const good = path.join(dir, "managed-good.conf");
     const bad = path.join(dir, "managed-bad.conf");
-    fs.writeFileSync(good, renderRedisManaged(s, NODES[0], SPECIAL, rt("check"), ["127.0.0.1"]));
+    const acl = path.join(dir, "check-users.acl");
+    fs.writeFileSync(acl, renderRedisAcl(SPECIAL));
+    fs.writeFileSync(good, renderRedisManaged(s, NODES[0], SPECIAL, rt("check"), ["127.0.0.1"], acl));
     fs.writeFileSync(bad, `${fs.readFileSync(good, "utf8")}requirepass "unterminated\n`);
     const run = (f: string) => spawnSync("sh", ["-euc", renderRedisManagedCheck()], { env: { ...process.env, NEW: f }, encoding: "utf8" });
     const ok = run(good);
@@ -123,7 +127,12 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     expect(cli(replicaPort, ["config", "rewrite"])).toBe("OK");
     const main = path.join(dir, "replica", "redis.conf");
     const rewritten = fs.readFileSync(main, "utf8");
-    expect(rewritten).toMatch(/^requirepass /m);
+    expect(rewritten).toMatch(/^masterauth /m);
+    // with an aclfile, users are never copied into redis.conf (they would be defined twice at the next start)
+    expect(rewritten).not.toMatch(/^user /m);
+    // a reboot right after a failover starts Redis from exactly this file
+    const reboot = spawnSync("sh", ["-euc", renderRedisManagedCheck()], { env: { ...process.env, NEW: main }, encoding: "utf8" });
+    expect({ status: reboot.status, stderr: reboot.status === 0 ? "" : reboot.stderr }).toEqual({ status: 0, stderr: "" });
     const strip = renderRedisApplyScript().split("\n")[0].replace(REDIS_PATHS.main, main);
     expect(spawnSync("sh", ["-euc", strip]).status).toBe(0);
     const after = fs.readFileSync(main, "utf8");

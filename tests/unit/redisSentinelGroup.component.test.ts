@@ -5,7 +5,7 @@ const SUBNET = "10.213.7.0/24";
 const SPECIAL = `jhYg/=\\F'"$`;
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
-const STEPS = ["packages", "password", "sentinel-password", "health-script", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
+const STEPS = ["packages", "password", "sentinel-password", "health-script", "redis-users", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
   "sentinel-conf", "sentinel", "sentinel-settings", "haproxy-conf", "haproxy", "haproxy-reload"];
 const KA_STEPS = ["keepalived-check", "keepalived-conf", "keepalived", "keepalived-reload"];
 
@@ -101,7 +101,7 @@ describe("RedisSentinelGroup wiring", () => {
 
   it("sends every secret over stdin only: secret inputs, 0600 files, nothing logged, no secret in any command text", async () => {
     const { seen } = await build("vipcache", "10.213.7.70");
-    for (const st of ["password", "sentinel-password", "redis-settings", "sentinel-conf", "haproxy-conf", "keepalived-conf"]) {
+    for (const st of ["password", "sentinel-password", "redis-users", "redis-settings", "sentinel-conf", "haproxy-conf", "keepalived-conf"]) {
       const n = `vipcache-redis2-${st}`;
       expect(await isSecret(seen.find((s) => s.name === n)!.props.stdin)).toBe(true);
       expect(byName(n).inputs.logging).toBe("none");
