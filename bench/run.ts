@@ -7,6 +7,7 @@ import { openLabStack } from "../lab/deploy";
 
 import * as d from "./drills";
 import { freshConverge } from "./converge";
+import { labConfig } from "../lab/stack";
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
@@ -54,11 +55,12 @@ async function main(): Promise<void> {
     medianRecoverySeconds: median(rs.map((r) => r.recoverySeconds)),
   }));
   const command = `npm run bench -- ${runs}`;
+  const profile = JSON.parse(String(labConfig()["hastack:postgres"].value)).failoverProfile;
   const date = new Date().toISOString();
   const dir = __dirname;
   fs.writeFileSync(path.join(dir, "results.json"), JSON.stringify({ command, date, summary, fresh, converge, rows }, null, 2));
   const md = [
-    `# Failure drills on the lab`, ``, `Made by \`${command}\` on ${date} (2 cores, 12 nspawn VMs, Patroni profile "fast").`, ``,
+    `# Failure drills on the lab`, ``, `Made by \`${command}\` on ${date} (2 cores, 12 nspawn VMs, Patroni profile "${profile}").`, ``,
     `| drill | synchronous_mode | runs | median write outage (s) | max (s) | acknowledged writes lost | median recovery (s) |`,
     `| --- | --- | --- | --- | --- | --- | --- |`,
     ...summary.map((s) => `| ${s.drill} | ${s.synchronousMode ?? "n/a"} | ${s.runs} | ${s.medianWriteOutageSeconds} | ${s.maxWriteOutageSeconds} | ${s.totalLostWrites} | ${s.medianRecoverySeconds} |`),

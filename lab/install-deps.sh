@@ -50,16 +50,6 @@ else
   # No systemd as PID 1 (containers, sandboxes): `systemctl start/stop` cannot work here
   # ("System has not been booted with systemd"), but enable/disable still edit the unit links
   # offline. Stop through the sysvinit scripts, then kill what is left.
-  for d in "${DAEMONS[@]}"; do
-    if [[ -x /etc/init.d/$d ]]; then
-      timeout 60 service "$d" stop >/dev/null 2>&1 || true
-    fi
-    if [[ -e /lib/systemd/system/$d.service ]]; then
-      systemctl disable "$d.service" >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/$d ]]; then
-      update-rc.d "$d" disable >/dev/null 2>&1 || true
-    fi
-  done
   # Anything still running: only processes in the HOST's pid namespace (lab VMs run the
   # same binaries in their own pid namespaces, and must not be touched).
   hostns=$(readlink /proc/self/ns/pid)
@@ -77,6 +67,18 @@ else
       esac
     done
   }
+  # the init scripts are slow even with nothing to stop: use them only when a daemon runs
+  running=$(victims | head -1)
+  for d in "${DAEMONS[@]}"; do
+    if [[ -n "$running" && -x /etc/init.d/$d ]]; then
+      timeout 60 service "$d" stop >/dev/null 2>&1 || true
+    fi
+    if [[ -e /lib/systemd/system/$d.service ]]; then
+      systemctl disable "$d.service" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$d ]]; then
+      update-rc.d "$d" disable >/dev/null 2>&1 || true
+    fi
+  done
   mapfile -t pids < <(victims)
   if [[ ${#pids[@]} -gt 0 ]]; then
     log "stopping leftover host daemon processes: ${pids[*]}"

@@ -10,8 +10,11 @@ step "Debian packages (daemons, systemd-nspawn, ssh)"
 bash lab/install-deps.sh
 
 step "npm packages (package-lock.json)"
-if [[ ! -d node_modules/@pulumi/pulumi ]] || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+# npm ci again only when package-lock.json changed since the last install
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [[ ! -d node_modules/@pulumi/pulumi || "$(cat node_modules/.hastack-lock.sha256 2>/dev/null)" != "$lock_sum" ]]; then
   npm ci --no-audit --no-fund
+  echo "$lock_sum" > node_modules/.hastack-lock.sha256
 fi
 
 step "Pulumi engine"
