@@ -30,7 +30,7 @@ export async function freshConverge(): Promise<Converge> {
   const wallSeconds = (Date.now() - t0) / 1000;
   const state = await stack.exportStack();
   const deps = new Map<string, string[]>();
-  for (const r of state.deployment.resources ?? []) deps.set(r.urn, [...(r.dependencies ?? []), ...(r.parent ? [] : [])]);
+  for (const r of state.deployment.resources ?? []) deps.set(r.urn, r.dependencies ?? []);
   const finish = new Map<string, number>();
   const memo = (urn: string): number => {
     if (finish.has(urn)) return finish.get(urn)!;

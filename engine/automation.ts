@@ -3,7 +3,7 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { ConfigMap, LocalWorkspace, OpType, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 
 export const REPO = path.resolve(__dirname, "..");
 
@@ -107,4 +107,3 @@ export function totalChanges(summary: Record<string, number> | undefined): numbe
   return Object.values(changes(summary)).reduce((a, b) => a + b, 0);
 }
 
-export type { OpType };
