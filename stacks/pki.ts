@@ -1,10 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-
-export interface CertPair {
-  readonly certPem: pulumi.Input<string>;
-  readonly keyPem: pulumi.Input<string>;
-}
+import { CertPair } from "../components/common";
 
 /** Certificates a stack may supply under `hastack:certificates` (a secret object). */
 export interface SuppliedCertificates {

@@ -3,3 +3,4 @@ export * from "./hash";
 export * from "./remote";
 export * from "./shell";
 export * from "./validate";
+export * from "./tls";

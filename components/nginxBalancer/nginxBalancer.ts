@@ -1,3 +1,4 @@
+import { CertPair } from "../common/tls";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -14,12 +15,8 @@ export interface NginxUpstreamInput {
   readonly port: pulumi.Input<number>;
 }
 
-/** Server certificate and key of one balancer node. */
-export interface NginxNodeTls {
-  readonly certPem: pulumi.Input<string>;
-  /** Always treated as a secret. */
-  readonly keyPem: pulumi.Input<string>;
-}
+/** Server certificate and key of one balancer node (the key is secret). */
+export type NginxNodeTls = CertPair;
 
 export interface NginxBalancerArgs {
   /** Output of resolveNginxBalancerSettings. */

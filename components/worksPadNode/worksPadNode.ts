@@ -1,3 +1,4 @@
+import { CertPair } from "../common/tls";
 import * as fs from "fs";
 import * as path from "path";
 import * as crypto from "crypto";
@@ -13,12 +14,8 @@ import {
   renderPreseedScript, renderRestartScript, renderSetConnectionStringScript,
 } from "./render";
 
-/** A PEM certificate and its private key. */
-export interface CertAndKey {
-  readonly certPem: pulumi.Input<string>;
-  /** Secret. */
-  readonly keyPem: pulumi.Input<string>;
-}
+/** A PEM certificate and its private key (the key is secret). */
+export type CertAndKey = CertPair;
 
 export interface WorksPadNodeArgs {
   /** Resolved `hastack:workspad` settings (resolveWorksPadNodeSettings). */
