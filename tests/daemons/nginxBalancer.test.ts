@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { resolveNginxBalancerSettings } from "../../components/nginxBalancer/args";
 import { renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
+import { freePort } from "../support/ports";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const SUBNET = "10.213.7.0/24";
@@ -17,16 +18,6 @@ function need(bin: string): string {
   return r.stdout.trim();
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-    s.on("error", rej);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -8,22 +8,13 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { resolvePatroniClusterSettings, ResolvedPatroniClusterSettings } from "../../components/patroniCluster/args";
 import * as r from "../../components/patroniCluster/render";
+import { freePort } from "../support/ports";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const BINARIES = ["/usr/bin/etcd", "/usr/bin/etcdctl", "/usr/bin/patroni", "/usr/lib/postgresql/15/bin/postgres", "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/15/bin/pg_ctl", "/usr/bin/psql"];
 // 127.0.0.2 is loopback too; Patroni rejects 127.0.0.1 as a connect_address
 const MEMBER = { name: "t1", address: "127.0.0.2" };
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = net.createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => res(p));
-    });
-  });
-}
 
 async function until(probe: () => boolean, timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;

@@ -10,6 +10,7 @@ import {
   CHECK_USER, checkUserPassword, keepalivedValidateCommand, renderCheckPgpass, renderCheckScript, renderHaproxyCfg,
   renderKeepalivedConf, renderPgbouncerIni, renderUserlist,
 } from "../../components/pgBouncerVipPair/render";
+import { freePort } from "../support/ports";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const PGBIN = "/usr/lib/postgresql/15/bin";
@@ -22,13 +23,6 @@ function run(cmd: string, args: string[], opts: { input?: string; env?: NodeJS.P
 const asPostgres = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
   run("runuser", ["-u", "postgres", "--", ...args], opts);
 
-function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.once("error", rej);
-    s.listen(0, host, () => { const p = (s.address() as net.AddressInfo).port; s.close(() => res(p)); });
-  });
-}
 
 async function waitUntil(what: string, probe: () => boolean, timeoutMs = 30000): Promise<void> {
   const end = Date.now() + timeoutMs;

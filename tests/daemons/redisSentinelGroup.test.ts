@@ -9,6 +9,7 @@ import {
   REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisMain, renderRedisManaged,
   renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
 } from "../../components/redisSentinelGroup/render";
+import { freePort } from "../support/ports";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const SUBNET = "10.213.7.0/24";
@@ -19,16 +20,6 @@ function need(bin: string): void {
   if (r.status !== 0) throw new Error(`${bin} is not installed; these daemon tests need it`);
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => res(p));
-    });
-    s.on("error", rej);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

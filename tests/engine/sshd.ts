@@ -4,6 +4,8 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { freePort } from "../support/ports";
+export { freePort };
 
 export interface TestSshd {
   readonly port: number;
@@ -13,16 +15,6 @@ export interface TestSshd {
   stop(): void;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on("error", reject);
-  });
-}
 
 async function waitPort(port: number, ms: number): Promise<void> {
   const end = Date.now() + ms;

@@ -6,6 +6,8 @@ import * as https from "https";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { freePort } from "../support/ports";
+export { freePort };
 
 export const DOUBLE_DIR = __dirname;
 export const SERVER_SCRIPT = path.join(DOUBLE_DIR, "pkg/opt/workspad/bin/workspad-server");
@@ -34,16 +36,6 @@ export function requirePsycopg2(): void {
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export interface TempPostgres {
   readonly port: number;
