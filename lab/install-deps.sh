@@ -30,7 +30,8 @@ else
   if [[ ! -e $policy ]]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod 755 "$policy"; made_policy=1
   fi
-  cleanup() { [[ $made_policy == 1 ]] && rm -f "$policy"; }
+  # an if, not `&&`: under set -e a false test as the last command would end the script
+  cleanup() { if [[ $made_policy == 1 ]]; then rm -f "$policy"; fi; }
   trap cleanup EXIT
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
