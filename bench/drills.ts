@@ -35,6 +35,11 @@ function secrets(): { passwords: Record<string, string> } {
   return JSON.parse(fs.readFileSync(path.join(STATE, "secrets.json"), "utf8"));
 }
 
+/** Basic-auth credentials of Patroni's REST API (its unsafe methods: PATCH /config, POST /switchover, …). */
+export function patroniRestAuth(): { username: string; password: string } {
+  return { username: "patroni", password: secrets().passwords.patroniRest };
+}
+
 function passwordFile(name: string): string {
   const f = path.join(STATE, `${name}.pw`);
   fs.writeFileSync(f, secrets().passwords[name], { mode: 0o600 });
@@ -114,8 +119,9 @@ function python<T>(args: string[], stdin?: string): Promise<T> {
   });
 }
 
-const startWriter = (kind: "pg" | "redis", label: string, seconds: number) =>
-  python<WriterResult>([...writerArgs(kind), "--seconds", String(seconds), "--run", label]);
+/** With `persistent`, one kept connection with a 30 s client-side timeout per write (Npgsql's default). */
+const startWriter = (kind: "pg" | "redis", label: string, seconds: number, persistent = false) =>
+  python<WriterResult>([...writerArgs(kind), "--seconds", String(seconds), "--run", label, ...(persistent ? ["--persistent", "--timeout", "30"] : [])]);
 
 /** Acknowledged writes that are not in the store afterwards. */
 const missingWrites = (kind: "pg" | "redis", w: WriterResult) =>
@@ -136,6 +142,8 @@ export interface DrillResult {
   drill: string;
   target: string;
   writeOutageSeconds: number;
+  /** Longest stretch without an acknowledged write after the failed part came back (a second outage). */
+  healOutageSeconds?: number;
   ackedWrites: number;
   lostWrites: number;
   recoverySeconds: number;
@@ -146,9 +154,9 @@ const EVENT_AT = 5;
 
 async function drill(name: string, kind: "pg" | "redis", seconds: number, target: string,
   fail: () => Promise<void>, failedOver: () => Promise<unknown>, restore: () => Promise<void>,
-  recovered: () => Promise<unknown>): Promise<DrillResult> {
+  recovered: () => Promise<unknown>, persistent = false): Promise<DrillResult> {
   const label = `${name}-${Date.now()}`;
-  const writer = startWriter(kind, label, seconds);
+  const writer = startWriter(kind, label, seconds, persistent);
   await sleep(EVENT_AT * 1000);
   const t0 = Date.now();
   await fail();
@@ -158,13 +166,14 @@ async function drill(name: string, kind: "pg" | "redis", seconds: number, target
   await until(`${name}: failover away from ${target}`, failedOver, 90, 250)
     .then((secs) => notes.push(`takeover seen ${secs.toFixed(1)} s after the failure`), (e) => notes.push(String(e.message)));
   await sleep(2000);
+  const healAt = EVENT_AT + (Date.now() - t0) / 1000;
   await restore();
   await until(`${name}: ${target} rejoined`, recovered, 180, 500);
   const recoverySeconds = Math.round((Date.now() - t0) / 100) / 10;
   const w = await writer;
   const missing = await missingWrites(kind, w);
   return {
-    drill: name, target, writeOutageSeconds: outageSeconds(w, EVENT_AT), ackedWrites: w.acked.length,
+    drill: name, target, writeOutageSeconds: outageSeconds(w, EVENT_AT), healOutageSeconds: outageSeconds(w, healAt), ackedWrites: w.acked.length,
     lostWrites: missing.length, recoverySeconds,
     notes: [...notes, ...(w.errors.length ? [`${w.errors.length} failed write attempts, first: ${w.errors[0][2]}`] : [])],
   };
@@ -188,6 +197,22 @@ export async function pgbouncerStop(): Promise<DrillResult> {
     async () => { const h = await vipHolders(layout.vips.proxy); return h.length === 1 && h[0] !== holder; },
     async () => { await ssh(holder, "systemctl start pgbouncer"); },
     async () => (await ssh(holder, "systemctl is-active pgbouncer keepalived | sort -u")) === "active" && (await vipHolders(layout.vips.proxy)).length === 1);
+}
+
+/**
+ * PgBouncer on the VIP holder hangs (SIGSTOP: the process stays, its sockets stay open, nothing
+ * answers). The writer keeps ONE connection with a 30 s client-side timeout, as an application's
+ * pool does: the login check moves the VIP, and leaving the VIP resets the hung node's client
+ * sessions, so the writer reconnects at once instead of waiting out its timeout.
+ */
+export async function pgbouncerHang(): Promise<DrillResult> {
+  const [holder] = await vipHolders(layout.vips.proxy);
+  return drill("pgbouncer-hang-on-vip-holder", "pg", 35, holder,
+    async () => { await ssh(holder, "systemctl kill --signal=SIGSTOP pgbouncer"); },
+    async () => { const h = await vipHolders(layout.vips.proxy); return h.length === 1 && h[0] !== holder; },
+    async () => { await ssh(holder, "systemctl kill --signal=SIGCONT pgbouncer"); },
+    async () => (await vipHolders(layout.vips.proxy)).length === 1 && (await ssh(holder, "systemctl is-active pgbouncer")) === "active",
+    true);
 }
 
 /** Crash the VM that holds the PgBouncer VIP. */
@@ -253,4 +278,73 @@ export async function worksPadCrash(endpoint: string): Promise<DrillResult> {
     lostWrites: lost, recoverySeconds,
     notes: [`served by ${nodesSeen.size} node(s) during the drill`, ...(errors.length ? [`${errors.length} failed requests, first: ${errors[0][2]}`] : [])],
   };
+}
+
+// ---- partitions: VMs keep running, links are cut (nftables on both sides, so VRRP is cut too) ----
+
+const DRILL_TABLE = "hastack_drill";
+
+/** On `name`, drop everything from and to `others` (addresses). The lab host stays reachable for SSH. */
+async function cutOff(name: string, others: readonly string[]): Promise<void> {
+  const set = others.join(", ");
+  await ssh(name, [
+    `nft -f - <<'EOF'`,
+    `table inet ${DRILL_TABLE} {`,
+    `  chain in { type filter hook input priority -10; ip saddr { ${set} } drop; }`,
+    `  chain out { type filter hook output priority -10; ip daddr { ${set} } drop; }`,
+    `}`,
+    `EOF`,
+  ].join("\n"));
+}
+
+async function heal(names: readonly string[]): Promise<void> {
+  await Promise.all(names.map((n) => ssh(n, `nft delete table inet ${DRILL_TABLE} 2>/dev/null || true`)));
+}
+
+/** Cut `group` off from `rest` (both directions, both sides). */
+async function partition(group: readonly { name: string; address: string }[], rest: readonly { name: string; address: string }[]): Promise<void> {
+  await Promise.all([
+    ...group.map((g) => cutOff(g.name, rest.map((r) => r.address))),
+    ...rest.map((r) => cutOff(r.name, group.map((g) => g.address))),
+  ]);
+}
+
+const everyVm = () => layout.vms.map(({ name, address }) => ({ name, address }));
+
+/**
+ * The Patroni leader's VM keeps running but loses every link to the other VMs (proxies, members,
+ * etcd). A replica takes over; the old leader must demote itself and, once the cut heals, rejoin
+ * as a replica without a second outage. In async mode acknowledged writes may be lost (reported).
+ */
+export async function leaderPartition(): Promise<DrillResult> {
+  const leader = (await patroniLeader())!;
+  const l = everyVm().filter((v) => v.name === leader);
+  const rest = everyVm().filter((v) => v.name !== leader);
+  return drill("patroni-leader-partition", "pg", 60, leader,
+    () => partition(l, rest),
+    async () => { const now = await patroniLeader(); return now && now !== leader; },
+    async () => { await sleep(5000); await heal(everyVm().map((v) => v.name)); },
+    () => patroniHealthy());
+}
+
+/** A replica member (its etcd and Patroni) is cut off from everyone: the leader must keep its key, writes must not stop. */
+export async function etcdMemberPartition(): Promise<DrillResult> {
+  const leader = (await patroniLeader())!;
+  const victim = byRole("postgres").find((m) => m.name !== leader)!;
+  const rest = everyVm().filter((v) => v.name !== victim.name);
+  return drill("etcd-member-partition", "pg", 45, victim.name,
+    () => partition([victim], rest),
+    async () => { await sleep(10000); return true; },
+    async () => { await heal(everyVm().map((v) => v.name)); },
+    () => patroniHealthy());
+}
+
+/** The two proxies lose each other (VRRP adverts too) while both still reach clients and members. */
+export async function proxyPartition(): Promise<DrillResult> {
+  const [a, b] = byRole("proxy");
+  return drill("proxy-pair-partition", "pg", 45, `${a.name}|${b.name}`,
+    () => partition([a], [b]),
+    async () => { await sleep(10000); return true; },
+    async () => { await heal([a.name, b.name]); },
+    async () => (await vipHolders(layout.vips.proxy)).length === 1);
 }

@@ -1,6 +1,6 @@
 // Drives the real Pulumi engine through the Automation API: a local file backend, the CLI found
 // on PATH or built by scripts/setup-engine.sh, and stacks of this very project (Pulumi.yaml).
-import { execFileSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
@@ -33,11 +33,15 @@ export interface EngineEnv {
 
 export function engineEnv(e: EngineEnv): Record<string, string> {
   fs.mkdirSync(e.backendDir, { recursive: true });
+  // the passphrase reaches the CLI as a 0600 file, not as a value in its environment
+  const passphraseFile = path.join(e.backendDir, ".passphrase");
+  fs.writeFileSync(passphraseFile, e.passphrase, { mode: 0o600 });
+  fs.chmodSync(passphraseFile, 0o600);
   return {
     PATH: [...enginePaths(), process.env.PATH].join(":"),
     PULUMI_BACKEND_URL: `file://${e.backendDir}`,
     PULUMI_HOME: path.join(e.backendDir, ".pulumi-home"),
-    PULUMI_CONFIG_PASSPHRASE: e.passphrase,
+    PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     // the random/tls plugins cannot be built offline; never try to download anything
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
@@ -66,18 +70,67 @@ export async function openStack(spec: StackSpec, e: EngineEnv): Promise<Stack> {
     { stackName: spec.stackName, projectName: spec.projectName ?? "hastack", program },
     { workDir: spec.workDir ?? REPO, pulumiCommand, envVars },
   );
-  // keys like "hastack:passwords.postgresApp" are config paths: one secure value per secret leaf
+  await applyConfig(stack, spec.config, spec.workDir ?? REPO, envVars);
+  return stack;
+}
+
+/**
+ * Replace a stack's whole config with `config`. Keys like "hastack:passwords.postgresApp" are
+ * config paths (one secure value per secret leaf). Secret values go to `pulumi config set` on
+ * its stdin, never as arguments (the Automation API's setConfig puts them in argv, readable by
+ * every user in the process list); values already set are not set again.
+ */
+export async function applyConfig(stack: Stack, config: ConfigMap, workDir: string, env: Record<string, string>): Promise<void> {
   const top = (k: string) => k.split(".")[0];
-  const wanted = new Set(Object.keys(spec.config).map(top));
+  const wanted = new Set(Object.keys(config).map(top));
   const existing = await stack.getAllConfig();
   const stale = Object.keys(existing).filter((k) => !wanted.has(k));
   if (stale.length) await stack.removeAllConfig(stale);
-  const plain = Object.fromEntries(Object.entries(spec.config).filter(([k]) => !k.includes(".")));
-  const paths = Object.fromEntries(Object.entries(spec.config).filter(([k]) => k.includes(".")));
-  for (const k of new Set(Object.keys(paths).map(top))) if (k in existing) await stack.removeConfig(k);
-  if (Object.keys(plain).length) await stack.setAllConfig(plain);
-  if (Object.keys(paths).length) await stack.setAllConfig(paths, true);
-  return stack;
+  const current = existingLeaves(existing);
+  // an object set leaf by leaf that has leaves no longer wanted (or was set whole): set it again from nothing
+  for (const t of new Set(Object.keys(config).filter((k) => k.includes(".")).map(top))) {
+    const have = [...current.keys()].filter((k) => k.startsWith(`${t}.`));
+    if (existing[t] !== undefined && (have.length === 0 || have.some((k) => !(k in config)))) {
+      await stack.removeConfig(t);
+      for (const k of [...current.keys()]) if (k === t || k.startsWith(`${t}.`)) current.delete(k);
+    }
+  }
+  for (const [key, v] of Object.entries(config)) {
+    if (current.get(key) === v.value) continue;
+    const isPath = key.includes(".");
+    if (v.secret) await configSetFromStdin(stack.name, key, v.value, isPath, workDir, env);
+    else await stack.setConfig(key, { value: v.value }, isPath);
+  }
+}
+
+/** Every leaf value of the current config under its path key ("a:b.c") and every top-level value under its key. */
+function existingLeaves(existing: ConfigMap): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(existing)) {
+    out.set(k, v.value);
+    let parsed: unknown;
+    try { parsed = JSON.parse(v.value); } catch { continue; }
+    const walk = (prefix: string, x: unknown) => {
+      if (x !== null && typeof x === "object" && !Array.isArray(x)) for (const [kk, vv] of Object.entries(x)) walk(`${prefix}.${kk}`, vv);
+      else if (typeof x === "string") out.set(prefix, x);
+    };
+    walk(k, parsed);
+  }
+  return out;
+}
+
+/** `pulumi config set --secret KEY` with the value on stdin: the CLI reads it when no value argument is given. */
+function configSetFromStdin(stackName: string, key: string, value: string, isPath: boolean, cwd: string, env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const args = ["config", "set", "--stack", stackName, "--secret", ...(isPath ? ["--path"] : []), key, "--non-interactive"];
+    const p = spawn("pulumi", args, { cwd, env: { ...process.env, ...env }, stdio: ["pipe", "ignore", "pipe"] });
+    let err = "";
+    p.stderr.on("data", (d) => { err += d; });
+    p.on("error", reject);
+    p.on("close", (code) => code === 0 ? resolve() : reject(new Error(`pulumi config set --secret ${key} (value on stdin) failed: ${err.trim()}`)));
+    // the CLI drops one trailing newline from stdin; add one so the value is stored exactly
+    p.stdin.end(`${value}\n`);
+  });
 }
 
 /** Every stack state file of a file backend, concatenated, exactly as stored on disk. */

@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   console.log(`\nlab: pulumi up ${up.summary.result} in ${secs}s; changes: ${JSON.stringify(changes(up.summary.resourceChanges))}`);
   const o = up.outputs;
-  console.log(`lab: endpoint ${o.endpoint?.value}  db VIP ${o.dbVip?.value}:${o.dbPort?.value}  leader ${o.postgres?.value?.leaderName}`);
+  console.log(`lab: endpoint ${o.endpoint?.value}  db VIP ${o.dbVip?.value}:${o.dbPort?.value}  members ${(o.postgres?.value?.members ?? []).map((m: { name: string }) => m.name).join(",")} (leader: whichever answers /primary)`);
   if (o.redis) console.log(`lab: redis ${o.redis.value.vip}:${o.redis.value.port} (master name ${o.redis.value.masterName})`);
 }
 

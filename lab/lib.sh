@@ -4,15 +4,22 @@
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$LAB_DIR/.." && pwd)"
 LAYOUT="$LAB_DIR/layout.json"
-STATE="$LAB_DIR/.state"                  # gitignored: keys, pids, hosts.json, logs
+# HASTACK_LAB_* overrides let a second lab (lab/sites.sh: routed sites) share these scripts with
+# its own state, disks, bridges and subnets, so neither lab's teardown touches the other's VMs.
+STATE="${HASTACK_LAB_STATE:-$LAB_DIR/.state}"   # gitignored: keys, pids, hosts.json, logs
 VM_STATE="$STATE/vms"                     # one dir per VM: address, root, pid, console.log
 # Disks of the VMs (overlay upper + work + merged mount point). On disk, not tmpfs,
 # so a VM's disk survives a crash of the VM.
 LAB_ROOT="${HASTACK_LAB_ROOT:-/var/lib/hastack-lab}"
-BRIDGE="$(jq -r .bridge "$LAYOUT")"
+BRIDGE="${HASTACK_LAB_BRIDGE:-$(jq -r .bridge "$LAYOUT")}"
 HOST_ADDR="$(jq -r .hostAddress "$LAYOUT")"
-PREFIX="$(jq -r .prefix "$LAYOUT")"
-SUBNET_BASE="10.213.7."                   # the only addresses the lab ever uses
+PREFIX="${HASTACK_LAB_PREFIX:-$(jq -r .prefix "$LAYOUT")}"
+# the only addresses the lab ever uses (a /24 each)
+read -r -a SUBNET_BASES <<< "${HASTACK_LAB_SUBNET_BASES:-10.213.7.}"
+SUBNET_BASE="${SUBNET_BASES[0]}"
+CGROUP_NAME="${HASTACK_LAB_CGROUP:-hastack-lab}"
+# a route to other lab subnets through a router (multi-site lab): "CIDR via ADDRESS", empty = none
+ROUTE="${HASTACK_LAB_ROUTE:-}"
 SSH_KEY="$STATE/id_ed25519"
 SSH_OPTS=(-i "$SSH_KEY" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
           -o LogLevel=ERROR -o BatchMode=yes -o ConnectTimeout=3)
@@ -28,8 +35,11 @@ need_root() { [[ $EUID -eq 0 ]] || die "must run as root"; }
 check_name() { [[ "$1" =~ ^[a-z][a-z0-9-]{0,10}$ ]] || die "bad VM name '$1' (a-z0-9-, max 11 chars)"; }
 
 check_addr() {
-  [[ "$1" =~ ^10\.213\.7\.([0-9]{1,3})$ ]] || die "address '$1' is outside the lab subnet 10.213.7.0/24"
-  local last=${BASH_REMATCH[1]}
+  local b last=
+  for b in "${SUBNET_BASES[@]}"; do
+    [[ "$1" == "$b"* && "${1#"$b"}" =~ ^[0-9]{1,3}$ ]] && last=${1#"$b"}
+  done
+  [[ -n "$last" ]] || die "address '$1' is outside the lab subnets ${SUBNET_BASES[*]/%/0/24}"
   (( last >= 2 && last <= 254 )) || die "address '$1' not usable for a VM"
 }
 

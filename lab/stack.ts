@@ -9,7 +9,7 @@ import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/o
 export const LAB = __dirname;
 export const STATE = path.join(LAB, ".state");
 export const layout = JSON.parse(fs.readFileSync(path.join(LAB, "layout.json"), "utf8")) as {
-  subnet: string; vips: { proxy: string; redis: string };
+  subnet: string; hostAddress: string; vips: { proxy: string; redis: string };
   vms: { name: string; address: string; role: string }[];
 };
 
@@ -31,7 +31,15 @@ function secretsFile(): { passwords: Record<string, string>; certificates: unkno
     fs.mkdirSync(STATE, { recursive: true });
     fs.writeFileSync(f, JSON.stringify({ passwords: offlinePasswords(), certificates: offlineCertificates(hosts) }), { mode: 0o600 });
   }
-  return JSON.parse(fs.readFileSync(f, "utf8"));
+  const s = JSON.parse(fs.readFileSync(f, "utf8"));
+  // a password name added since the file was made gets a value too (kept from then on)
+  const fresh = offlinePasswords() as Record<string, string>;
+  const missing = Object.keys(fresh).filter((k) => s.passwords[k] === undefined);
+  if (missing.length) {
+    for (const k of missing) s.passwords[k] = fresh[k];
+    fs.writeFileSync(f, JSON.stringify(s), { mode: 0o600 });
+  }
+  return s;
 }
 
 export interface LabOptions {
@@ -56,6 +64,8 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
     "hastack:nginx": obj({ nodes: byRole("nginx") }),
     "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0", downAfterMs: 2000 }),
+    // the tests and drills run on the lab host (the bridge address)
+    "hastack:firewall": obj({ adminSources: [`${layout.hostAddress}/32`] }),
     ...secretLeaves("hastack:passwords", s.passwords),
     ...secretLeaves("hastack:certificates", s.certificates),
   };

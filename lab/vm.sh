@@ -56,6 +56,10 @@ DHCP=no
 LinkLocalAddressing=no
 IPv6AcceptRA=no
 EOF
+  # multi-site lab: the other sites are reached through the router namespace, nothing else
+  if [[ -n "$ROUTE" ]]; then
+    printf '\n[Route]\nDestination=%s\nGateway=%s\n' "${ROUTE%% via *}" "${ROUTE##* via }" >> "$m/etc/systemd/network/10-hastack.network"
+  fi
   mkdir -p "$sys/multi-user.target.wants" "$sys/sockets.target.wants"
   ln -sfn /lib/systemd/system/systemd-networkd.service "$sys/multi-user.target.wants/systemd-networkd.service"
   ln -sfn /lib/systemd/system/systemd-networkd.socket "$sys/sockets.target.wants/systemd-networkd.socket"
@@ -115,8 +119,9 @@ EOF
 # Launch nspawn in the background, detached, in its own cgroups; record its pid.
 start_nspawn() {
   local name=$1 m; m=$(merged_of "$name")
-  local s="$VM_STATE/$name"
-  ip link show "$BRIDGE" >/dev/null 2>&1 || die "bridge $BRIDGE missing: run lab/net.sh up"
+  local s="$VM_STATE/$name" bridge=$BRIDGE
+  [[ -f "$s/bridge" ]] && bridge=$(cat "$s/bridge")   # the bridge it was created on
+  ip link show "$bridge" >/dev/null 2>&1 || die "bridge $bridge missing: run lab/net.sh up"
   ip link del "vb-$name" >/dev/null 2>&1 || true     # stale veth from an unclean end
   # Hide the host's work tree, the lab state and the other VMs' disks from the VM.
   local hide=() p
@@ -127,7 +132,7 @@ start_nspawn() {
   done
   local cg=()
   for p in systemd unified memory; do
-    [[ -d /sys/fs/cgroup/$p ]] && cg+=("/sys/fs/cgroup/$p/hastack-lab/$name")
+    [[ -d /sys/fs/cgroup/$p ]] && cg+=("/sys/fs/cgroup/$p/$CGROUP_NAME/$name")
   done
   # shellcheck disable=SC2016
   setsid bash -c '
@@ -135,7 +140,7 @@ start_nspawn() {
     shift $(( $1 + 1 ))
     exec "$@"' _ "${#cg[@]}" "${cg[@]}" \
     systemd-nspawn --quiet --register=no --keep-unit -M "$name" -D "$m" --boot \
-      --network-bridge="$BRIDGE" --console=read-only --link-journal=no \
+      --network-bridge="$bridge" --console=read-only --link-journal=no \
       --resolv-conf=off --timezone=off "${hide[@]}" \
       </dev/null >>"$s/console.log" 2>&1 &
   local pid=$!
@@ -160,6 +165,7 @@ cmd_up() {
   ensure_key
   mkdir -p "$s"
   echo "$addr" > "$s/address"
+  echo "$BRIDGE" > "$s/bridge"
   echo "$(vm_dir "$name")" > "$s/root"
   mount_vm "$name"
   if [[ ! -f "$s/prepared" ]]; then
@@ -215,7 +221,7 @@ stop_vm() {
 rm_cgroups() {
   local p g
   for p in systemd unified memory; do
-    g="/sys/fs/cgroup/$p/hastack-lab/$1"
+    g="/sys/fs/cgroup/$p/$CGROUP_NAME/$1"
     [[ -d "$g" ]] && find "$g" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
 }
@@ -248,8 +254,8 @@ cmd_status() {
     name=$(basename "$s"); pid=$(vm_pid "$name"); init=-; mem=-
     if is_nspawn_of "$pid" "$name"; then
       st=running; init=$(vm_init_pid "$pid" || echo -)
-      [[ -r /sys/fs/cgroup/memory/hastack-lab/$name/memory.usage_in_bytes ]] &&
-        mem="$(( $(cat "/sys/fs/cgroup/memory/hastack-lab/$name/memory.usage_in_bytes") / 1048576 ))MiB"
+      [[ -r /sys/fs/cgroup/memory/$CGROUP_NAME/$name/memory.usage_in_bytes ]] &&
+        mem="$(( $(cat "/sys/fs/cgroup/memory/$CGROUP_NAME/$name/memory.usage_in_bytes") / 1048576 ))MiB"
     else
       st=stopped; pid=-
     fi

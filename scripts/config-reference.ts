@@ -10,6 +10,7 @@ const SECTIONS: [key: string, file: string, iface: string][] = [
   ["hastack:workspad", "components/worksPadNode/args.ts", "WorksPadNodeSettings"],
   ["hastack:nginx", "components/nginxBalancer/args.ts", "NginxBalancerSettings"],
   ["hastack:redis", "components/redisSentinelGroup/args.ts", "RedisSentinelGroupSettings"],
+  ["hastack:firewall", "components/firewall/args.ts", "FirewallSettings"],
 ];
 
 const clean = (s: string) => s.replace(/\s+/g, " ").replace(/\|/g, "\\|").trim();

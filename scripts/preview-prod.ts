@@ -205,8 +205,8 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
     }
     config["hastack:workspad"] = { value: JSON.stringify(workspad) };
 
-    const stack = await openStack({ stackName: STACK, config, workDir }, e);
-    if (Object.keys(leaves).length) await stack.setAllConfig(leaves, true);
+    // secrets reach the CLI on stdin (applyConfig), never as arguments
+    const stack = await openStack({ stackName: STACK, config: { ...config, ...leaves }, workDir }, e);
     let stdout = "";
     const events: EngineEvent[] = [];
     const resources: PlannedResource[] = [];

@@ -69,5 +69,14 @@ if ! command -v pulumi-resource-command >/dev/null 2>&1 && [[ ! -x "$BIN/pulumi-
   paths+=("$PROJECT_BIN")
 fi
 
+# The host of pulumi.dynamic resources ships in the @pulumi/pulumi npm package; CLI releases add a
+# small launcher for it, which a CLI built from modules lacks.
+if ! command -v pulumi-resource-pulumi-nodejs >/dev/null 2>&1 && [[ ! -x "$BIN/pulumi-resource-pulumi-nodejs" ]]; then
+  mkdir -p "$PROJECT_BIN"
+  printf '#!/bin/sh\nexec node "%s/node_modules/@pulumi/pulumi/cmd/dynamic-provider/index.js" "$@"\n' "$REPO" > "$PROJECT_BIN/pulumi-resource-pulumi-nodejs"
+  chmod +x "$PROJECT_BIN/pulumi-resource-pulumi-nodejs"
+  [[ " ${paths[*]:-} " == *" $PROJECT_BIN "* ]] || paths+=("$PROJECT_BIN")
+fi
+
 log "engine ready: ${paths[*]:-PATH}"
 IFS=:; echo "${paths[*]:-}"

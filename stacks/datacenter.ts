@@ -4,10 +4,17 @@ import { PgBouncerVipPair, resolvePgBouncerVipPairSettings } from "../components
 import { WorksPadNode, resolveWorksPadNodeSettings } from "../components/worksPadNode";
 import { NginxBalancer, resolveNginxBalancerSettings } from "../components/nginxBalancer";
 import { RedisSentinelGroup, resolveRedisSentinelGroupSettings } from "../components/redisSentinelGroup";
+import { invalid, inSubnet } from "../components/common";
 import { StackConfig } from "./config";
 import { password } from "./secrets";
 import { StackPki } from "./pki";
-import { checkTopology, rawAddresses } from "./topology";
+import { checkAcrossSections, checkTopology, rawAddresses } from "./topology";
+import { hostKeysFor } from "./hostKeys";
+import { CheckedPeers, LEADER_RULE, SiteContract, SiteSecrets, siteOutputs } from "./contract";
+import { ResolvedSite, resolveSiteSettings, standbySlotName } from "./site";
+import { HostFirewall } from "../components/firewall";
+import { firewallPlan } from "./firewall";
+import { stackVms } from "../inventory/vmmanager/stack";
 
 /** Every setting of a datacenter resolved and cross-checked: pure, throws before any resource. */
 export function resolveDatacenter(cfg: StackConfig) {
@@ -17,8 +24,17 @@ export function resolveDatacenter(cfg: StackConfig) {
   const proxy = resolvePgBouncerVipPairSettings(cfg.proxy, s, everyHost, [
     { name: "hastack:postgres.pgPort", port: postgres.pgPort }, { name: "hastack:postgres.restApiPort", port: postgres.restApiPort },
   ]);
-  const workspad = resolveWorksPadNodeSettings(cfg.workspad, s);
-  const nginx = resolveNginxBalancerSettings(cfg.nginx, s, everyHost);
+  // Pulumi.yaml gives the optional sections a default of {} (a key without a default is required): {} = absent
+  const absent = (v: unknown) => v === undefined || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+  const site = resolveSiteSettings(absent(cfg.site) ? undefined : cfg.site);
+  site?.remoteSubnets.forEach((rs, i) => {
+    if (inSubnet(s.split("/")[0], rs) || inSubnet(rs.split("/")[0], s)) invalid(`hastack:site.remoteSubnets[${i}]`, rs, `a subnet of another site, not overlapping this stack's hastack:subnet ${s}`);
+  });
+  // a site may run only the database layers (its app tier can live elsewhere); one datacenter keeps them required
+  const withApps = !(site && absent(cfg.workspad));
+  if (!withApps && !absent(cfg.nginx)) invalid("hastack:nginx", cfg.nginx, "nothing when hastack:workspad is absent (nginx balances the WorksPad nodes)");
+  const workspad = withApps ? resolveWorksPadNodeSettings(cfg.workspad, s) : undefined;
+  const nginx = withApps ? resolveNginxBalancerSettings(cfg.nginx, s, everyHost) : undefined;
   const redis = resolveRedisSentinelGroupSettings(cfg.redis, s, everyHost);
   const HAPROXY = "/etc/haproxy/haproxy.cfg", KEEPALIVED = "/etc/keepalived/keepalived.conf";
   checkTopology([
@@ -27,13 +43,14 @@ export function resolveDatacenter(cfg: StackConfig) {
       { setting: "etcdClientPort", port: postgres.etcdClientPort }, { setting: "etcdPeerPort", port: postgres.etcdPeerPort }] },
     { section: "hastack:proxy", nodes: proxy.nodes, files: [HAPROXY, KEEPALIVED], ports: [
       { setting: "port", port: proxy.port }, { setting: "haproxyPort", port: proxy.haproxyPort }] },
-    { section: "hastack:workspad", nodes: workspad.nodes, files: [workspad.appSettingsPath], ports: [{ setting: "port", port: workspad.port }] },
-    { section: "hastack:nginx", nodes: nginx.nodes, files: nginx.vip ? [KEEPALIVED] : [], ports: [
-      { setting: "listenPort", port: nginx.listenPort }, ...(nginx.httpRedirect ? [{ setting: "httpRedirect", port: 80 }] : [])] },
+    ...(workspad ? [{ section: "hastack:workspad", nodes: workspad.nodes, files: [workspad.appSettingsPath], ports: [{ setting: "port", port: workspad.port }] }] : []),
+    ...(nginx ? [{ section: "hastack:nginx", nodes: nginx.nodes, files: nginx.vip ? [KEEPALIVED] : [], ports: [
+      { setting: "listenPort", port: nginx.listenPort }, ...(nginx.httpRedirect ? [{ setting: "httpRedirect", port: 80 }] : [])] }] : []),
     ...(redis ? [{ section: "hastack:redis", nodes: redis.nodes, files: [HAPROXY, ...(redis.vip ? [KEEPALIVED] : [])], ports: [
       { setting: "port", port: redis.port }, { setting: "sentinelPort", port: redis.sentinelPort }, { setting: "haproxyPort", port: redis.haproxyPort }] }] : []),
   ]);
-  return { postgres, proxy, workspad, nginx, redis };
+  checkAcrossSections({ postgres, proxy, workspad, nginx, redis }, { passwords: cfg.passwords, certificates: cfg.certificates });
+  return { postgres, proxy, workspad, nginx, redis, site };
 }
 
 /**
@@ -44,71 +61,120 @@ export class Datacenter extends pulumi.ComponentResource {
   readonly db: PatroniCluster;
   readonly proxy: PgBouncerVipPair;
   readonly apps: WorksPadNode[];
-  readonly balancer: NginxBalancer;
+  readonly balancer?: NginxBalancer;
   readonly redis?: RedisSentinelGroup;
   readonly caCertPem: pulumi.Output<string>;
+  /** `hastack:site` resolved; a stack without it is a one-site primary named after its stack, at epoch 0. */
+  private readonly site: ResolvedSite;
+  private readonly subnet: string;
+  private readonly clusterName: string;
+  private readonly replicationUser: string;
 
-  constructor(name: string, cfg: StackConfig, opts?: pulumi.ComponentResourceOptions) {
+  /** `peers`: the other sites' contracts, read and checked by readPeers (stacks/contract.ts) first. */
+  constructor(name: string, cfg: StackConfig, opts?: pulumi.ComponentResourceOptions, peers: CheckedPeers = {}) {
     super("hastack:stack:Datacenter", name, {}, opts);
     const r = resolveDatacenter(cfg);
     const child = { parent: this };
+    const appHosts = [...(r.workspad?.nodes ?? []), ...(r.nginx?.nodes ?? [])];
+    // VMmanager VMs of the `vm: true` hosts: every connection to one dials the VM's address output, so it waits for the VM
+    const vm = stackVms(name, cfg.vmmanager, { postgres: cfg.postgres, proxy: cfg.proxy, workspad: r.workspad && cfg.workspad, nginx: r.nginx && cfg.nginx, redis: r.redis && cfg.redis }, cfg.ssh, child);
+    const ssh = hostKeysFor(name, vm.ssh, [r.postgres, r.proxy, ...(r.redis ? [r.redis] : [])].flatMap((x) => x.nodes).concat(appHosts), { ...child, dependsOn: vm.ready });
     const pw = (n: Parameters<typeof password>[0]) => password(n, cfg.passwords, name, child);
-    const pki = new StackPki(name, cfg.certificates, [...r.workspad.nodes, ...r.nginx.nodes].map((h) => h.name), child);
+    const pki = new StackPki(name, cfg.certificates, appHosts.map((h) => h.name), child);
     this.caCertPem = pki.caCertPem;
+    this.site = r.site ?? { name: pulumi.getStack(), peers: [], primarySite: pulumi.getStack(), epoch: 0, remoteSubnets: [], role: "primary" };
+    this.subnet = cfg.subnet;
+    this.clusterName = r.postgres.clusterName;
+    this.replicationUser = r.postgres.replicationUser;
+
+    // `peers` were read and checked against this site by readPeers before this component (program.ts)
+    const site = this.site;
+    const standby = site.role === "standby";
+    if (standby && !(peers.primary && peers.primarySecrets)) invalid("hastack:site.primarySite", site.primarySite, "a peer whose contract was read (readPeers) before the datacenter is built");
+    // one database, one set of roles: a standby site uses the primary site's role passwords
+    const fromPrimary = (k: keyof SiteSecrets) => pulumi.secret(peers.primarySecrets!.apply((x) => x[k]));
+    const dbPw = standby
+      ? { superuser: fromPrimary("superuserPassword"), replication: fromPrimary("replicationPassword"), rewind: fromPrimary("rewindPassword"), app: fromPrimary("appPassword") }
+      : { superuser: pw("postgresSuperuser"), replication: pw("postgresReplication"), rewind: pw("postgresRewind"), app: pw("postgresApp") };
+    const primaryMembers = peers.primary?.postgres.members ?? [];
 
     this.db = new PatroniCluster(`${name}-db`, {
-      settings: r.postgres, ssh: cfg.ssh,
-      superuserPassword: pw("postgresSuperuser"), replicationPassword: pw("postgresReplication"),
-      rewindPassword: pw("postgresRewind"), appPassword: pw("postgresApp"),
+      settings: r.postgres, ssh,
+      superuserPassword: dbPw.superuser, replicationPassword: dbPw.replication,
+      rewindPassword: dbPw.rewind, appPassword: dbPw.app, restApiPassword: pw("patroniRest"),
+      site: r.site === undefined ? undefined : {
+        standby: standby ? { hosts: primaryMembers.map((m) => m.address), port: primaryMembers[0].pgPort, slotName: standbySlotName(site.name) } : undefined,
+        permanentSlots: standby ? [] : site.peers.map(standbySlotName),
+        remoteSubnets: site.remoteSubnets,
+      },
+      access: { proxies: r.proxy.nodes.map((h) => h.address), admin: cfg.firewall.adminSources },
     }, child);
 
     this.proxy = new PgBouncerVipPair(`${name}-proxy`, {
-      settings: r.proxy, ssh: cfg.ssh,
+      settings: r.proxy, ssh,
       patroniMembers: r.postgres.nodes, pgPort: r.postgres.pgPort, restApiPort: r.postgres.restApiPort,
+      // a standby site's clients write through their own VIP to the leading site (local members first)
+      remoteMembers: standby ? primaryMembers : undefined,
       database: this.db.database, appUser: this.db.appUser, appPassword: this.db.appPassword,
       keepalivedAuthPass: pw("proxyKeepalived"),
     }, { parent: this, dependsOn: [this.db] });
 
     // WorksPad certificates also carry the upstream name nginx verifies them by
     const tls = Object.fromEntries([
-      ...r.workspad.nodes.map((h) => [h.name, pki.server(h.name, h.address, [r.nginx.upstreamTlsName])]),
-      ...r.nginx.nodes.map((h) => [h.name, pki.server(h.name, h.address)]),
+      ...(r.workspad?.nodes ?? []).map((h) => [h.name, pki.server(h.name, h.address, [r.nginx!.upstreamTlsName])]),
+      ...(r.nginx?.nodes ?? []).map((h) => [h.name, pki.server(h.name, h.address)]),
     ]);
-    const dataProtection = pki.dataProtection();
-    this.apps = r.workspad.nodes.map((n) => new WorksPadNode(`${name}-app-${n.name}`, {
-      settings: r.workspad, nodeName: n.name, ssh: cfg.ssh,
-      dbHost: this.proxy.vip, dbPort: this.proxy.port, database: this.db.database, dbUser: this.db.appUser,
-      dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.caCertPem,
-    }, { parent: this, dependsOn: [this.proxy] }));
+    const workspad = r.workspad, nginx = r.nginx;
+    if (workspad && nginx) {
+      const dataProtection = pki.dataProtection();
+      this.apps = workspad.nodes.map((n) => new WorksPadNode(`${name}-app-${n.name}`, {
+        settings: workspad, nodeName: n.name, ssh,
+        dbHost: this.proxy.vip, dbPort: this.proxy.port, database: this.db.database, dbUser: this.db.appUser,
+        dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.caCertPem,
+      }, { parent: this, dependsOn: [this.proxy] }));
 
-    this.balancer = new NginxBalancer(`${name}-edge`, {
-      settings: r.nginx, ssh: cfg.ssh,
-      upstreams: this.apps.map((a) => ({ name: a.name, address: a.address, port: a.port })),
-      tls, caCertPem: pki.caCertPem,
-      keepalivedAuthPass: r.nginx.vip ? pw("nginxKeepalived") : undefined,
-    }, child);
+      this.balancer = new NginxBalancer(`${name}-edge`, {
+        settings: nginx, ssh,
+        upstreams: this.apps.map((a) => ({ name: a.name, address: a.address, port: a.port })),
+        tls, caCertPem: pki.caCertPem,
+        keepalivedAuthPass: nginx.vip ? pw("nginxKeepalived") : undefined,
+      }, child);
+    } else {
+      this.apps = [];
+    }
 
     if (r.redis) {
       this.redis = new RedisSentinelGroup(`${name}-cache`, {
-        settings: r.redis, ssh: cfg.ssh, password: pw("redis"),
+        settings: r.redis, ssh, password: pw("redis"),
         keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined,
       }, child);
+    }
+    // one table per component and host, each guarding only that component's ports
+    for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
+      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table }, child);
     }
     this.registerOutputs({});
   }
 
   /** Stack outputs: what users and a second datacenter's stack (via StackReference) need. */
   exports(): Record<string, unknown> {
+    const s = this.site;
+    // the CA certificate is public; it is secret here only when it came from secret config
+    const contract: pulumi.Output<SiteContract> = pulumi.all([this.db.members, pulumi.unsecret(this.caCertPem), this.proxy.vip, this.proxy.port,
+      this.redis?.vip ?? pulumi.output(""), this.redis?.port ?? pulumi.output(0)]).apply(([members, ca, vip, port, rvip, rport]) => ({
+      version: 1 as const, site: s.name, role: s.role, primarySite: s.primarySite, epoch: s.epoch, subnet: this.subnet,
+      postgres: { clusterName: this.clusterName, members, leaderRule: LEADER_RULE, replicationUser: this.replicationUser },
+      caCertPem: ca,
+      vips: { db: { address: vip, port }, ...(rvip && rport ? { redis: { address: rvip, port: rport } } : {}) },
+    }));
+    const secrets: pulumi.Output<SiteSecrets> = pulumi.all([this.db.replicationPassword, this.db.superuserPassword, this.db.rewindPassword, this.db.appPassword])
+      .apply(([replicationPassword, superuserPassword, rewindPassword, appPassword]) => ({ replicationPassword, superuserPassword, rewindPassword, appPassword }));
     return {
-      endpoint: this.balancer.endpoint,
+      // the contract peers read (stacks/contract.ts); `postgres` below is its short form for people
+      ...siteOutputs(contract, secrets),
+      ...(this.balancer ? { endpoint: this.balancer.endpoint } : {}),
       caCertPem: this.caCertPem,
-      postgres: {
-        members: this.db.memberAddresses,
-        leaderName: this.db.leaderName,
-        leaderAddress: this.db.leaderAddress,
-        replicationEndpoint: this.db.replicationEndpoint,
-      },
-      replicationPassword: this.db.replicationPassword,
+      postgres: { members: this.db.members, leaderRule: LEADER_RULE },
       dbVip: this.proxy.vip,
       dbPort: this.proxy.port,
       dbConnectionString: this.proxy.connectionString,

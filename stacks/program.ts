@@ -1,9 +1,13 @@
 import { pulumiConfigReader, readStackConfig } from "./config";
-import { Datacenter } from "./datacenter";
+import { readPeers } from "./contract";
+import { Datacenter, resolveDatacenter } from "./datacenter";
 
 /** The hastack program: read and check config, build one datacenter, return its outputs. */
 export async function program(): Promise<Record<string, unknown>> {
   const cfg = readStackConfig(pulumiConfigReader());
-  const dc = new Datacenter("dc", cfg);
+  // peers first: their contracts decide this site's role, and a disagreement must stop the preview
+  const r = resolveDatacenter(cfg);
+  const peers = r.site ? await readPeers({ site: r.site, members: r.postgres.nodes }) : {};
+  const dc = new Datacenter("dc", cfg, undefined, peers);
   return dc.exports();
 }

@@ -17,13 +17,17 @@ export interface SshAccess {
   readonly user: string;
   /** @default 22 */
   readonly port: number;
-  /** Known host keys by address (`ssh-ed25519 AAAA…`); when absent the key is not checked. */
-  readonly hostKeys?: Readonly<Record<string, string>>;
+  /** Host keys by address (`ssh-ed25519 AAAA…`): pinned in config, or recorded on first use. */
+  readonly hostKeys?: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Record an unpinned host's key at first contact and enforce it afterwards. @default false */
+  readonly trustOnFirstUse?: boolean;
+  /** Address to dial by planned address: a VMmanager VM's address output, so every step on it waits for the VM. */
+  readonly reachable?: Readonly<Record<string, pulumi.Input<string>>>;
 }
 
 export function connectionFor(host: HostSpec, ssh: SshAccess): command.types.input.remote.ConnectionArgs {
   return {
-    host: host.address,
+    host: ssh.reachable?.[host.address] ?? host.address,
     user: ssh.user,
     port: ssh.port,
     privateKey: pulumi.secret(ssh.privateKey),

@@ -4,3 +4,4 @@ export * from "./remote";
 export * from "./shell";
 export * from "./validate";
 export * from "./tls";
+export * from "./hostKey";

@@ -124,7 +124,8 @@ export function waitFor(name: string, connection: Conn, probe: pulumi.Input<stri
   const script = pulumi.output(probe).apply((p) => [
     `deadline=$(( $(date +%s) + ${timeoutSeconds} ))`,
     `until ( ${p} ) >/dev/null 2>&1; do`,
-    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "timed out after ${timeoutSeconds}s waiting for: ${p.replace(/"/g, "'")}" >&2; exit 1; fi`,
+    // the probe may hold user text: quoted as one word, never expanded by the shell that reports it
+    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo ${shq(`timed out after ${timeoutSeconds}s waiting for: ${p}`)} >&2; exit 1; fi`,
     "  sleep 1",
     "done",
   ].join("\n"));

@@ -1,5 +1,7 @@
 import { HostSpec } from "../common/host";
-import { checkHosts, checkRules, checkSection, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+import {
+  INTERFACE_TEXT, checkHosts, checkRules, checkSection, inSubnet, isIPv4, isInterfaceName, isPort, vipRules,
+} from "../common/validate";
 
 /** Stack config under `hastack:nginx`: the HTTPS balancer in front of the WorksPad nodes. */
 export interface NginxBalancerSettings {
@@ -72,10 +74,17 @@ const KNOWN = new Set(["nodes", "vip", ...Object.keys(NginxBalancerDefaults)]);
 
 const isInt = (n: unknown, min: number, max: number): n is number =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
-const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
-/** Characters nginx takes literally in server_name without quoting; `*` for wildcards. */
+/** One DNS label: letters, digits, '-' and '_' (nginx matches Host literally), 1..63 characters. */
+const LABEL = "[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?";
+/**
+ * server_name entries nginx matches: a host name, or a wildcard only where nginx supports one
+ * (`*.example.com`, `.example.com`, `www.example.*`); a lone `*` is refused by `nginx -t`, and a `*`
+ * inside a name never matches. `~` regexes are not offered (they would need quoting).
+ * https://nginx.org/en/docs/http/server_names.html
+ */
+const SERVER_NAME = new RegExp(`^(?:(?:\\*\\.|\\.)?${LABEL}(?:\\.${LABEL})*|${LABEL}(?:\\.${LABEL})*\\.\\*)$`);
 const isServerNames = (s: unknown): s is string =>
-  typeof s === "string" && (s === "_" || /^[A-Za-z0-9*.-]{1,253}( [A-Za-z0-9*.-]{1,253})*$/.test(s));
+  typeof s === "string" && (s === "_" || (s.length <= 4096 && s.split(" ").every((n) => n.length <= 253 && SERVER_NAME.test(n))));
 const isSize = (s: unknown): s is string => typeof s === "string" && /^[0-9]{1,9}[kKmMgG]?$/.test(s);
 
 /**
@@ -102,18 +111,11 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
       accepted: "nothing with a single node (a VIP needs 2 nodes)" },
   ]);
   if (s.vip !== undefined) {
-    checkRules([
-      { field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.60" },
-    ]);
-    checkRules([
-      { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
-      { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
-        accepted: "an address no host of the stack has" },
-    ]);
+    checkRules(vipRules(`${KEY}.vip`, s.vip, subnet, [...allHostAddresses, ...nodes.map((n) => n.address)], "10.213.7.60"));
   }
   checkRules([
     { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
-      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+      accepted: INTERFACE_TEXT },
     { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
     { field: `${KEY}.listenPort`, given: s.listenPort, ok: isPort(s.listenPort), accepted: "a TCP port 1..65535" },
     { field: `${KEY}.httpRedirect`, given: s.httpRedirect, ok: typeof s.httpRedirect === "boolean", accepted: "true or false" },
@@ -122,7 +124,7 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
     { field: `${KEY}.listenPort`, given: s.listenPort, ok: !(s.httpRedirect && s.listenPort === 80),
       accepted: "a port other than 80 while httpRedirect is on (port 80 redirects to HTTPS)" },
     { field: `${KEY}.serverName`, given: s.serverName, ok: isServerNames(s.serverName),
-      accepted: `"_" or space-separated host names of letters, digits, '.', '-' and '*'` },
+      accepted: `"_" or space-separated host names (letters, digits, '-', '_', dots), each optionally a wildcard *.example.com, .example.com or www.example.*` },
     { field: `${KEY}.maxFails`, given: s.maxFails, ok: isInt(s.maxFails, 0, 100), accepted: "an integer 0..100 (0 turns passive checks off)" },
     { field: `${KEY}.failTimeoutSeconds`, given: s.failTimeoutSeconds, ok: isInt(s.failTimeoutSeconds, 1, 3600), accepted: "an integer 1..3600" },
     { field: `${KEY}.proxyReadTimeoutSeconds`, given: s.proxyReadTimeoutSeconds, ok: isInt(s.proxyReadTimeoutSeconds, 1, 86400),

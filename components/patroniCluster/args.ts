@@ -1,4 +1,7 @@
-import { HostSpec, checkHosts, checkRules, invalid, isCidr, isPort, inSubnet } from "../common";
+import {
+  FOREIGN_DIRS, HostSpec, SYSTEM_DIRS, VOLATILE_DIRS, checkHosts, checkRules, checkSubnet, invalid, isPort, inSubnet, isReservedRoleName,
+  pathInside, pathsOverlap, Rule,
+} from "../common";
 
 /** Failover timing presets; see `PatroniClusterSettings.failoverProfile`. */
 export const FailoverProfiles = {
@@ -36,11 +39,11 @@ export interface PatroniClusterSettings {
   readonly etcdClientPort?: number;
   /** etcd peer port. @default 2380 */
   readonly etcdPeerPort?: number;
-  /** Patroni's own data directory (not the packaged `main` cluster's); created owner postgres, mode 0700, never wiped. @default "/var/lib/postgresql/15/hastack" */
+  /** Patroni's own data directory (not the packaged `main` cluster's, nor etcd's, Redis' or a system directory); created owner postgres, mode 0700, never wiped. @default "/var/lib/postgresql/15/hastack" */
   readonly dataDir?: string;
   /** Application database. @default "workspad" */
   readonly database?: string;
-  /** Application role, owner of `database`. @default "workspad" */
+  /** Application role, owner of `database`; not a name PostgreSQL reserves (pg_*, public, none, current_user, …). @default "workspad" */
   readonly appUser?: string;
   /** PostgreSQL superuser Patroni uses. @default "postgres" */
   readonly superuser?: string;
@@ -60,6 +63,12 @@ export interface PatroniClusterSettings {
   readonly synchronousMode?: boolean;
   /** PostgreSQL max_connections. @default 200 */
   readonly maxConnections?: number;
+  /**
+   * PostgreSQL `max_slot_wal_keep_size`: the most WAL a replication slot may hold back. A standby site
+   * that stays away longer loses its slot and must be cloned again, instead of filling the primary's disk.
+   * @default "1GB"
+   */
+  readonly maxSlotWalKeepSize?: string;
 }
 
 export const PatroniClusterDefaults = {
@@ -78,6 +87,7 @@ export const PatroniClusterDefaults = {
   failoverProfile: "default" as FailoverProfile,
   synchronousMode: false,
   maxConnections: 200,
+  maxSlotWalKeepSize: "1GB",
 } as const;
 
 /** Settings with every default applied, plus the stack subnet and derived values. */
@@ -101,6 +111,7 @@ export interface ResolvedPatroniClusterSettings {
   readonly retryTimeout: number;
   readonly synchronousMode: boolean;
   readonly maxConnections: number;
+  readonly maxSlotWalKeepSize: string;
   /** Stack subnet (CIDR): pg_hba admits only it. */
   readonly subnet: string;
   /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
@@ -110,13 +121,15 @@ export interface ResolvedPatroniClusterSettings {
 const K = "hastack:postgres";
 const ROLE = /^[a-z_][a-z0-9_]{0,62}$/;
 const ROLE_TEXT = "a lower-case PostgreSQL identifier of letters, digits and '_' (at most 63), not starting with a digit";
+const RESERVED_TEXT = "a role name PostgreSQL does not reserve: not pg_*, public or none (refused by CREATE ROLE), nor current_user, " +
+  "session_user, current_role, user (keywords in role specifications) or all, sameuser, samerole, samegroup, replication (pg_hba keywords)";
 const isInt = (v: unknown, min: number, max: number): v is number =>
   typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
 
 /** Apply defaults and validate `hastack:postgres`; throws ConfigError before any resource exists. */
 export function resolvePatroniClusterSettings(raw: unknown, subnet: string): ResolvedPatroniClusterSettings {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(K, raw, "an object with at least `nodes`");
-  if (!isCidr(subnet)) invalid("hastack:subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  checkSubnet(subnet);
   const r = raw as Record<string, unknown>;
   const d = PatroniClusterDefaults;
   const get = <T>(key: string, dflt: T): T => (r[key] === undefined ? dflt : (r[key] as T));
@@ -146,6 +159,7 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     failoverProfile: get("failoverProfile", d.failoverProfile),
     synchronousMode: get("synchronousMode", d.synchronousMode),
     maxConnections: get("maxConnections", d.maxConnections),
+    maxSlotWalKeepSize: get("maxSlotWalKeepSize", d.maxSlotWalKeepSize as string),
   };
   const f = (p: string) => `${K}.${p}`;
   checkRules([
@@ -161,15 +175,32 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     const other = ports.slice(0, i).find(([, p]) => p === port);
     if (other) invalid(f(key), port, `a port not already used by ${other[0]} on the same host`);
   });
+  const dataDir = s.dataDir as string;
+  // the directories Patroni's data must stay clear of, beside the distribution's own (SYSTEM_DIRS)
+  const foreign = [
+    ...FOREIGN_DIRS.filter((x) => x !== "/var/lib/postgresql"),
+    `/var/lib/etcd/${s.clusterName}`,
+    // the packaged cluster, and the postgres home where Patroni keeps its pgpass
+    `/var/lib/postgresql/${s.pgVersion}/main`, "/var/lib/postgresql/.pgpass.patroni",
+  ];
   checkRules([
     { field: f("dataDir"), given: s.dataDir, ok: typeof s.dataDir === "string" && /^\/[A-Za-z0-9._\/-]+$/.test(s.dataDir) && !s.dataDir.split("/").includes("..") && s.dataDir.replace(/\/+$/, "").split("/").length >= 3,
       accepted: "an absolute path of letters, digits, '.', '_', '-' and '/', at least two levels deep, such as /var/lib/postgresql/15/hastack" },
-    { field: f("dataDir"), given: s.dataDir, ok: !/\/main\/?$/.test(s.dataDir), accepted: "a directory other than the packaged cluster's …/main (Patroni must not share it)" },
+    { field: f("dataDir"), given: s.dataDir, ok: () => !/\/main\/?$/.test(dataDir), accepted: "a directory other than the packaged cluster's …/main (Patroni must not share it)" },
+    { field: f("dataDir"), given: s.dataDir, ok: () => !VOLATILE_DIRS.some((v) => pathInside(dataDir, v)),
+      accepted: `a persistent directory, not under ${VOLATILE_DIRS.join(", ")}` },
+    { field: f("dataDir"), given: s.dataDir, ok: () => !SYSTEM_DIRS.some((v) => pathInside(v, dataDir)),
+      accepted: "a directory of its own, not a system directory such as /var/lib or /etc" },
+    { field: f("dataDir"), given: s.dataDir, ok: () => !foreign.some((v) => pathsOverlap(dataDir, v)),
+      accepted: () => `a directory that neither is, contains nor lies inside ${foreign.find((v) => pathsOverlap(dataDir, v))} (another daemon's or the packaged cluster's files)` },
     { field: f("database"), given: s.database, ok: typeof s.database === "string" && ROLE.test(s.database) && !["postgres", "template0", "template1"].includes(s.database), accepted: `${ROLE_TEXT}, other than postgres/template0/template1` },
-    { field: f("appUser"), given: s.appUser, ok: typeof s.appUser === "string" && ROLE.test(s.appUser), accepted: ROLE_TEXT },
-    { field: f("superuser"), given: s.superuser, ok: typeof s.superuser === "string" && ROLE.test(s.superuser), accepted: ROLE_TEXT },
-    { field: f("replicationUser"), given: s.replicationUser, ok: typeof s.replicationUser === "string" && ROLE.test(s.replicationUser), accepted: ROLE_TEXT },
-    { field: f("rewindUser"), given: s.rewindUser, ok: typeof s.rewindUser === "string" && ROLE.test(s.rewindUser), accepted: ROLE_TEXT },
+    // PgBouncer serves its admin console as the database "pgbouncer": the application could never reach its own
+    { field: f("database"), given: s.database, ok: () => (s.database as string) !== "pgbouncer" && !isReservedRoleName(s.database),
+      accepted: `a name other than "pgbouncer" (PgBouncer's admin console), pg_* and the pg_hba keywords all, sameuser, samerole, samegroup, replication` },
+    ...(["appUser", "superuser", "replicationUser", "rewindUser"] as const).flatMap((k): Rule[] => [
+      { field: f(k), given: s[k], ok: typeof s[k] === "string" && ROLE.test(s[k]), accepted: ROLE_TEXT },
+      { field: f(k), given: s[k], ok: () => !isReservedRoleName(s[k]), accepted: RESERVED_TEXT },
+    ]),
   ]);
   const roles: [string, string][] = [["superuser", s.superuser], ["replicationUser", s.replicationUser], ["rewindUser", s.rewindUser], ["appUser", s.appUser]];
   roles.forEach(([key, role], i) => {
@@ -193,6 +224,8 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     { field: f("ttl"), given: ttl, ok: ttl >= loopWait + 2 * retryTimeout, accepted: `at least loopWait + 2 × retryTimeout = ${loopWait + 2 * retryTimeout} (Patroni's rule, so a slow loop does not lose the leader key)` },
     { field: f("synchronousMode"), given: s.synchronousMode, ok: typeof s.synchronousMode === "boolean", accepted: "true or false" },
     { field: f("maxConnections"), given: s.maxConnections, ok: isInt(s.maxConnections, 10, 10000), accepted: "a whole number from 10 to 10000" },
+    { field: f("maxSlotWalKeepSize"), given: s.maxSlotWalKeepSize, ok: typeof s.maxSlotWalKeepSize === "string" && /^[1-9][0-9]{0,5}(MB|GB|TB)$/.test(s.maxSlotWalKeepSize),
+      accepted: "a PostgreSQL size such as \"512MB\", \"1GB\" or \"1TB\" (a slot may never hold back unlimited WAL)" },
   ]);
   return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}` };
 }

@@ -1,5 +1,4 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import { SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, runScript, serviceEnabled, sha256, waitFor } from "../common";
 import { ResolvedPatroniClusterSettings } from "./args";
 import * as r from "./render";
@@ -17,6 +16,27 @@ export interface PatroniClusterArgs {
   readonly rewindPassword: pulumi.Input<string>;
   /** Password of `settings.appUser` (secret). */
   readonly appPassword: pulumi.Input<string>;
+  /** Basic-auth password of Patroni's REST API, needed by its unsafe methods (secret). */
+  readonly restApiPassword: pulumi.Input<string>;
+  /** Who besides the members may reach PostgreSQL, and as which role (pg_hba). @default {} (members and loopback only) */
+  readonly access?: r.PatroniAccess;
+  /**
+   * This cluster's part in a multi-site setup (`hastack:site`). @default undefined (one datacenter)
+   */
+  readonly site?: PatroniSiteArgs;
+}
+
+export interface PatroniSiteArgs {
+  /**
+   * Follow another site's cluster: Patroni bootstraps a standby cluster from it (and an existing cluster
+   * gets the block through PATCH /config, never a re-initialisation). The application role and database
+   * then come with the replicated data. @default undefined (this site leads)
+   */
+  readonly standby?: pulumi.Input<r.StandbySource>;
+  /** Permanent physical slots kept on the leader, one per standby site, when this site leads. @default [] */
+  readonly permanentSlots?: pulumi.Input<string[]>;
+  /** Other sites' subnets pg_hba admits (replication and logins). @default [] */
+  readonly remoteSubnets?: readonly string[];
 }
 
 /** Seconds to wait for etcd quorum, and for a leader with streaming replicas. */
@@ -26,7 +46,7 @@ const CLUSTER_TIMEOUT_S = 300;
 /** A password reaches files and psql variables line-wise: it must be one line. */
 function checkedSecret(field: string, v: pulumi.Input<string>): pulumi.Output<string> {
   return pulumi.secret(pulumi.output(v).apply((p) => {
-    if (typeof p !== "string" || p.length === 0 || /[\n\r\0]/.test(p)) invalid(field, "[secret]", "a non-empty single-line password");
+    if (typeof p !== "string" || p.length === 0 || /[\n\r\0]/.test(p)) invalid(field, `<secret of ${typeof p === "string" ? p.length : 0} characters>`, "a non-empty single-line password");
     return p;
   }));
 }
@@ -34,25 +54,36 @@ function checkedSecret(field: string, v: pulumi.Input<string>): pulumi.Output<st
 /** PostgreSQL 15 + Patroni + etcd (v3) on every node, with the application role and database. */
 export class PatroniCluster extends pulumi.ComponentResource {
   public readonly memberAddresses: pulumi.Output<string[]>;
-  public readonly leaderName: pulumi.Output<string>;
-  public readonly leaderAddress: pulumi.Output<string>;
-  public readonly replicationEndpoint: pulumi.Output<{ host: string; port: number }>;
+  /**
+   * Every member with its ports. Deliberately no leader: it changes with every failover, so consumers ask
+   * each member's REST API (`/primary` answers 200 only on the read-write leader).
+   */
+  public readonly members: pulumi.Output<{ name: string; address: string; pgPort: number; restApiPort: number }[]>;
   public readonly restApiPort: pulumi.Output<number>;
   public readonly pgPort: pulumi.Output<number>;
   public readonly database: pulumi.Output<string>;
   public readonly appUser: pulumi.Output<string>;
   public readonly superuserPassword: pulumi.Output<string>;
   public readonly replicationPassword: pulumi.Output<string>;
+  public readonly rewindPassword: pulumi.Output<string>;
   public readonly appPassword: pulumi.Output<string>;
 
   constructor(name: string, args: PatroniClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:db:PatroniCluster", name, {}, opts);
     const s = args.settings;
     const o = (dependsOn: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn });
-    const superuserPassword = checkedSecret("superuserPassword", args.superuserPassword);
-    const replicationPassword = checkedSecret("replicationPassword", args.replicationPassword);
-    const rewindPassword = checkedSecret("rewindPassword", args.rewindPassword);
-    const appPassword = checkedSecret("appPassword", args.appPassword);
+    const superuserPassword = checkedSecret("hastack:passwords.postgresSuperuser", args.superuserPassword);
+    const replicationPassword = checkedSecret("hastack:passwords.postgresReplication", args.replicationPassword);
+    const rewindPassword = checkedSecret("hastack:passwords.postgresRewind", args.rewindPassword);
+    const appPassword = checkedSecret("hastack:passwords.postgresApp", args.appPassword);
+    const restApiPassword = checkedSecret("hastack:passwords.patroniRest", args.restApiPassword);
+    const access = args.access ?? {};
+    const remoteSubnets = args.site?.remoteSubnets ?? [];
+    const isStandby = args.site?.standby !== undefined;
+    // resolved once for the config files and the PATCH body; undefined keeps the single-site rendering
+    const siteRole: pulumi.Output<r.SiteRoleConfig | undefined> = args.site === undefined ? pulumi.output(undefined)
+      : pulumi.all([args.site.standby, args.site.permanentSlots ?? []]).apply(([standby, permanentSlots]) =>
+        ({ standby: standby as r.StandbySource | undefined, permanentSlots: permanentSlots as string[] }));
     const packages = [`postgresql-${s.pgVersion}`, "postgresql-common", "patroni", "etcd-server", "etcd-client", "python3-psycopg2", "curl"];
 
     // Phase 1, per host: packages, packaged cluster off, data dirs, etcd config and start.
@@ -68,7 +99,10 @@ export class PatroniCluster extends pulumi.ComponentResource {
         connection: conn, create: r.etcdStartScript(), delete: "systemctl disable --now etcd.service >/dev/null 2>&1 || true",
       }, o([etcdConfig]));
       const etcdRestart = restartOnChange(n("etcd-restart"), conn, r.etcdRestartScript(), [sha256(etcdEnv)], o([etcdService]));
-      return { h, conn, n, packagedOff, dirs, etcdRestart };
+      const restAuth = putFile(n("rest-auth"), {
+        connection: conn, path: r.REST_AUTH_PATH, content: restApiPassword.apply((pw) => r.renderRestCurlConfig(pw)), secret: true,
+      }, o([pkgs]));
+      return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth };
     });
 
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
@@ -76,8 +110,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const configHashes: pulumi.Output<string>[] = [];
     const members = hosts.map(({ h, conn, n, packagedOff, dirs }) => {
       const etcdHealthy = waitFor(n("etcd-healthy"), conn, r.etcdHealthProbe(s.nodes, s.etcdClientPort), ETCD_TIMEOUT_S, o(allEtcdStarted));
-      const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword])
-        .apply(([superuser, replication, rewind]) => r.renderPatroniConfig(s, h, { superuser, replication, rewind })));
+      const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, siteRole])
+        .apply(([superuser, replication, rewind, restApi, role]) =>
+          r.renderPatroniConfig(s, h, { superuser, replication, rewind, restApi }, role, remoteSubnets, access)));
       const hash = contentHash(content);
       configHashes.push(hash);
       const config = putFile(n("patroni-config"), {
@@ -92,34 +127,35 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const rest = r.restUrl(first.h, s.restApiPort);
     const clusterHash = contentHash(...configHashes);
     const healthy = waitFor(first.n("cluster-healthy"), first.conn, r.clusterHealthyProbe(rest, s.nodes.length), CLUSTER_TIMEOUT_S, o(members), [clusterHash]);
-    const dynamicJson = r.renderDynamicConfigJson(s);
+    const dynamicJson = siteRole.apply((role) => r.renderDynamicConfigJson(s, role));
     const dynamic = runScript(first.n("dynamic-config"), {
-      connection: first.conn, create: r.patchConfigScript(rest), stdin: dynamicJson, triggers: [sha256(dynamicJson)],
-    }, o([healthy]));
+      connection: first.conn, create: r.patchConfigScript(rest), stdin: dynamicJson, triggers: [contentHash(dynamicJson)],
+    }, o([healthy, first.restAuth]));
     const appStdin = pulumi.secret(pulumi.all([superuserPassword, appPassword])
       .apply(([su, app]) => r.renderAppDbStdin(s.superuser, su, s.database, s.appUser, app)));
-    const appDb = runScript(first.n("app-database"), {
-      connection: first.conn, create: r.appDbScript(rest, s.pgPort, s.superuser), stdin: appStdin, triggers: [contentHash(appStdin)], quiet: true,
-    }, o([dynamic]));
-    const leader = new command.remote.Command(first.n("leader"), {
-      connection: first.conn, create: r.leaderQueryScript(rest), triggers: [clusterHash, sha256(dynamicJson)],
-    }, o([appDb]));
-    const observed = leader.stdout.apply(r.parseLeader);
+    // a standby cluster is read-only: the role and database arrive with the primary site's data
+    // on every member, but only the read-write leader acts: psql then runs locally, over the socket
+    if (!isStandby) {
+      for (const m of hosts) {
+        runScript(m.n("app-database"), {
+          connection: m.conn, create: r.appDbScript(r.restUrl(m.h, s.restApiPort), s.pgPort, s.superuser), stdin: appStdin,
+          triggers: [contentHash(appStdin)], quiet: true,
+        }, o([dynamic]));
+      }
+    }
 
     this.memberAddresses = pulumi.output(s.nodes.map((x) => x.address));
-    this.leaderName = observed.apply((l) => l.name);
-    this.leaderAddress = observed.apply((l) => l.host);
-    this.replicationEndpoint = observed.apply((l) => ({ host: l.host, port: l.port || s.pgPort }));
+    this.members = pulumi.output(s.nodes.map((x) => ({ name: x.name, address: x.address, pgPort: s.pgPort, restApiPort: s.restApiPort })));
     this.restApiPort = pulumi.output(s.restApiPort);
     this.pgPort = pulumi.output(s.pgPort);
     this.database = pulumi.output(s.database);
     this.appUser = pulumi.output(s.appUser);
     this.superuserPassword = superuserPassword;
     this.replicationPassword = replicationPassword;
+    this.rewindPassword = rewindPassword;
     this.appPassword = appPassword;
     this.registerOutputs({
-      memberAddresses: this.memberAddresses, leaderName: this.leaderName, leaderAddress: this.leaderAddress,
-      replicationEndpoint: this.replicationEndpoint, restApiPort: this.restApiPort, pgPort: this.pgPort,
+      memberAddresses: this.memberAddresses, members: this.members, restApiPort: this.restApiPort, pgPort: this.pgPort,
       database: this.database, appUser: this.appUser, superuserPassword: this.superuserPassword,
       replicationPassword: this.replicationPassword, appPassword: this.appPassword,
     });

@@ -12,7 +12,16 @@ export interface PatroniPasswords {
   readonly superuser: string;
   readonly replication: string;
   readonly rewind: string;
+  /** Basic-auth password of Patroni's REST API (its unsafe methods: PATCH, POST, PUT, DELETE). */
+  readonly restApi: string;
 }
+
+/** User name of Patroni's REST API basic auth. */
+export const REST_USER = "patroni";
+/** curl config (`curl -K`) with the REST API credentials, root only: scripts never put them in argv. */
+export const REST_AUTH_PATH = "/etc/patroni/hastack-rest.curl";
+/** Where PostgreSQL puts its socket; Patroni and our psql steps connect through it as the superuser. */
+export const SOCKET_DIR = "/var/run/postgresql";
 
 export const binDir = (pgVersion: number): string => `/usr/lib/postgresql/${pgVersion}/bin`;
 export const restUrl = (host: HostSpec, port: number): string => `http://${host.address}:${port}`;
@@ -65,9 +74,38 @@ export function parseEnvFile(text: string): Record<string, string> {
   return out;
 }
 
+/** A standby cluster's source: the primary site's members (Patroni follows whichever of them is read-write). */
+export interface StandbySource {
+  /** Addresses of every member of the primary site. */
+  readonly hosts: readonly string[];
+  readonly port: number;
+  /** Permanent slot the primary site keeps for this site. */
+  readonly slotName: string;
+}
+
+/**
+ * The cluster's part in a multi-site setup (absent for one datacenter). A standby follows `standby`;
+ * a primary keeps one permanent physical slot per standby site.
+ */
+export interface SiteRoleConfig {
+  readonly standby?: StandbySource;
+  readonly permanentSlots: readonly string[];
+}
+
+/** Patroni's `standby_cluster` block: a host list makes Patroni connect with target_session_attrs=read-write. */
+export function standbyClusterBlock(src: StandbySource): Record<string, unknown> {
+  return { host: src.hosts.join(","), port: src.port, primary_slot_name: src.slotName, create_replica_methods: ["basebackup"] };
+}
+
 /** Patroni dynamic configuration: bootstrap.dcs at first creation, PATCH /config afterwards. */
-export function dynamicConfig(s: ResolvedPatroniClusterSettings): Record<string, unknown> {
+export function dynamicConfig(s: ResolvedPatroniClusterSettings, site?: SiteRoleConfig): Record<string, unknown> {
+  // in a site setup the PATCH also removes what the other role set (null deletes a key in PATCH /config)
+  const siteKeys = site === undefined ? {} : {
+    standby_cluster: site.standby ? standbyClusterBlock(site.standby) : null,
+    slots: !site.standby && site.permanentSlots.length ? Object.fromEntries(site.permanentSlots.map((n) => [n, { type: "physical" }])) : null,
+  };
   return {
+    ...siteKeys,
     ttl: s.ttl,
     loop_wait: s.loopWait,
     retry_timeout: s.retryTimeout,
@@ -82,42 +120,75 @@ export function dynamicConfig(s: ResolvedPatroniClusterSettings): Record<string,
         hot_standby: "on",
         wal_log_hints: "on",
         password_encryption: "scram-sha-256",
+        max_slot_wal_keep_size: s.maxSlotWalKeepSize,
       },
     },
   };
 }
 
-/** JSON body for `PATCH /config` (stable key order, so its hash changes only when a value does). */
-export function renderDynamicConfigJson(s: ResolvedPatroniClusterSettings): string {
-  return JSON.stringify(dynamicConfig(s)) + "\n";
+/** dynamicConfig for bootstrap.dcs: null values (removals in a PATCH) have no meaning there. */
+export function bootstrapDcs(s: ResolvedPatroniClusterSettings, site?: SiteRoleConfig): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(dynamicConfig(s, site)).filter(([, v]) => v !== null));
 }
 
-/** pg_hba: local peer for postgres, SCRAM over TCP from loopback and the stack subnet only. */
-export function pgHba(s: ResolvedPatroniClusterSettings): string[] {
+/** JSON body for `PATCH /config` (stable key order, so its hash changes only when a value does). */
+export function renderDynamicConfigJson(s: ResolvedPatroniClusterSettings, site?: SiteRoleConfig): string {
+  return JSON.stringify(dynamicConfig(s, site)) + "\n";
+}
+
+/** Who may reach PostgreSQL over TCP besides loopback: IPv4 addresses or CIDRs. The stack subnet is not a source. */
+export interface PatroniAccess {
+  /** PgBouncer hosts: the application role logs in from them, to its database only. @default [] */
+  readonly proxies?: readonly string[];
+  /** Members of another site's cluster: replication and pg_rewind from them. @default [] */
+  readonly remoteMembers?: readonly string[];
+  /** Operator and monitoring machines: the application role, to its database only. @default [] */
+  readonly admin?: readonly string[];
+}
+
+const hbaAddress = (a: string): string => (a.includes("/") ? a : `${a}/32`);
+
+/**
+ * pg_hba, first match wins and anything unmatched is refused. The superuser only over the socket and
+ * loopback; replication and pg_rewind (database postgres) only from members; the application role only
+ * from the proxies (and operators) to its database. `remoteSubnets` (other sites) replicate and log in.
+ */
+export function pgHba(s: ResolvedPatroniClusterSettings, remoteSubnets: readonly string[] = [], access: PatroniAccess = {}): string[] {
+  const members = [...s.nodes.map((n) => n.address), ...(access.remoteMembers ?? []), ...remoteSubnets].map(hbaAddress);
+  const logins = [...(access.proxies ?? []), ...(access.admin ?? []), ...remoteSubnets].map(hbaAddress);
+  const uniq = (xs: string[]) => [...new Set(xs)];
   return [
     "local all postgres peer",
     "local replication postgres peer",
+    // Patroni connects as the superuser through the socket (use_unix_socket) with its password
+    ...(s.superuser === "postgres" ? [] : [`local all ${s.superuser} scram-sha-256`]),
+    `host all ${s.superuser} 127.0.0.1/32 scram-sha-256`,
+    // Patroni reads the local timeline over a loopback replication connection
     `host replication ${s.replicationUser} 127.0.0.1/32 scram-sha-256`,
-    `host replication ${s.replicationUser} ${s.subnet} scram-sha-256`,
-    "host all all 127.0.0.1/32 scram-sha-256",
-    `host all all ${s.subnet} scram-sha-256`,
+    ...uniq(members).map((a) => `host replication ${s.replicationUser} ${a} scram-sha-256`),
+    // pg_rewind and Patroni's checks before it connect to the leader's database postgres
+    ...uniq(members).map((a) => `host postgres ${s.rewindUser} ${a} scram-sha-256`),
+    ...uniq(logins).map((a) => `host ${s.database} ${s.appUser} ${a} scram-sha-256`),
   ];
 }
 
 /** /etc/patroni/config.yml for one member, serialised with js-yaml (passwords quoted by the library). */
-export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: HostSpec, pw: PatroniPasswords): string {
+export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: HostSpec, pw: PatroniPasswords,
+  site?: SiteRoleConfig, remoteSubnets: readonly string[] = [], access: PatroniAccess = {}): string {
   const config = {
     scope: s.clusterName,
     name: member.name,
     restapi: {
       listen: `${member.address}:${s.restApiPort}`,
       connect_address: `${member.address}:${s.restApiPort}`,
+      // unsafe methods need it; GET/OPTIONS health checks (HAProxy) stay open
+      authentication: { username: REST_USER, password: pw.restApi },
     },
     etcd3: { hosts: s.nodes.map((n) => `${n.address}:${s.etcdClientPort}`) },
     bootstrap: {
-      dcs: dynamicConfig(s),
+      dcs: bootstrapDcs(s, site),
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
-      pg_hba: pgHba(s),
+      pg_hba: pgHba(s, remoteSubnets, access),
     },
     postgresql: {
       // one port after the host list: https://patroni.readthedocs.io/en/latest/yaml_configuration.html#postgresql
@@ -125,14 +196,16 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       connect_address: `${member.address}:${s.pgPort}`,
       data_dir: s.dataDir,
       bin_dir: binDir(s.pgVersion),
+      // Patroni's own superuser connection through the socket, so the superuser needs no TCP entry but loopback
+      use_unix_socket: true,
       pgpass: "/var/lib/postgresql/.pgpass.patroni",
       authentication: {
         superuser: { username: s.superuser, password: pw.superuser },
         replication: { username: s.replicationUser, password: pw.replication },
         rewind: { username: s.rewindUser, password: pw.rewind },
       },
-      parameters: { unix_socket_directories: "/var/run/postgresql" },
-      pg_hba: pgHba(s),
+      parameters: { unix_socket_directories: SOCKET_DIR },
+      pg_hba: pgHba(s, remoteSubnets, access),
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
   };
@@ -245,9 +318,19 @@ export function parseLeader(stdout: string | undefined): LeaderInfo {
   }
 }
 
-/** Dynamic settings applied to an existing cluster through the local member's REST API (JSON on stdin). */
-export function patchConfigScript(rest: string): string {
-  return `curl -sf --max-time 30 -XPATCH -H 'Content-Type: application/json' -d @- ${shq(`${rest}/config`)} >/dev/null`;
+/**
+ * The REST credentials as a curl config file (`curl -K FILE`): a quoted value where `\\` and `"` are
+ * escaped with a backslash. https://curl.se/docs/manpage.html#-K
+ */
+export function renderRestCurlConfig(password: string, user: string = REST_USER): string {
+  if (/[\r\n\0]/.test(user + password)) throw new Error("render: REST API credentials must be one line");
+  const q = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"');
+  return `# Managed by hastack (PatroniCluster): Patroni REST API credentials for curl -K.\nuser = "${q(user)}:${q(password)}"\n`;
+}
+
+/** Dynamic settings applied to an existing cluster through the local member's REST API (JSON on stdin, credentials from a 0600 file). */
+export function patchConfigScript(rest: string, authFile: string = REST_AUTH_PATH): string {
+  return `curl -sf --max-time 30 -K ${shq(authFile)} -XPATCH -H 'Content-Type: application/json' -d @- ${shq(`${rest}/config`)} >/dev/null`;
 }
 
 /** A psql backslash-command argument in single quotes: '' for a quote, \\ for a backslash. */
@@ -279,18 +362,23 @@ export function renderAppDbStdin(superuser: string, superuserPassword: string, d
   ].join("\n");
 }
 
-/** Runs the stdin above against whichever member leads now (found in /cluster), secrets only in a 0600 temp dir. */
-export function appDbScript(rest: string, pgPortFallback: number, superuser: string): string {
+/**
+ * Runs the stdin above on this member if it is the read-write leader (its own REST API answers 200 on
+ * /primary), through the local socket as the superuser; elsewhere it does nothing. The superuser thus never
+ * needs a TCP login; secrets live only in a 0700 temp dir of the postgres user.
+ */
+export function appDbScript(rest: string, pgPort: number, superuser: string, socketDir: string = SOCKET_DIR): string {
   return [
+    `code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 ${shq(`${rest}/primary`)} || true)`,
+    `if [ "$code" != 200 ]; then cat >/dev/null; echo "not the leader ($code): nothing to do"; exit 0; fi`,
     "umask 077",
     `tmp=$(mktemp -d)`,
     `trap 'rm -rf "$tmp"' EXIT`,
     `IFS= read -r line`,
     `printf '%s\\n' "$line" > "$tmp/pgpass"`,
     `cat > "$tmp/setup.sql"`,
-    `leader=$(${leaderQueryScript(rest)})`,
-    `host=$(printf '%s' "$leader" | python3 -c 'import json, sys; print(json.load(sys.stdin)["host"])')`,
-    `port=$(printf '%s' "$leader" | python3 -c 'import json, sys; print(json.load(sys.stdin)["port"] or ${pgPortFallback})')`,
-    `PGPASSFILE="$tmp/pgpass" PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h "$host" -p "$port" -U ${shq(superuser)} -d postgres -f "$tmp/setup.sql"`,
+    `chown -R postgres:postgres "$tmp"`,
+    `cd "$tmp"`,
+    `runuser -u postgres -- env PGPASSFILE="$tmp/pgpass" PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h ${shq(socketDir)} -p ${pgPort} -U ${shq(superuser)} -d postgres -f "$tmp/setup.sql"`,
   ].join("\n");
 }

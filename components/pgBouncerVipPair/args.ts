@@ -1,5 +1,7 @@
 import { HostSpec } from "../common/host";
-import { checkHosts, checkRules, checkSection, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+import {
+  INTERFACE_TEXT, checkHosts, checkRules, checkSection, invalid, inSubnet, isInterfaceName, isPort, vipRules,
+} from "../common/validate";
 
 /** Stack config under `hastack:proxy`: the PgBouncer pair behind a keepalived VIP. */
 export interface PgBouncerVipPairSettings {
@@ -80,14 +82,14 @@ export interface ReservedPort {
 }
 
 const KEY = "hastack:proxy";
+/** Client plus server connections one PgBouncer may hold under pgbouncer.service's 1024 open files, less sockets and logs. */
+export const PGBOUNCER_MAX_FDS = 1000;
 export const MAX_NODES = 10;
 const KNOWN = new Set(["nodes", "vip", ...Object.keys(PgBouncerVipPairDefaults)]);
 
 const isInt = (n: unknown, min: number, max: number): n is number =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
 
-/** Linux interface names: at most 15 characters, no '/', whitespace or quotes. */
-export const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
 
 /**
  * Apply defaults and validate `hastack:proxy`. Pure; throws ConfigError before any resource exists.
@@ -109,12 +111,9 @@ export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, al
       ok: nodes.findIndex((o) => o.address === h.address) === i, accepted: "an address no other proxy node has" })),
     ...nodes.map((h, i) => ({ field: `${KEY}.nodes[${i}].address`, given: h.address, ok: inSubnet(h.address, subnet),
       accepted: `an address inside the stack subnet ${subnet} (VRRP needs one L2 segment)` })),
-    { field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.50" },
+    ...vipRules(`${KEY}.vip`, s.vip, subnet, [...allHostAddresses, ...nodes.map((n) => n.address)], "10.213.7.50"),
   ]);
   checkRules([
-    { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
-    { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
-      accepted: "an address no host of the stack has" },
     { field: `${KEY}.port`, given: s.port, ok: isPort(s.port), accepted: "a TCP port 1..65535" },
     { field: `${KEY}.haproxyPort`, given: s.haproxyPort, ok: isPort(s.haproxyPort), accepted: "a TCP port 1..65535" },
   ]);
@@ -132,9 +131,13 @@ export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, al
   checkRules([
     { field: `${KEY}.maxClientConn`, given: s.maxClientConn, ok: s.maxClientConn >= s.defaultPoolSize,
       accepted: `at least ${KEY}.defaultPoolSize (${s.defaultPoolSize})` },
+    // every client and server connection is a file descriptor; Debian's pgbouncer.service keeps systemd's
+    // soft limit of 1024 and PgBouncer 1.18 only reads it (getrlimit, no setrlimit), so more would fail with EMFILE
+    { field: `${KEY}.maxClientConn`, given: s.maxClientConn, ok: () => s.maxClientConn + s.defaultPoolSize <= PGBOUNCER_MAX_FDS,
+      accepted: () => `at most ${PGBOUNCER_MAX_FDS - s.defaultPoolSize} (${PGBOUNCER_MAX_FDS} file descriptors for clients and the ${s.defaultPoolSize} server connections of defaultPoolSize: systemd's open-file limit of 1024 for pgbouncer.service, less a margin for its own files)` },
     { field: `${KEY}.authType`, given: s.authType, ok: ["scram-sha-256", "md5"].includes(s.authType), accepted: `"scram-sha-256" or "md5"` },
     { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
-      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+      accepted: INTERFACE_TEXT },
     { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
     { field: `${KEY}.unicast`, given: s.unicast, ok: typeof s.unicast === "boolean", accepted: "true or false" },
     { field: `${KEY}.checkIntervalSeconds`, given: s.checkIntervalSeconds, ok: isInt(s.checkIntervalSeconds, 1, 60), accepted: "an integer 1..60" },
@@ -164,12 +167,29 @@ export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, al
 }
 
 /**
+ * PgBouncer 1.18 (Debian 12) keeps an auth_file password in a 2048-byte buffer with its NUL
+ * (MAX_PASSWORD in include/bouncer.h) and skips a longer entry: "password too long in auth file".
+ */
+export const PGBOUNCER_MAX_PASSWORD_BYTES = 2047;
+
+/**
+ * The application password as PgBouncer's userlist and the WorksPad preseed take it; checked when the
+ * secret resolves (it may be generated or come from another stack). The message never shows it.
+ */
+export function checkAppPassword(pass: string): void {
+  if (typeof pass !== "string" || pass.length === 0 || /[\r\n\0]/.test(pass) || Buffer.byteLength(pass, "utf8") > PGBOUNCER_MAX_PASSWORD_BYTES) {
+    invalid("hastack:passwords.postgresApp", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`,
+      `a non-empty password on one line of at most ${PGBOUNCER_MAX_PASSWORD_BYTES} bytes (PgBouncer's auth_file limit)`);
+  }
+}
+
+/**
  * keepalived reads `auth_pass` as one quoted word and uses only its first 8 characters; a `"` or `\`
  * cannot be quoted. Checked when the secret resolves; the message never shows the value.
  */
 export function checkKeepalivedAuthPass(pass: string): void {
   if (typeof pass !== "string" || pass.length < 1 || pass.length > 8 || !/^[\x21-\x7e]+$/.test(pass) || /["\\]/.test(pass)) {
-    invalid("keepalivedAuthPass", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`,
+    invalid("hastack:passwords.proxyKeepalived", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`,
       "1..8 printable ASCII characters without spaces, '\"' or '\\' (e.g. RandomPassword { length: 8, special: false })");
   }
 }

@@ -4,10 +4,10 @@ import { HostSpec, SshAccess, connectionFor } from "../common/host";
 import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { shq } from "../common/shell";
-import { invalid } from "../common/validate";
-import { ResolvedPgBouncerVipPairSettings, checkKeepalivedAuthPass, checkPatroniMembers, checkPgName } from "./args";
+import { checkHosts, invalid } from "../common/validate";
+import { ResolvedPgBouncerVipPairSettings, checkAppPassword, checkKeepalivedAuthPass, checkPatroniMembers, checkPgName } from "./args";
 import {
-  CHECK_USER, PATHS, PGBOUNCER_USER, SCRIPT_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString,
+  CHECK_USER, PATHS, PGBOUNCER_USER, SCRIPT_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString, renderResetScript,
   renderCheckPgpass, renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderUserlist,
 } from "./render";
 
@@ -21,6 +21,11 @@ export interface PgBouncerVipPairArgs {
   readonly pgPort: number;
   /** Patroni REST API port on the members. */
   readonly restApiPort: number;
+  /**
+   * Members of another site HAProxy falls back to (`backup` servers checked on /primary), so a standby
+   * site's clients reach the leading site through their local VIP. @default []
+   */
+  readonly remoteMembers?: pulumi.Input<{ name: string; address: string; pgPort: number; restApiPort: number }[]>;
   /** Application database PgBouncer serves. */
   readonly database: pulumi.Input<string>;
   /** Application role; PgBouncer logs in to PostgreSQL as this role with `appPassword`. */
@@ -66,18 +71,24 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
       if (s.haproxyPort === p) invalid("hastack:proxy.haproxyPort", s.haproxyPort, `a port other than ${what} (${p})`);
     }
 
-    const upstream = pulumi.all([args.patroniMembers, args.database, args.appUser]).apply(([members, database, appUser]) => {
+    const upstream = pulumi.all([args.patroniMembers, args.database, args.appUser, args.remoteMembers ?? []]).apply(([members, database, appUser, remote]) => {
       checkPatroniMembers(members);
-      checkPgName("database", database);
-      checkPgName("appUser", appUser);
-      if (appUser === CHECK_USER) invalid("appUser", appUser, `a role other than ${CHECK_USER} (PgBouncer's check user)`);
-      return { members: members.map((m) => ({ name: m.name, address: m.address })), database, appUser };
+      checkPgName("hastack:postgres.database", database);
+      checkPgName("hastack:postgres.appUser", appUser);
+      if (appUser === CHECK_USER) invalid("hastack:postgres.appUser", appUser, `a role other than ${CHECK_USER} (PgBouncer's check user)`);
+      checkHosts("remoteMembers", remote, 0);
+      const clash = remote.find((m) => members.some((x) => x.name === m.name || x.address === m.address));
+      if (clash) invalid("remoteMembers", clash, "members of another site whose names and addresses differ from the local members'");
+      return {
+        members: members.map((m) => ({ name: m.name, address: m.address })), database, appUser,
+        backupMembers: remote.map((m) => ({ name: m.name, address: m.address, pgPort: m.pgPort, restApiPort: m.restApiPort })),
+      };
     });
-    const appPassword = pulumi.secret(args.appPassword);
+    const appPassword = pulumi.secret(pulumi.output(args.appPassword).apply((p) => { checkAppPassword(p); return p; }));
     const authPass = pulumi.secret(pulumi.output(args.keepalivedAuthPass).apply((p) => { checkKeepalivedAuthPass(p); return p; }));
 
     const haproxyCfg = upstream.apply((u) => renderHaproxyCfg({
-      members: u.members, pgPort: args.pgPort, restApiPort: args.restApiPort, haproxyPort: s.haproxyPort,
+      members: u.members, pgPort: args.pgPort, restApiPort: args.restApiPort, haproxyPort: s.haproxyPort, backupMembers: u.backupMembers,
     }));
     const pgbouncerIni = upstream.apply((u) => renderPgbouncerIni({
       database: u.database, haproxyPort: s.haproxyPort, port: s.port, authType: s.authType, poolMode: s.poolMode,
@@ -88,6 +99,7 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
       renderUserlist([{ user: u.appUser, password: pw }, { user: CHECK_USER, password: checkPw }])));
     const checkPgpass = pulumi.secret(checkPassword.apply((pw) => renderCheckPgpass(s.port, pw)));
     const checkScript = renderCheckScript({ port: s.port });
+    const resetScript = renderResetScript({ vip: s.vip, port: s.port });
 
     const hHaproxy = contentHash(haproxyCfg);
     const hPgbouncer = contentHash(pgbouncerIni, userlist);
@@ -132,9 +144,12 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
       const checkScriptFile = putFile(n("check-script"), {
         connection: conn, path: PATHS.checkScript, content: checkScript, mode: "0755", validate: `sh -n "$NEW"`,
       }, after(checkUser));
+      const resetScriptFile = putFile(n("reset-script"), {
+        connection: conn, path: PATHS.resetScript, content: resetScript, mode: "0755", validate: `sh -n "$NEW"`,
+      }, after(checkScriptFile));
       const pgpassFile = putFile(n("check-pgpass"), {
         connection: conn, path: PATHS.checkPgpass, content: checkPgpass, secret: true, mode: "0600", owner: `${SCRIPT_USER}:${SCRIPT_USER}`,
-      }, after(checkScriptFile));
+      }, after(resetScriptFile));
       const keepalivedFile = putFile(n("keepalived-cfg"), {
         connection: conn, path: PATHS.keepalivedConf, content: keepalivedConf, secret: true, mode: "0600",
         validate: keepalivedValidateCommand(),

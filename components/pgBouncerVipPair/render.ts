@@ -9,6 +9,8 @@ export const PATHS = {
   keepalivedConf: "/etc/keepalived/keepalived.conf",
   /** keepalived's enable_script_security wants the script and every parent directory writable by root only. */
   checkScript: "/usr/local/lib/hastack/check-pgbouncer",
+  /** Run by keepalived (as root) when the node stops holding the VIP. */
+  resetScript: "/usr/local/lib/hastack/reset-vip-sessions",
   checkDir: "/var/lib/hastack-pgbouncer-check",
   checkPgpass: "/var/lib/hastack-pgbouncer-check/pgpass",
   unixSocketDir: "/var/run/postgresql",
@@ -33,6 +35,11 @@ export interface HaproxyCfgParams {
   readonly pgPort: number;
   readonly restApiPort: number;
   readonly haproxyPort: number;
+  /**
+   * Another site's members, used only while no local member answers /primary (HAProxy `backup`): a standby
+   * site's clients then write through their own VIP to the leading site. Each has its own ports. @default []
+   */
+  readonly backupMembers?: readonly { name: string; address: string; pgPort: number; restApiPort: number }[];
   /** Overridable so the daemon test can run HAProxy unprivileged in a temp dir. */
   readonly chrootDir?: string;
   readonly statsSocket?: string;
@@ -73,6 +80,8 @@ export function renderHaproxyCfg(p: HaproxyCfgParams): string {
     // fastinter: while a server changes state it is checked every 250 ms, so a new leader is used within ~0.5 s
     "    default-server inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions",
     ...p.members.map((m) => `    server ${plain("member name", m.name)} ${plain("member address", m.address)}:${p.pgPort} check port ${p.restApiPort}`),
+    ...(p.backupMembers ?? []).map((m) =>
+      `    server ${plain("member name", m.name)} ${plain("member address", m.address)}:${m.pgPort} check port ${m.restApiPort} backup`),
     "",
   ].join("\n");
 }
@@ -185,6 +194,22 @@ export function renderCheckScript(p: CheckScriptParams): string {
   ].join("\n");
 }
 
+/**
+ * keepalived's notify script for leaving MASTER (BACKUP or FAULT): resets every client session to
+ * VIP:port still open on this node. Without it a client of a hung PgBouncer waits for its own
+ * timeout (Npgsql: 30 s; forever without one), because the new VIP holder never hears from a
+ * client that is only waiting for an answer. `ss -K` aborts the sockets, which sends each client a
+ * RST, so it reconnects to the VIP (now on the other node) at once.
+ */
+export function renderResetScript(p: { vip: string; port: number }): string {
+  return [
+    "#!/bin/sh",
+    "# Managed by hastack (PgBouncerVipPair): keepalived notify_backup/notify_fault.",
+    `exec /usr/bin/ss -t -n -K state established src ${plain("vip", p.vip)}:${p.port} >/dev/null 2>&1`,
+    "",
+  ].join("\n");
+}
+
 export interface KeepalivedConfParams {
   readonly routerId: string;
   readonly interface: string;
@@ -204,6 +229,8 @@ export interface KeepalivedConfParams {
   readonly checkScript?: string;
   /** @default SCRIPT_USER */
   readonly scriptUser?: string;
+  /** @default PATHS.resetScript */
+  readonly resetScript?: string;
 }
 
 /** keepalived.conf (secret: holds auth_pass). */
@@ -249,6 +276,9 @@ export function renderKeepalivedConf(p: KeepalivedConfParams): string {
     "    track_script {",
     "        chk_pgbouncer",
     "    }",
+    // aborting sockets needs CAP_NET_ADMIN: these two run as root (the script is root-owned, 0755)
+    `    notify_backup "${plain("reset script", p.resetScript ?? PATHS.resetScript)}" root`,
+    `    notify_fault "${plain("reset script", p.resetScript ?? PATHS.resetScript)}" root`,
     "}",
     "",
   ].join("\n");

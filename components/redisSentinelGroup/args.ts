@@ -1,5 +1,5 @@
 import { HostSpec } from "../common/host";
-import { checkHosts, checkRules, invalid, inSubnet, isCidr, isIPv4, isPort } from "../common/validate";
+import { INTERFACE_TEXT, checkHosts, checkRules, checkSubnet, invalid, inSubnet, isInterfaceName, isPort, vipRules } from "../common/validate";
 
 /**
  * Stack config under `hastack:redis`: Redis with auth, one Sentinel per node, HAProxy on each node
@@ -86,7 +86,13 @@ const KNOWN = new Set(["nodes", "quorum", "maxmemory", "vip", ...Object.keys(Red
 
 const isInt = (n: unknown, min: number, max: number): n is number =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
-const isInterfaceName = (s: unknown): s is string => typeof s === "string" && /^[A-Za-z0-9_.@:-]{1,15}$/.test(s);
+
+/** Bytes of a Redis memory size already matching the syntax rule (units as Redis' memtoll reads them). */
+export function redisBytes(v: string): bigint {
+  const m = /^([0-9]+)([a-z]*)$/i.exec(v)!;
+  const unit: Record<string, bigint> = { "": 1n, b: 1n, k: 1000n, kb: 1024n, m: 1000000n, mb: 1n << 20n, g: 1000000000n, gb: 1n << 30n };
+  return BigInt(m[1]) * unit[m[2].toLowerCase()];
+}
 
 /**
  * Apply defaults and validate `hastack:redis`. Pure; throws ConfigError before any resource exists.
@@ -101,7 +107,7 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
   const enabled = r.enabled ?? RedisSentinelGroupDefaults.enabled;
   checkRules([{ field: `${KEY}.enabled`, given: r.enabled, ok: typeof enabled === "boolean", accepted: "true or false" }]);
   if (!enabled) return undefined;
-  if (!isCidr(subnet)) invalid("subnet", subnet, "an IPv4 CIDR such as 10.213.7.0/24");
+  checkSubnet(subnet);
   for (const k of Object.keys(r)) {
     if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
   }
@@ -141,17 +147,16 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     { field: `${KEY}.maxmemory`, given: s.maxmemory,
       ok: s.maxmemory === undefined || (typeof s.maxmemory === "string" && /^[1-9][0-9]{0,15}(b|k|kb|m|mb|g|gb)?$/i.test(s.maxmemory)),
       accepted: `a Redis memory size such as "512mb"` },
+    // Redis 7.0 wraps a size past 2^63 bytes around silently and warns below 1 MB
+    { field: `${KEY}.maxmemory`, given: s.maxmemory,
+      ok: () => s.maxmemory === undefined || (redisBytes(s.maxmemory) >= 1n << 20n && redisBytes(s.maxmemory) < 1n << 63n),
+      accepted: `a size from 1mb to below 8388608tb (Redis units: k=1000, kb=1024, m, mb, g, gb)` },
     { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
-      accepted: "a network interface name of at most 15 letters, digits and _.@:-" },
+      accepted: INTERFACE_TEXT },
     { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
   ]);
   if (s.vip !== undefined) {
-    checkRules([{ field: `${KEY}.vip`, given: s.vip, ok: isIPv4(s.vip), accepted: "an IPv4 address such as 10.213.7.70" }]);
-    checkRules([
-      { field: `${KEY}.vip`, given: s.vip, ok: inSubnet(s.vip, subnet), accepted: `an address inside the stack subnet ${subnet}` },
-      { field: `${KEY}.vip`, given: s.vip, ok: ![...allHostAddresses, ...nodes.map((n) => n.address)].includes(s.vip),
-        accepted: "an address no host of the stack has" },
-    ]);
+    checkRules(vipRules(`${KEY}.vip`, s.vip, subnet, [...allHostAddresses, ...nodes.map((n) => n.address)], "10.213.7.70"));
   }
 
   return {
@@ -172,4 +177,14 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     interface: s.interface,
     virtualRouterId: s.virtualRouterId,
   };
+}
+
+/**
+ * The group password, checked when the secret resolves: an empty one would let `AUTH ""` in, and it is
+ * read back from a file with `$(cat …)` (a shell variable cannot hold NUL; line breaks would be cut).
+ */
+export function checkRedisPassword(pass: string): void {
+  if (typeof pass !== "string" || pass.length === 0 || /[\r\n\0]/.test(pass)) {
+    invalid("hastack:passwords.redis", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`, "a non-empty password on one line, without NUL");
+  }
 }

@@ -4,7 +4,7 @@ import { HostSpec, SshAccess, connectionFor } from "../common/host";
 import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { invalid } from "../common/validate";
-import { ResolvedRedisSentinelGroupSettings } from "./args";
+import { ResolvedRedisSentinelGroupSettings, checkRedisPassword } from "./args";
 import {
   MASTER_PLACEHOLDER, REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
@@ -36,7 +36,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     super("hastack:cache:RedisSentinelGroup", name, {}, opts);
     const s = args.settings;
     if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the Redis group has a vip");
-    const password = pulumi.secret(args.password);
+    const password = pulumi.secret(pulumi.output(args.password).apply((p) => { checkRedisPassword(p); return p; }));
 
     const ready: command.remote.Command[] = [];
     const last: command.remote.Command[] = [];

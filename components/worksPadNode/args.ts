@@ -1,5 +1,8 @@
 import * as fs from "fs";
-import { HostSpec, checkHosts, checkRules, inSubnet, invalid, isPort, Rule } from "../common";
+import { MICROSOFT_KEY_PATH } from "./render";
+import {
+  FOREIGN_DIRS, HostSpec, SYSTEM_DIRS, VOLATILE_DIRS, checkHosts, checkRules, inSubnet, invalid, isPort, pathInside, pathsOverlap, Rule,
+} from "../common";
 
 const KEY = "hastack:workspad";
 
@@ -40,15 +43,23 @@ export interface WorksPadNodeSettings {
   readonly microsoftRepo?: boolean;
   /** ASCII-armoured signing key of the Microsoft repository; required when `microsoftRepo` is true. @default "" */
   readonly microsoftRepoKey?: string;
-  /** The apt source line. @default "deb [arch=amd64 signed-by=/usr/share/keyrings/microsoft-prod.asc] https://packages.microsoft.com/debian/12/prod bookworm main" */
+  /**
+   * The apt source line: https, `signed-by=` the key above, none of the options that turn off apt's checks
+   * (`trusted=yes`, `allow-insecure`, `check-valid-until=no`, …).
+   * @default "deb [arch=amd64 signed-by=/usr/share/keyrings/microsoft-prod.asc] https://packages.microsoft.com/debian/12/prod bookworm main"
+   */
   readonly microsoftRepoSource?: string;
   /** @default {host: "workspad/db_host", database: "workspad/db_name", user: "workspad/db_user", password: "workspad/db_password"} */
   readonly debconfQuestions?: Partial<WorksPadDebconfQuestions>;
-  /** Where the vendor package installs the server. @default "/opt/workspad" */
+  /** Where the vendor package installs the server: its own directory, clear of system and other daemons' directories. @default "/opt/workspad" */
   readonly installDir?: string;
   /** The server's settings file holding `ConnectionStrings.WorksPadDatabase`. @default "<installDir>/appsettings.json" */
   readonly appSettingsPath?: string;
-  /** systemd units of the server, enabled and restarted by the component. @default ["workspad"] */
+  /**
+   * systemd service units of the server, enabled, restarted and on destroy disabled by the component; never a
+   * unit the host or another section needs (ssh, systemd-*, postgresql*, patroni, etcd, pgbouncer, haproxy, …).
+   * @default ["workspad"]
+   */
   readonly services?: string[];
   /** HTTPS path that answers 200 when the node and its database are up. @default "/health" */
   readonly healthPath?: string;
@@ -89,7 +100,29 @@ const QUESTION_KEYS = ["host", "database", "user", "password"] as const;
 const DEB_PACKAGE = /^[a-z0-9][a-z0-9+.-]+$/;
 const DEBCONF_QUESTION = /^[a-z0-9][a-z0-9+.-]*\/[A-Za-z0-9_.+-]+$/;
 const ABS_PATH = /^\/[A-Za-z0-9._+@-]+(\/[A-Za-z0-9._+@-]+)*$/;
-const UNIT = /^[A-Za-z0-9][A-Za-z0-9@._-]*$/;
+/** A service unit: a name (optionally a template instance `name@x`) with or without `.service`; other unit types are not restarted. */
+const UNIT = /^(?!.*\.(target|socket|mount|automount|timer|path|slice|scope|swap|device)$)[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_.-]+)?(\.service)?$/;
+/**
+ * Units the component must never restart or disable (it does both to `services`): the ones other
+ * sections of the stack run, and those the host needs to stay reachable. Matched on the name without
+ * `.service` and any `@instance`; an entry ending in `*` is a prefix.
+ */
+export const FOREIGN_UNITS = [
+  "ssh", "sshd", "systemd-*", "dbus", "networking", "NetworkManager", "ifup", "cron", "rsyslog", "getty", "serial-getty",
+  "user", "apt-daily*", "unattended-upgrades", "postgresql*", "patroni", "etcd", "pgbouncer", "haproxy", "keepalived", "nginx",
+  "redis*", "nftables", "iptables", "netfilter-persistent", "ufw", "firewalld", "chrony", "ntp", "systemd",
+] as const;
+
+export function isForeignUnit(unit: string): boolean {
+  const bare = unit.replace(/\.service$/, "").replace(/@.*$/, "");
+  return FOREIGN_UNITS.some((f) => (f.endsWith("*") ? bare.startsWith(f.slice(0, -1)) : bare === f));
+}
+
+/**
+ * apt options that turn off signature or freshness checks (sources.list(5)): a repository added for
+ * root-run package installs must be verified against its key.
+ */
+const INSECURE_APT_OPTION = /(^|[\s\[])(trusted|allow-insecure|allow-weak|allow-downgrade-to-insecure)=(yes|true|1)\b|(^|[\s\[])(check-valid-until|check-date)=(no|false|0)\b/i;
 const URL_PATH = /^\/[A-Za-z0-9._~!$&()*+,;=:@%/?-]*$/;
 
 function isFile(p: string): boolean {
@@ -149,10 +182,24 @@ export function resolveWorksPadNodeSettings(raw: unknown, subnet: string): Resol
     { field: `${KEY}.microsoftRepo`, given: s.microsoftRepo, ok: typeof s.microsoftRepo === "boolean", accepted: "true or false" },
     { field: `${KEY}.microsoftRepoKey`, given: s.microsoftRepoKey, ok: typeof s.microsoftRepoKey === "string" && (!s.microsoftRepo || s.microsoftRepoKey.includes("-----BEGIN PGP PUBLIC KEY BLOCK-----")), accepted: "an ASCII-armoured PGP public key (required when microsoftRepo is true)" },
     { field: `${KEY}.microsoftRepoSource`, given: s.microsoftRepoSource, ok: typeof s.microsoftRepoSource === "string" && /^deb (\[[^\]\n]*\] )?https?:\/\/\S+ \S+( \S+)+$/.test(s.microsoftRepoSource), accepted: "one apt source line: deb [options] URL SUITE COMPONENT..." },
+    { field: `${KEY}.microsoftRepoSource`, given: s.microsoftRepoSource, ok: () => !INSECURE_APT_OPTION.test(s.microsoftRepoSource),
+      accepted: "a source whose signatures apt checks: no trusted=yes, allow-insecure, allow-weak, allow-downgrade-to-insecure, check-valid-until=no or check-date=no" },
+    { field: `${KEY}.microsoftRepoSource`, given: s.microsoftRepoSource, ok: () => / https:\/\//.test(s.microsoftRepoSource),
+      accepted: "an https:// repository URL (plain http:// lets anyone on the path withhold updates or replay old package lists)" },
+    { field: `${KEY}.microsoftRepoSource`, given: s.microsoftRepoSource, ok: () => s.microsoftRepoSource.includes(`signed-by=${MICROSOFT_KEY_PATH}`),
+      accepted: `a source with [signed-by=${MICROSOFT_KEY_PATH}], the key microsoftRepoKey is written to, so no other trusted key can sign it` },
     ...QUESTION_KEYS.map((k): Rule => ({ field: `${KEY}.debconfQuestions.${k}`, given: questions[k], ok: typeof questions[k] === "string" && DEBCONF_QUESTION.test(questions[k]), accepted: "a debconf question name such as \"workspad/db_host\"" })),
     { field: `${KEY}.installDir`, given: s.installDir, ok: typeof s.installDir === "string" && ABS_PATH.test(s.installDir), accepted: "an absolute directory path of letters, digits and ._+@-, not \"/\"" },
+    { field: `${KEY}.installDir`, given: s.installDir, ok: () => !s.installDir.split("/").includes("..") && !SYSTEM_DIRS.some((d) => pathInside(d, s.installDir)),
+      accepted: "a directory of the server's own, such as /opt/workspad: not a system directory like /opt, /usr or /etc, no '..'" },
+    { field: `${KEY}.installDir`, given: s.installDir, ok: () => !VOLATILE_DIRS.some((d) => pathInside(s.installDir, d)) && !FOREIGN_DIRS.some((d) => pathsOverlap(s.installDir, d)),
+      accepted: () => `a directory clear of ${[...VOLATILE_DIRS, ...FOREIGN_DIRS].find((d) => pathsOverlap(s.installDir, d))} (volatile, or another daemon's files)` },
     { field: `${KEY}.appSettingsPath`, given: s.appSettingsPath, ok: typeof s.appSettingsPath === "string" && ABS_PATH.test(s.appSettingsPath) && s.appSettingsPath.endsWith(".json"), accepted: "an absolute path of a .json file" },
-    { field: `${KEY}.services`, given: s.services, ok: Array.isArray(s.services) && s.services.length > 0 && s.services.every((u) => typeof u === "string" && UNIT.test(u)), accepted: "a non-empty list of systemd unit names" },
+    { field: `${KEY}.appSettingsPath`, given: s.appSettingsPath, ok: () => !s.appSettingsPath.split("/").includes("..") && ![...VOLATILE_DIRS, ...FOREIGN_DIRS].some((d) => pathInside(s.appSettingsPath, d)),
+      accepted: () => `a file outside ${[...VOLATILE_DIRS, ...FOREIGN_DIRS].find((d) => pathInside(s.appSettingsPath, d)) ?? "'..'"} (volatile, or another daemon's files)` },
+    { field: `${KEY}.services`, given: s.services, ok: Array.isArray(s.services) && s.services.length > 0 && s.services.every((u) => typeof u === "string" && UNIT.test(u)), accepted: "a non-empty list of systemd service names (name, name@instance or name.service)" },
+    ...(Array.isArray(s.services) ? s.services : []).map((u, i): Rule => ({ field: `${KEY}.services[${i}]`, given: u, ok: () => !isForeignUnit(u),
+      accepted: `the WorksPad server's own unit: the component restarts and on destroy disables it, so not one of ${FOREIGN_UNITS.join(", ")}` })),
     { field: `${KEY}.healthPath`, given: s.healthPath, ok: typeof s.healthPath === "string" && URL_PATH.test(s.healthPath), accepted: "a URL path starting with \"/\", without spaces or quotes" },
     { field: `${KEY}.healthTimeoutSeconds`, given: s.healthTimeoutSeconds, ok: Number.isInteger(s.healthTimeoutSeconds) && s.healthTimeoutSeconds >= 1 && s.healthTimeoutSeconds <= 3600, accepted: "a whole number of seconds 1-3600" },
   ];

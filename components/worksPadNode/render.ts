@@ -3,6 +3,11 @@ import { WorksPadDebconfQuestions } from "./args";
 
 /** Where the .deb is copied on each host. */
 export const PACKAGE_CACHE_DIR = "/var/cache/hastack";
+/**
+ * The .deb's name on the host: fixed, never the local file's name, so a `packagePath` whose file
+ * name holds quotes or `$(…)` cannot reach a root shell on the app nodes.
+ */
+export const REMOTE_DEB = `${PACKAGE_CACHE_DIR}/workspad.deb`;
 /** Records the sha256 of the .deb last installed, so an identical re-run is a no-op. */
 export const INSTALLED_HASH_DIR = "/var/lib/hastack";
 export const MICROSOFT_KEY_PATH = "/usr/share/keyrings/microsoft-prod.asc";
@@ -82,15 +87,15 @@ export function renderInstallScript(remoteDeb: string, packageName: string): str
     "export DEBIAN_FRONTEND=noninteractive",
     `want_hash=$(sha256sum ${deb} | cut -d' ' -f1)`,
     `want_version=$(dpkg-deb -f ${deb} Version)`,
-    `[ "$(dpkg-deb -f ${deb} Package)" = ${shq(packageName)} ] || { echo "${remoteDeb} is not the package ${packageName}" >&2; exit 1; }`,
+    `[ "$(dpkg-deb -f ${deb} Package)" = ${shq(packageName)} ] || { echo ${shq(`${remoteDeb} is not the package ${packageName}`)} >&2; exit 1; }`,
     `have_version=$(dpkg-query -W -f='\${Status} \${Version}' ${shq(packageName)} 2>/dev/null | sed -n 's/^install ok installed //p')`,
-    `if [ "$have_version" = "$want_version" ] && [ "$(cat ${stamp} 2>/dev/null)" = "$want_hash" ]; then echo "already installed: ${packageName} $want_version"; exit 0; fi`,
+    `if [ "$have_version" = "$want_version" ] && [ "$(cat ${stamp} 2>/dev/null)" = "$want_hash" ]; then echo ${shq(`already installed: ${packageName}`)} "$want_version"; exit 0; fi`,
     `install="apt-get install -y -qq -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold"`,
     // dependencies may need package lists the host does not have yet
     `$install ${deb} || { apt-get update -qq && $install ${deb}; }`,
     `mkdir -p ${shq(INSTALLED_HASH_DIR)}`,
     `echo "$want_hash" > ${stamp}`,
-    `echo "installed: ${packageName} $want_version"`,
+    `echo ${shq(`installed: ${packageName}`)} "$want_version"`,
   ].join("\n");
 }
 
@@ -117,7 +122,7 @@ export function renderSetConnectionStringScript(appSettingsPath: string): string
   ].join("\n");
   const p = shq(appSettingsPath);
   return [
-    `[ -f ${p} ] || { echo "${appSettingsPath} is missing: is the package installed?" >&2; exit 1; }`,
+    `[ -f ${p} ] || { echo ${shq(`${appSettingsPath} is missing: is the package installed?`)} >&2; exit 1; }`,
     `python3 -c ${shq(py)} ${p}`,
   ].join("\n");
 }

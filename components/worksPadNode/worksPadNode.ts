@@ -1,6 +1,5 @@
 import { CertPair } from "../common/tls";
 import * as fs from "fs";
-import * as path from "path";
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -9,7 +8,7 @@ import {
 } from "../common";
 import { ResolvedWorksPadNodeSettings } from "./args";
 import {
-  MICROSOFT_KEY_PATH, MICROSOFT_SOURCE_PATH, PACKAGE_CACHE_DIR, TOOL_PACKAGES, VALIDATE_CERT, VALIDATE_KEY,
+  MICROSOFT_KEY_PATH, MICROSOFT_SOURCE_PATH, PACKAGE_CACHE_DIR, REMOTE_DEB, TOOL_PACKAGES, VALIDATE_CERT, VALIDATE_KEY,
   renderConnectionString, renderDebconfSelections, renderHealthProbe, renderInstallScript, renderMicrosoftSource,
   renderPreseedScript, renderRestartScript, renderSetConnectionStringScript,
 } from "./render";
@@ -72,7 +71,7 @@ export class WorksPadNode extends pulumi.ComponentResource {
 
     // hashed at preview: a new vendor build re-copies and reinstalls, the same file never does
     const debHash = crypto.createHash("sha256").update(fs.readFileSync(s.packagePath)).digest("hex");
-    const remoteDeb = `${PACKAGE_CACHE_DIR}/${path.basename(s.packagePath)}`;
+    const remoteDeb = REMOTE_DEB;
 
     const db = pulumi.all([args.dbHost, args.dbPort, args.database, args.dbUser, pulumi.secret(args.dbPassword)])
       .apply(([host, port, database, user, password]) => ({ host, port, database, user, password }));

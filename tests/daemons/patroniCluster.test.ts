@@ -37,10 +37,11 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
     const [pgPort, restApiPort, etcdClientPort, etcdPeerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const resolved = resolvePatroniClusterSettings({
       nodes: [MEMBER, { name: "t2", address: "127.0.0.3" }, { name: "t3", address: "127.0.0.4" }],
-      pgPort, restApiPort, etcdClientPort, etcdPeerPort, dataDir: path.join(tmp, "pgdata"), failoverProfile: "fast",
-    }, "127.0.0.0/8");
-    // a single-member variant of the same settings, so one etcd can form a quorum alone
-    s = { ...resolved, nodes: [MEMBER], etcdDataDir: path.join(tmp, "etcd") };
+      pgPort, restApiPort, etcdClientPort, etcdPeerPort, failoverProfile: "fast",
+    }, "127.0.0.0/16");
+    // a single-member variant of the same settings, so one etcd can form a quorum alone; data in the
+    // test's temp dir (which the dataDir rules rightly refuse for a real host)
+    s = { ...resolved, nodes: [MEMBER], dataDir: path.join(tmp, "pgdata"), etcdDataDir: path.join(tmp, "etcd") };
   });
 
   afterAll(() => {
@@ -67,7 +68,7 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
   });
 
   it("passes patroni --validate-config with the special password (through the host validation script)", () => {
-    const pw = { superuser: SPECIAL, replication: SPECIAL + "r", rewind: SPECIAL + "w" };
+    const pw = { superuser: SPECIAL, replication: SPECIAL + "r", rewind: SPECIAL + "w", restApi: SPECIAL + "a" };
     const file = path.join(tmp, "config.yml");
     fs.writeFileSync(file, r.renderPatroniConfig(s, MEMBER, pw), { mode: 0o600 });
     const direct = spawnSync("patroni", ["--validate-config", file], { encoding: "utf8" });
@@ -78,7 +79,7 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
 
   it("rejects a config Patroni cannot use (the validation script fails the swap)", () => {
     const file = path.join(tmp, "bad.yml");
-    fs.writeFileSync(file, r.renderPatroniConfig(s, MEMBER, { superuser: "a", replication: "b", rewind: "c" }).replace(/listen: "?127\.0\.0\.2:\d+"?/, "listen: nonsense"));
+    fs.writeFileSync(file, r.renderPatroniConfig(s, MEMBER, { superuser: "a", replication: "b", rewind: "c", restApi: "d" }).replace(/listen: "?127\.0\.0\.2:\d+"?/, "listen: nonsense"));
     const res = spawnSync("bash", ["-c", `set -eu\n${r.patroniValidateScript()}`], { env: { ...process.env, NEW: file }, encoding: "utf8" });
     expect(res.status).not.toBe(0);
     expect(res.stdout).toMatch(/restapi\.listen/);
@@ -121,7 +122,10 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
   it("bootstraps a one-member cluster with Patroni; the health probe, leader query, PATCH /config and app-database scripts work on it", async () => {
     const work = path.join(tmp, "patroni");
     fs.mkdirSync(work, { mode: 0o700 });
-    const c = yaml.load(r.renderPatroniConfig(s, MEMBER, { superuser: SPECIAL, replication: SPECIAL + "r", rewind: SPECIAL + "w" })) as any;
+    // loopback stands in for the proxy: connections to 127.0.0.2 come from 127.0.0.1
+    const access = { proxies: ["127.0.0.1"] };
+    const restPw = SPECIAL + "a";
+    const c = yaml.load(r.renderPatroniConfig(s, MEMBER, { superuser: SPECIAL, replication: SPECIAL + "r", rewind: SPECIAL + "w", restApi: restPw }, undefined, [], access)) as any;
     // keep the test's files out of the machine's postgres home and socket dir
     c.postgresql.pgpass = path.join(work, "pgpass");
     c.postgresql.parameters.unix_socket_directories = work;
@@ -141,15 +145,33 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
       expect(sh(r.clusterHealthyProbe(rest, 3)).status).not.toBe(0);
       const leader = sh(r.leaderQueryScript(rest));
       expect(r.parseLeader(leader.stdout)).toEqual({ name: "t1", host: "127.0.0.2", port: s.pgPort });
-      const patch = sh(r.patchConfigScript(rest), r.renderDynamicConfigJson({ ...s, synchronousMode: true }));
+      // unsafe methods need the credentials; curl reads them from the file, never from argv
+      const unauth = spawnSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-XPATCH", "-d", "{}", `${rest}/config`], { encoding: "utf8" });
+      expect(unauth.stdout).toBe("401");
+      const wrong = path.join(work, "wrong.curl");
+      fs.writeFileSync(wrong, r.renderRestCurlConfig(restPw + "x"), { mode: 0o600 });
+      expect(sh(r.patchConfigScript(rest, wrong), "{}").status).not.toBe(0);
+      const authFile = path.join(work, "rest.curl");
+      fs.writeFileSync(authFile, r.renderRestCurlConfig(restPw), { mode: 0o600 });
+      const patch = sh(r.patchConfigScript(rest, authFile), r.renderDynamicConfigJson({ ...s, synchronousMode: true }));
       expect([patch.status, patch.stderr]).toEqual([0, ""]);
+      // health checks (HAProxy's OPTIONS /primary) and GETs stay open
+      expect(spawnSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-XOPTIONS", `${rest}/primary`], { encoding: "utf8" }).stdout).toBe("200");
       const cfg = JSON.parse(spawnSync("curl", ["-sf", `${rest}/config`], { encoding: "utf8" }).stdout);
       expect([cfg.ttl, cfg.loop_wait, cfg.retry_timeout, cfg.synchronous_mode]).toEqual([20, 4, 8, true]);
       const stdin = r.renderAppDbStdin(s.superuser, SPECIAL, s.database, s.appUser, SPECIAL);
       for (let i = 0; i < 2; i++) {
-        const run = sh(r.appDbScript(rest, s.pgPort, s.superuser), stdin);
+        const run = sh(r.appDbScript(rest, s.pgPort, s.superuser, work), stdin);
         expect([run.status, run.stderr]).toEqual([0, ""]);
       }
+      // where /primary does not answer 200 (a replica; here nothing listens) the step does nothing
+      const notLeader = sh(r.appDbScript("http://127.0.0.1:9", s.pgPort, s.superuser, work), stdin);
+      expect([notLeader.status, notLeader.stdout.trim()]).toEqual([0, "not the leader (000): nothing to do"]);
+      const tcp = (user: string, db: string, password: string) => spawnSync("psql", ["-X", "-tA", "-h", MEMBER.address, "-p", String(s.pgPort), "-U", user, "-d", db, "-c", "select 1"],
+        { env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "5" }, encoding: "utf8" });
+      // pg_hba: the app role only to its database, replication only as replication
+      expect(tcp(s.appUser, "postgres", SPECIAL).stderr).toMatch(/no pg_hba\.conf entry/);
+      expect(tcp(s.replicationUser, "postgres", SPECIAL + "r").stderr).toMatch(/no pg_hba\.conf entry/);
       const login = spawnSync("psql", ["-X", "-tA", "-h", MEMBER.address, "-p", String(s.pgPort), "-U", s.appUser, "-d", s.database, "-c", "show password_encryption"],
         { env: { ...process.env, PGPASSWORD: SPECIAL }, encoding: "utf8" });
       expect([login.status, login.stdout.trim()]).toEqual([0, "scram-sha-256"]);

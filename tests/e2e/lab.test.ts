@@ -1,6 +1,6 @@
 // The reference datacenter on 12 lab VMs, built and changed by the real Pulumi engine, then
 // broken on purpose. Needs root: boots systemd-nspawn VMs on the private bridge 10.213.7.0/24.
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
@@ -65,6 +65,91 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
   it("a second pulumi up changes nothing", async () => {
     const up = await stack.up();
     expect(changes(up.summary.resourceChanges)).toEqual({});
+  });
+
+  describe("a neighbour on the subnet", () => {
+    // an extra VM on the bridge, in no section of the stack: everything but SSH and the web edge is closed to it
+    const INTRUDER = { name: "intruder", address: "10.213.7.99" };
+    const pg = byRole("postgres");
+    const [pg1] = pg;
+    const fromIntruder = (cmd: string) => d.ssh(INTRUDER.name, cmd, 30000);
+    /** Exit code of a command on the intruder (0 = it got through). */
+    const intruderRc = async (cmd: string) => Number(await fromIntruder(`( ${cmd} ) >/dev/null 2>&1; echo $?`));
+    /** psql from this machine (an adminSources entry) with the password in the environment, never in argv. */
+    const psqlHere = (host: string, user: string, db: string, password: string) =>
+      spawnSync("psql", ["-X", "-tA", "-h", host, "-p", "5432", "-U", user, "-d", db, "-c", "select 1"],
+        { env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "5" }, encoding: "utf8" });
+    const pw = () => JSON.parse(fs.readFileSync(path.join(REPO, "lab", ".state", "secrets.json"), "utf8")).passwords as Record<string, string>;
+
+    beforeAll(async () => {
+      execFileSync("bash", [path.join(REPO, "lab", "vm.sh"), "up", INTRUDER.name, INTRUDER.address], { stdio: "inherit" });
+      await d.until("SSH on the intruder", async () => (await fromIntruder("hostname")) === INTRUDER.name, 60, 1000);
+    });
+
+    afterAll(() => {
+      execFileSync("bash", [path.join(REPO, "lab", "vm.sh"), "down", INTRUDER.name], { stdio: "inherit" });
+    });
+
+    it("cannot reach Patroni's REST API, etcd, PostgreSQL, PgBouncer, WorksPad or Redis; SSH and HTTPS of the edge stay open", async () => {
+      const tcp = (addr: string, port: number) => `timeout 3 bash -c '</dev/tcp/${addr}/${port}'`;
+      // control: the intruder's network works, and what must stay open is open
+      expect(await intruderRc(tcp(pg1.address, 22))).toBe(0);
+      expect(await fromIntruder(`curl -sk -o /dev/null -w '%{http_code}' --max-time 10 https://${byRole("nginx")[0].address}/health`)).toBe("200");
+      const closed: [string, string, number][] = [
+        ...pg.flatMap((m) => [[m.name, m.address, 8008], [m.name, m.address, 5432], [m.name, m.address, 2379], [m.name, m.address, 2380]] as [string, string, number][]),
+        ["proxy VIP", layout.vips.proxy, 6432], ...byRole("proxy").map((p) => [p.name, p.address, 6432] as [string, string, number]),
+        ...byRole("workspad").map((w) => [w.name, w.address, 4430] as [string, string, number]),
+        ["redis VIP", layout.vips.redis, 6380], ...byRole("redis").flatMap((r) => [[r.name, r.address, 6379], [r.name, r.address, 26379]] as [string, string, number][]),
+      ];
+      for (const [what, addr, port] of closed) expect([what, port, await intruderRc(tcp(addr, port))]).toEqual([what, port, 124]);
+      // what an attacker would actually run
+      expect(await fromIntruder(`curl -s -o /dev/null -w '%{http_code}' --max-time 5 -XPATCH -d '{"ttl":3600}' http://${pg1.address}:8008/config || true`)).toBe("000");
+      expect(await intruderRc(`ETCDCTL_API=3 timeout 15 etcdctl --endpoints=http://${pg1.address}:2379 --dial-timeout=3s --command-timeout=5s put hastack-intruder x`)).not.toBe(0);
+      expect(await d.ssh(pg1.name, `ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 get hastack-intruder --print-value-only`)).toBe("");
+      for (const user of ["postgres", "replicator", "workspad"]) {
+        expect([user, await intruderRc(`PGCONNECT_TIMEOUT=3 psql -X -w -h ${pg1.address} -U ${user} -d postgres -c 'select 1'`)]).toEqual([user, 2]);
+      }
+      expect(await intruderRc(`PGCONNECT_TIMEOUT=3 psql -X -w -h ${layout.vips.proxy} -p 6432 -U workspad -d workspad -c 'select 1'`)).toBe(2);
+    });
+
+    it("where the firewall lets it through, Patroni refuses an unauthenticated PATCH and pg_hba refuses the superuser and replication roles", async () => {
+      const leader = pg.find((m) => m.name === "pg1")!;
+      // from a proxy (allowed to the REST port for its health checks): health checks work, changes need the password
+      expect(await d.ssh("px1", `curl -s -o /dev/null -w '%{http_code}' --max-time 5 -XOPTIONS http://${leader.address}:8008/health`)).toBe("200");
+      expect(await d.ssh("px1", `curl -s -o /dev/null -w '%{http_code}' --max-time 5 -XPATCH -d '{"ttl":3600}' http://${leader.address}:8008/config`)).toBe("401");
+      // from this machine (adminSources): the same, and with the credentials the change is accepted
+      const url = `http://${leader.address}:8008/config`;
+      const current = (await axios.get(url, { timeout: 5000 })).data;
+      expect((await http.patch(url, { loop_wait: current.loop_wait })).status).toBe(401);
+      expect((await http.patch(url, { loop_wait: current.loop_wait }, { auth: d.patroniRestAuth() })).status).toBe(200);
+      const p = pw();
+      const leaderName = await d.patroniLeader();
+      const leaderAddr = pg.find((m) => m.name === leaderName)!.address;
+      for (const [user, db, password] of [["postgres", "postgres", p.postgresSuperuser], ["replicator", "postgres", p.postgresReplication], ["rewind", "postgres", p.postgresRewind]]) {
+        const r = psqlHere(leaderAddr, user, db, password);
+        expect([user, r.status, r.stderr]).toEqual([user, 2, expect.stringMatching(/no pg_hba\.conf entry for host "10\.213\.7\.1", user "\w+"/)]);
+      }
+      // the application role from an operator machine, to its own database
+      expect([psqlHere(leaderAddr, "workspad", "workspad", p.postgresApp).stdout.trim()]).toEqual(["1"]);
+      expect(psqlHere(leaderAddr, "workspad", "postgres", p.postgresApp).stderr).toMatch(/no pg_hba\.conf entry/);
+    });
+
+    it("the allowed paths still work: the app through the VIP, HAProxy's checks, replicas streaming, etcd between members", async () => {
+      const health = await http.get(`${endpoint}/health`);
+      expect([health.status, health.data.db]).toEqual([200, "ok"]);
+      expect(await d.patroniHealthy()).toBe(true);
+      const endpoints = pg.map((m) => `http://${m.address}:2379`).join(",");
+      expect(await d.ssh(pg[1].name, `ETCDCTL_API=3 etcdctl --endpoints=${endpoints} endpoint health 2>&1 | grep -c 'is healthy'`)).toBe(String(pg.length));
+      // each proxy's HAProxy sees exactly one member up: the leader
+      for (const px of byRole("proxy")) {
+        const ask = "import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy/admin.sock'); " +
+          "s.sendall(b'show servers state postgres_primary\\n'); print(s.makefile().read())";
+        const up = await d.ssh(px.name, `python3 -c "${ask}" | awk 'NR>2 && $6==2 {print $4}'`);
+        expect([px.name, up]).toEqual([px.name, await d.patroniLeader()]);
+      }
+      // the tables are loaded and survive as units at boot
+      expect(await d.ssh(pg1.name, "systemctl is-enabled hastack-firewall-db.service; nft list tables")).toBe("enabled\ntable inet hastack_db");
+    });
   });
 
   it("changing PgBouncer's pool size touches only PgBouncer's resources, as the preview says", async () => {
@@ -144,6 +229,8 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     for (const p of byRole("postgres")) {
       expect(await d.ssh(p.name, "systemctl show -p ActiveState --value patroni")).not.toBe("active");
       expect(await d.ssh(p.name, "test -f /var/lib/postgresql/15/hastack/PG_VERSION && echo kept")).toBe("kept");
+      // the firewall table is unloaded and its boot unit gone
+      expect(await d.ssh(p.name, "nft list tables; systemctl is-enabled hastack-firewall-db.service 2>/dev/null || true")).toBe("");
     }
     expect(await d.ssh("ngx1", "systemctl show -p ActiveState --value nginx")).not.toBe("active");
   });

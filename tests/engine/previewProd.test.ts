@@ -7,34 +7,12 @@ import * as path from "path";
 import * as yaml from "js-yaml";
 import { EngineEvent } from "@pulumi/pulumi/automation";
 import { readStateFiles, REPO } from "../../engine/automation";
+import { leaks } from "../support/leaks";
 import { PASSWORD_NAMES } from "../../stacks/secrets";
 import { prodConfig, PreviewProdResult, previewProd, STACK } from "../../scripts/preview-prod";
 
 const PROD_YAML = path.join(REPO, "Pulumi.prod.yaml");
 const sha = (f: string) => crypto.createHash("sha256").update(fs.readFileSync(f)).digest("hex");
-
-/**
- * Strings that would give a secret away: itself and JSON-escaped; for a key, each body line (a leak
- * need not keep the line breaks); with `derived`, a password's long alphanumeric runs too, which
- * catch it quoted or escaped inside a file or a connection string.
- */
-function needles(secret: string, derived: boolean): string[] {
-  const out = new Set([secret, JSON.stringify(secret).slice(1, -1)]);
-  if (/PRIVATE KEY/.test(secret)) {
-    for (const line of secret.split("\n")) if (line.length >= 16 && !line.startsWith("-----")) out.add(line);
-  } else if (derived) {
-    for (const run of secret.match(/[A-Za-z0-9]{12,}/g) ?? []) out.add(run);
-  }
-  return [...out];
-}
-
-function leaks(where: string, text: string, secrets: readonly string[], derived = true): string[] {
-  const found: string[] = [];
-  secrets.forEach((s, i) => {
-    for (const n of needles(s, derived)) if (text.includes(n)) found.push(`${where}: secret #${i} (${n.length} chars of it)`);
-  });
-  return found;
-}
 
 const nameOf = (urn: string) => urn.split("::").pop()!;
 

@@ -13,6 +13,8 @@ export interface TestSshd {
   readonly hostKey: string;
   readonly dir: string;
   stop(): void;
+  /** Same port and client key, a newly generated host key (what a man in the middle, or a rebuilt VM, presents). */
+  newHostKey(): Promise<string>;
 }
 
 
@@ -42,12 +44,21 @@ export async function startSshd(): Promise<TestSshd> {
     "PermitRootLogin prohibit-password", "PasswordAuthentication no", "StrictModes no", "UsePAM no",
     `PidFile ${dir}/sshd.pid`, "Subsystem sftp internal-sftp", "",
   ].join("\n"));
-  const child: ChildProcess = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: "ignore" });
+  const start = () => spawn("/usr/sbin/sshd", ["-D", "-e", "-f", path.join(dir, "sshd_config")], { stdio: "ignore" });
+  const readHostKey = () => fs.readFileSync(path.join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
+  let child: ChildProcess = start();
   await waitPort(port, 10000);
-  const hostKey = fs.readFileSync(path.join(dir, "host_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
   return {
-    port, dir, hostKey,
+    port, dir, hostKey: readHostKey(),
     privateKey: fs.readFileSync(path.join(dir, "client_key"), "utf8"),
     stop() { child.kill("SIGTERM"); fs.rmSync(dir, { recursive: true, force: true }); },
+    async newHostKey() {
+      await new Promise((r) => { child.once("exit", r); child.kill("SIGTERM"); });
+      for (const f of ["host_key", "host_key.pub"]) fs.rmSync(path.join(dir, f), { force: true });
+      execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", path.join(dir, "host_key")]);
+      child = start();
+      await waitPort(port, 10000);
+      return readHostKey();
+    },
   };
 }

@@ -4,6 +4,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { installMocks, isSecret, recorded, resetRecorded, resolve, settle } from "./mocks";
+import { certFixtures } from "./certFixtures";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 const deb = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hastack-deb-")), "workspad.deb");
@@ -13,6 +14,7 @@ function config(extra: Record<string, unknown> = {}): Record<string, string> {
   const c: Record<string, unknown> = {
     subnet: "192.168.1.0/24",
     sshPrivateKey: KEY,
+    ssh: { trustOnFirstUse: true },
     postgres: { nodes: [{ name: "pg1", address: "192.168.1.130" }, { name: "pg2", address: "192.168.1.131" }, { name: "pg3", address: "192.168.1.132" }] },
     proxy: { nodes: [{ name: "px1", address: "192.168.1.140" }, { name: "px2", address: "192.168.1.141" }], vip: "192.168.1.200" },
     workspad: { nodes: [{ name: "wp1", address: "192.168.1.122" }, { name: "wp2", address: "192.168.1.123" }], packagePath: deb },
@@ -34,15 +36,18 @@ async function run(cfg: Record<string, string>) {
 }
 
 const PASSWORDS = { postgresSuperuser: "a/=\\'\"$1", postgresReplication: "b/=\\'\"$2", postgresRewind: "c3", postgresApp: "d/=\\'\"$4",
-  proxyKeepalived: "abcd1234", nginxKeepalived: "efgh5678", redis: "e/=\\'\"$5", redisKeepalived: "ijkl9012" };
-const cert = { certPem: "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n", keyPem: "-----BEGIN PRIVATE KEY-----\nY\n-----END PRIVATE KEY-----\n" };
-const CERTS = { caCertPem: cert.certPem, servers: { wp1: cert, wp2: cert, ngx1: cert }, dataProtection: cert };
+  proxyKeepalived: "abcd1234", nginxKeepalived: "efgh5678", redis: "e/=\\'\"$5", redisKeepalived: "ijkl9012",
+  patroniRest: "f/=\\'\"$6" };
+// real PEMs: supplied certificates are parsed and matched to their keys at preview
+const fx = certFixtures();
+const cert = { certPem: fx.serverCertPem, keyPem: fx.serverKeyPem };
+const CERTS = { caCertPem: fx.caCertPem, servers: { wp1: cert, wp2: cert, ngx1: cert }, dataProtection: cert };
 
 describe("datacenter program", () => {
   it("generates every password and certificate it is not given (random and tls resources)", async () => {
     await run(config());
     const types = recorded.map((r) => r.type);
-    expect(types.filter((t) => t === "random:index/randomPassword:RandomPassword")).toHaveLength(6);
+    expect(types.filter((t) => t === "random:index/randomPassword:RandomPassword")).toHaveLength(7);
     expect(types).toContain("tls:index/selfSignedCert:SelfSignedCert");
     expect(types.filter((t) => t === "tls:index/locallySignedCert:LocallySignedCert")).toHaveLength(3);
     const kp = recorded.find((r) => r.name === "dc-proxyKeepalived")!;
@@ -59,22 +64,60 @@ describe("datacenter program", () => {
     const components = recorded.filter((r) => r.type.startsWith("hastack:"));
     expect(new Set(components.map((c) => c.type))).toEqual(new Set([
       "hastack:stack:Datacenter", "hastack:db:PatroniCluster", "hastack:proxy:PgBouncerVipPair",
-      "hastack:app:WorksPadNode", "hastack:edge:NginxBalancer", "hastack:cache:RedisSentinelGroup"]));
+      "hastack:app:WorksPadNode", "hastack:edge:NginxBalancer", "hastack:cache:RedisSentinelGroup", "hastack:net:HostFirewall"]));
     const commands = recorded.filter((r) => r.type.startsWith("command:"));
     expect(commands.length).toBeGreaterThan(50);
     for (const c of commands) expect(c.name).toMatch(/^dc-(db|proxy|app-wp\d|edge|cache)-/);
   });
 
+  it("puts one firewall table per component on each of its hosts, and none when hastack:firewall.enabled is false", async () => {
+    await run(config({ passwords: PASSWORDS, certificates: CERTS, firewall: { adminSources: ["192.168.1.10/32"] } }));
+    const tables = recorded.filter((r) => r.type === "hastack:net:HostFirewall").map((r) => r.name).sort();
+    expect(tables).toEqual([
+      "dc-app-wp1-firewall", "dc-app-wp2-firewall", "dc-cache-rd1-firewall", "dc-cache-rd2-firewall", "dc-cache-rd3-firewall",
+      "dc-db-pg1-firewall", "dc-db-pg2-firewall", "dc-db-pg3-firewall", "dc-proxy-px1-firewall", "dc-proxy-px2-firewall"]);
+    const rules = recorded.find((r) => r.name === "dc-db-pg2-firewall-rules")!;
+    expect(JSON.stringify(rules.inputs.connection)).toContain(`"host":"192.168.1.131"`);
+    expect(rules.inputs.stdin).toContain("elements = { 192.168.1.10/32, 192.168.1.130, 192.168.1.131, 192.168.1.132, 192.168.1.140, 192.168.1.141 }");
+    await run(config({ passwords: PASSWORDS, certificates: CERTS, firewall: { enabled: false } }));
+    expect(recorded.filter((r) => r.type === "hastack:net:HostFirewall")).toEqual([]);
+  });
+
+  it("fails if a host has neither a pinned SSH host key nor trust on first use", async () => {
+    const keys = { "192.168.1.130": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedKeyOfPg1" };
+    await expect(run(config({ ssh: { hostKeys: keys } }))).rejects.toThrow(
+      /Invalid hastack:ssh\.hostKeys: got "no key for pg2 \(192\.168\.1\.131\), pg3 .*trustOnFirstUse: true/);
+  });
+
+  it("checks every host: a pinned key as given, every other host's key recorded on first use", async () => {
+    const pinned = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPinnedKeyOfPg1";
+    await run(config({ ssh: { trustOnFirstUse: true, hostKeys: { "192.168.1.130": pinned } }, passwords: PASSWORDS, certificates: CERTS }));
+    const observed = recorded.filter((r) => r.type === "pulumi-nodejs:dynamic:Resource");
+    // 13 hosts in the stack, one of them pinned
+    expect(observed.map((r) => r.inputs.address).sort()).toEqual([
+      "192.168.1.122", "192.168.1.123", "192.168.1.127", "192.168.1.131", "192.168.1.132",
+      "192.168.1.140", "192.168.1.141", "192.168.1.151", "192.168.1.152", "192.168.1.153"]);
+    const commands = recorded.filter((r) => r.type === "command:remote:Command");
+    const onPg1 = commands.filter((c) => c.inputs.connection.host === "192.168.1.130");
+    expect(onPg1.length).toBeGreaterThan(3);
+    for (const c of onPg1) expect(c.inputs.connection.hostKey).toBe(pinned);
+    // no command ever runs without a host key to check
+    for (const c of commands) expect(c.inputs.connection.hostKey).toBeTruthy();
+  });
+
   it("keeps credentials secret in the stack outputs and out of every command text", async () => {
     const out: any = await run(config({ passwords: PASSWORDS, certificates: CERTS }));
     expect(await isSecret(out.dbConnectionString)).toBe(true);
-    expect(await isSecret(out.replicationPassword)).toBe(true);
+    // the role passwords another site needs travel only in the secret `siteSecrets` output
+    expect(await isSecret(out.siteSecrets)).toBe(true);
+    expect(out.replicationPassword).toBeUndefined();
+    expect(await isSecret(out.site)).toBe(false);
     expect(await isSecret(out.redisPassword)).toBe(true);
     expect(await resolve(out.dbVip)).toBe("192.168.1.200");
     for (const c of recorded.filter((r) => r.type === "command:remote:Command")) {
       const text = [c.inputs.create, c.inputs.update, c.inputs.delete].join("\n");
       for (const pw of Object.values(PASSWORDS)) expect(text).not.toContain(pw);
-      expect(text).not.toContain("PRIVATE KEY-----\nY");
+      expect(text).not.toContain(cert.keyPem.split("\n")[1]);
     }
   });
 });

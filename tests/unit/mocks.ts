@@ -16,6 +16,10 @@ const ALLOWED = [
   /^random:index\/randomPassword:RandomPassword$/,
   /^tls:index\/(privateKey|selfSignedCert|certRequest|locallySignedCert):[A-Za-z]+$/,
   /^pulumi:pulumi:Stack$/,
+  // dynamic resources (ObservedHostKey: SSH host keys recorded on first use)
+  /^pulumi-nodejs:dynamic:Resource$/,
+  // peers' contracts; only the stacks a test names in `peerStacks` can be read
+  /^pulumi:pulumi:StackReference$/,
 ];
 
 export const recorded: Recorded[] = [];
@@ -24,7 +28,12 @@ export function resetRecorded(): void {
   recorded.length = 0;
 }
 
-export async function installMocks(config: Record<string, string> = {}, project = "hastack", stack = "test"): Promise<void> {
+/**
+ * `peerStacks` are the stacks a StackReference may read, by full name (`organization/hastack/dc1`),
+ * with their outputs ({} = a stack that exists but was never deployed); any other reference throws.
+ */
+export async function installMocks(config: Record<string, string> = {}, project = "hastack", stack = "test",
+  peerStacks: Record<string, Record<string, unknown>> = {}): Promise<void> {
   pulumi.runtime.setAllConfig(config);
   await pulumi.runtime.setMocks({
     newResource(args: pulumi.runtime.MockResourceArgs) {
@@ -32,6 +41,12 @@ export async function installMocks(config: Record<string, string> = {}, project 
         throw new Error(`unexpected resource type ${args.type} (${args.name})`);
       }
       const urn = `urn:pulumi:${stack}::${project}::${args.type}::${args.name}`;
+      if (args.type === "pulumi:pulumi:StackReference") {
+        const ref = args.inputs.name as string;
+        if (!(ref in peerStacks)) throw new Error(`unexpected stack reference ${ref} (${args.name}); mocked: ${Object.keys(peerStacks).join(", ") || "none"}`);
+        recorded.push({ type: args.type, name: args.name, urn, inputs: args.inputs, custom: true });
+        return { id: ref, state: { name: ref, outputs: peerStacks[ref], secretOutputNames: Object.keys(peerStacks[ref]).filter((k) => k === "siteSecrets") } };
+      }
       recorded.push({ type: args.type, name: args.name, urn, inputs: args.inputs, custom: args.custom ?? true });
       const state: Record<string, any> = { ...args.inputs };
       // computed outputs a real provider would return

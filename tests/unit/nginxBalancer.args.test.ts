@@ -31,7 +31,7 @@ describe("resolveNginxBalancerSettings", () => {
     expect(err("x")).toBe(`Invalid hastack:nginx: got "x"; expected an object with at least nodes.`);
   });
   it("fails if the subnet is not a CIDR", () => {
-    expect(() => resolveNginxBalancerSettings(one, "10.0.0.0")).toThrow(`Invalid subnet: got "10.0.0.0"; expected an IPv4 CIDR such as 10.213.7.0/24.`);
+    expect(() => resolveNginxBalancerSettings(one, "10.0.0.0")).toThrow(`Invalid hastack:subnet: got "10.0.0.0"; expected an IPv4 CIDR such as 10.213.7.0/24.`);
   });
   it("fails if an unknown key is given", () => {
     expect(err({ ...one, listen_port: 1 })).toMatch(/^Invalid hastack:nginx\.listen_port: got 1; expected no such key; known keys are nodes, vip, interface/);
@@ -79,7 +79,7 @@ describe("resolveNginxBalancerSettings", () => {
   });
   it("fails if the interface name is not a Linux interface name", () => {
     expect(err({ ...one, interface: "eth0; reboot" }))
-      .toBe(`Invalid hastack:nginx.interface: got "eth0; reboot"; expected a network interface name of at most 15 letters, digits and _.@:-.`);
+      .toBe(`Invalid hastack:nginx.interface: got "eth0; reboot"; expected a network interface name of 1..15 letters, digits and _.@- (not "." or "..").`);
   });
   it("fails if the virtual router id is out of range", () => {
     expect(err({ ...one, virtualRouterId: 256 })).toBe("Invalid hastack:nginx.virtualRouterId: got 256; expected an integer 1..255.");
@@ -96,7 +96,7 @@ describe("resolveNginxBalancerSettings", () => {
   });
   it("fails if the server name would break the nginx config", () => {
     expect(err({ ...one, serverName: "a.org; return 200" }))
-      .toBe(`Invalid hastack:nginx.serverName: got "a.org; return 200"; expected "_" or space-separated host names of letters, digits, '.', '-' and '*'.`);
+      .toBe(`Invalid hastack:nginx.serverName: got "a.org; return 200"; expected "_" or space-separated host names (letters, digits, '-', '_', dots), each optionally a wildcard *.example.com, .example.com or www.example.*.`);
   });
   it("fails if maxFails is negative", () => {
     expect(err({ ...one, maxFails: -1 })).toBe("Invalid hastack:nginx.maxFails: got -1; expected an integer 0..100 (0 turns passive checks off).");
@@ -134,5 +134,25 @@ describe("checkUpstreams", () => {
   });
   it("fails if an upstream port is not a port", () => {
     expect(() => checkUpstreams([{ ...ok, port: 0 }])).toThrow("Invalid upstreams[0].port: got 0; expected a TCP port 1..65535.");
+  });
+});
+
+describe("hastack:nginx values nginx and keepalived would refuse or misread (issue 7 §4)", () => {
+  it("fails if the VIP is the subnet's network address", () => {
+    expect(err({ ...two, vip: "10.213.7.0" })).toBe(
+      `Invalid hastack:nginx.vip: got "10.213.7.0"; expected a host address of 10.213.7.0/24, not its network (10.213.7.0) or broadcast (10.213.7.255) address.`);
+  });
+  it("fails if the VIP is the subnet's broadcast address", () => {
+    expect(err({ ...two, vip: "10.213.7.255" })).toContain("not its network (10.213.7.0) or broadcast (10.213.7.255) address");
+  });
+  it.each(["*", "a*b.example.org", "a.*.example.org", "ex..org", "-a.org", "~^www\\d+$"])(
+    "fails if serverName holds %s, a name or wildcard nginx does not match", (name) => {
+      expect(err({ ...one, serverName: `ok.example.org ${name}` })).toContain("Invalid hastack:nginx.serverName");
+    });
+  it("accepts the wildcards nginx supports", () => {
+    expect(() => resolveNginxBalancerSettings({ ...one, serverName: "*.example.org .example.net www.example.* a_b.local" }, SUBNET)).not.toThrow();
+  });
+  it("fails if the interface holds ':'", () => {
+    expect(err({ ...two, interface: "eth0:0" })).toContain(`Invalid hastack:nginx.interface: got "eth0:0"`);
   });
 });

@@ -17,7 +17,7 @@ describe("resolvePatroniClusterSettings", () => {
       nodes, subnet: SUBNET, clusterName: "hastack", pgVersion: 15, pgPort: 5432, restApiPort: 8008, etcdClientPort: 2379, etcdPeerPort: 2380,
       dataDir: "/var/lib/postgresql/15/hastack", database: "workspad", appUser: "workspad", superuser: "postgres", replicationUser: "replicator",
       rewindUser: "rewind", failoverProfile: "default", ttl: 30, loopWait: 10, retryTimeout: 10, synchronousMode: false, maxConnections: 200,
-      etcdDataDir: "/var/lib/etcd/hastack",
+      maxSlotWalKeepSize: "1GB", etcdDataDir: "/var/lib/etcd/hastack",
     });
     expect(PatroniClusterDefaults.dataDir).toBe(s.dataDir);
   });
@@ -115,5 +115,63 @@ describe("resolvePatroniClusterSettings", () => {
   });
   it("fails if maxConnections is out of range", () => {
     expect(resolve({ maxConnections: 5 })).toThrow("Invalid hastack:postgres.maxConnections: got 5; expected a whole number from 10 to 10000.");
+  });
+});
+
+describe("hastack:postgres names and directories the daemons reserve (issue 7 §4)", () => {
+  const RESERVED = "a role name PostgreSQL does not reserve: not pg_*, public or none (refused by CREATE ROLE), nor current_user, " +
+    "session_user, current_role, user (keywords in role specifications) or all, sameuser, samerole, samegroup, replication (pg_hba keywords)";
+  it.each(["appUser", "superuser", "replicationUser", "rewindUser"])("fails if %s is a pg_* role (PostgreSQL reserves the prefix)", (k) => {
+    expect(resolve({ [k]: "pg_monitor" })).toThrow(`Invalid hastack:postgres.${k}: got "pg_monitor"; expected ${RESERVED}.`);
+  });
+  it.each(["public", "none", "current_user", "session_user", "current_role", "user", "all", "replication"])(
+    "fails if appUser is the reserved word %s", (name) => {
+      expect(resolve({ appUser: name })).toThrow(`Invalid hastack:postgres.appUser: got "${name}"; expected ${RESERVED}.`);
+    });
+  it("fails if the database is pgbouncer (PgBouncer's admin console takes that name)", () => {
+    expect(resolve({ database: "pgbouncer" })).toThrow(`Invalid hastack:postgres.database: got "pgbouncer"; expected a name other than "pgbouncer" (PgBouncer's admin console), pg_* and the pg_hba keywords all, sameuser, samerole, samegroup, replication.`);
+  });
+  it("fails if the database is a pg_hba keyword", () => {
+    expect(resolve({ database: "sameuser" })).toThrow(`Invalid hastack:postgres.database: got "sameuser"; expected a name other than "pgbouncer"`);
+  });
+  it("fails if dataDir is inside the etcd data directory", () => {
+    expect(resolve({ dataDir: "/var/lib/etcd/hastack/pg" })).toThrow(
+      `Invalid hastack:postgres.dataDir: got "/var/lib/etcd/hastack/pg"; expected a directory that neither is, contains nor lies inside /var/lib/etcd (another daemon's or the packaged cluster's files).`);
+  });
+  it("fails if dataDir is Redis' directory", () => {
+    expect(resolve({ dataDir: "/var/lib/redis/pg" })).toThrow("expected a directory that neither is, contains nor lies inside /var/lib/redis ");
+  });
+  it("fails if dataDir contains the packaged cluster (…/15 holds …/15/main)", () => {
+    expect(resolve({ dataDir: "/var/lib/postgresql/15" })).toThrow("expected a directory that neither is, contains nor lies inside /var/lib/postgresql/15/main ");
+  });
+  it("fails if dataDir is inside the packaged cluster", () => {
+    expect(resolve({ dataDir: "/var/lib/postgresql/15/main/hastack" })).toThrow("lies inside /var/lib/postgresql/15/main ");
+  });
+  it("fails if dataDir is the postgres home, where Patroni writes its pgpass", () => {
+    expect(resolve({ dataDir: "/var/lib/postgresql/" })).toThrow(`Invalid hastack:postgres.dataDir: got "/var/lib/postgresql/"; expected a directory that neither is, contains nor lies inside`);
+    expect(resolve({ dataDir: "/var/lib/postgresql/.pgpass.patroni" })).toThrow("lies inside /var/lib/postgresql/.pgpass.patroni ");
+  });
+  it("fails if dataDir is inside /etc", () => {
+    expect(resolve({ dataDir: "/etc/postgresql/15/hastack" })).toThrow("lies inside /etc/postgresql ");
+  });
+  it("fails if dataDir is a system directory", () => {
+    expect(resolve({ dataDir: "/var/lib" })).toThrow(`Invalid hastack:postgres.dataDir: got "/var/lib"; expected a directory of its own, not a system directory such as /var/lib or /etc.`);
+  });
+  it("fails if dataDir is on a volatile file system", () => {
+    expect(resolve({ dataDir: "/run/postgresql/hastack" })).toThrow("expected a persistent directory, not under /proc, /sys, /dev, /run");
+  });
+  it("accepts its own directory beside the packaged cluster", () => {
+    expect(resolve({ dataDir: "/srv/pg/hastack" })).not.toThrow();
+    expect(resolve({ dataDir: "/var/lib/postgresql/15/hastack" })).not.toThrow();
+  });
+  it("fails if the stack subnet is wider than /16", () => {
+    expect(() => resolvePatroniClusterSettings(ok(), "0.0.0.0/0")).toThrow(
+      `Invalid hastack:subnet: got "0.0.0.0/0"; expected a prefix of /16 or longer: the stack's L2 segment, since each VIP is added as <vip>/<prefix> and makes the whole subnet on-link on its interface.`);
+  });
+});
+
+describe("hastack:postgres.maxSlotWalKeepSize", () => {
+  it.each(["-1", "1gb", "1.5GB", "0MB", 1024])("fails if it is %p, not a bounded PostgreSQL size with a unit", (v) => {
+    expect(resolve({ maxSlotWalKeepSize: v })).toThrow(`Invalid hastack:postgres.maxSlotWalKeepSize: got ${JSON.stringify(v)}; expected a PostgreSQL size such as "512MB", "1GB" or "1TB" (a slot may never hold back unlimited WAL).`);
   });
 });

@@ -7,7 +7,7 @@ const nodes = [
   { name: "pg2", address: "10.213.7.12" },
   { name: "pg3", address: "10.213.7.13" },
 ];
-const PASSWORDS = { superuserPassword: `su-${SPECIAL}`, replicationPassword: `repl-${SPECIAL}`, rewindPassword: `rw-${SPECIAL}`, appPassword: `app-${SPECIAL}` };
+const PASSWORDS = { superuserPassword: `su-${SPECIAL}`, replicationPassword: `repl-${SPECIAL}`, rewindPassword: `rw-${SPECIAL}`, appPassword: `app-${SPECIAL}`, restApiPassword: `rest-${SPECIAL}` };
 
 // how the mock engine passes a secret input value
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -39,6 +39,8 @@ beforeAll(async () => {
     replicationPassword: pulumi.secret(PASSWORDS.replicationPassword),
     rewindPassword: pulumi.secret(PASSWORDS.rewindPassword),
     appPassword: PASSWORDS.appPassword, // a plain string must come out secret as well
+    restApiPassword: pulumi.secret(PASSWORDS.restApiPassword),
+    access: { proxies: ["10.213.7.21", "10.213.7.22"], admin: ["10.213.7.1/32"] },
   }, {
     transformations: [(a) => {
       const d = a.opts.dependsOn;
@@ -46,11 +48,12 @@ beforeAll(async () => {
       return undefined;
     }],
   });
-  await resolve(cluster.leaderName);
+  await resolve(cluster.memberAddresses);
   await settle(200);
 });
 
-const STEPS = ["packages", "packaged-cluster-off", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "etcd-healthy", "patroni-config", "patroni-service", "patroni-reload"];
+const STEPS = ["packages", "packaged-cluster-off", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "rest-auth", "etcd-healthy",
+  "patroni-config", "patroni-service", "patroni-reload", "app-database"];
 
 describe("PatroniCluster wiring", () => {
   it("registers the component with its type token", () => {
@@ -61,14 +64,14 @@ describe("PatroniCluster wiring", () => {
     const names = ofType("command:remote:Command").map((r) => r.name).sort();
     const expected = [
       ...nodes.flatMap((n) => STEPS.map((s) => `db-${n.name}-${s}`)),
-      "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg1-leader",
+      "db-pg1-cluster-healthy", "db-pg1-dynamic-config",
     ].sort();
     expect(names).toEqual(expected);
   });
 
   it("parents every child to the component", async () => {
     const children = seen.filter((s) => s.type !== "hastack:db:PatroniCluster");
-    expect(children.length).toBe(nodes.length * STEPS.length + 4);
+    expect(children.length).toBe(nodes.length * STEPS.length + 2);
     for (const c of children) expect([c.name, c.parent && (await nameOf(c.parent))]).toEqual([c.name, "db"]);
   });
 
@@ -80,6 +83,7 @@ describe("PatroniCluster wiring", () => {
       expect(await depsOf(p("etcd-config"))).toEqual([p("data-dirs")]);
       expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config")]);
       expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service")]);
+      expect(await depsOf(p("rest-auth"))).toEqual([p("packages")]);
       expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
       expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config")]);
       expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);
@@ -90,15 +94,41 @@ describe("PatroniCluster wiring", () => {
     for (const n of nodes) expect((await depsOf(`db-${n.name}-etcd-healthy`)).sort()).toEqual(nodes.map((m) => `db-${m.name}-etcd-restart`).sort());
   });
 
-  it("waits for a leader after all members, then patches dynamic config, creates the app database, observes the leader", async () => {
+  it("waits for a leader after all members, then patches dynamic config, then creates the app database", async () => {
     expect((await depsOf("db-pg1-cluster-healthy")).sort()).toEqual(nodes.map((m) => `db-${m.name}-patroni-reload`).sort());
-    expect(await depsOf("db-pg1-dynamic-config")).toEqual(["db-pg1-cluster-healthy"]);
-    expect(await depsOf("db-pg1-app-database")).toEqual(["db-pg1-dynamic-config"]);
-    expect(await depsOf("db-pg1-leader")).toEqual(["db-pg1-app-database"]);
+    expect(await depsOf("db-pg1-dynamic-config")).toEqual(["db-pg1-cluster-healthy", "db-pg1-rest-auth"]);
+    for (const n of nodes) expect(await depsOf(`db-${n.name}-app-database`)).toEqual(["db-pg1-dynamic-config"]);
+  });
+
+  it("creates the app database on whichever member leads, locally over the socket, never as superuser over TCP", () => {
+    for (const n of nodes) {
+      const create = byName(`db-${n.name}-app-database`).inputs.create as string;
+      expect(create).toContain(`'http://${n.address}:8008/primary'`);
+      expect(create).toMatch(/if \[ "\$code" != 200 \]; then cat >\/dev\/null; echo "not the leader/);
+      expect(create).toContain("runuser -u postgres --");
+      expect(create).toContain("-h '/var/run/postgresql'");
+      expect(create).not.toMatch(/-h "\$host"|10\.213\.7\.\d+:5432/);
+    }
+  });
+
+  it("authenticates PATCH /config with credentials from a root-only 0600 file, never on the command line", () => {
+    expect(byName("db-pg1-dynamic-config").inputs.create).toContain("curl -sf --max-time 30 -K '/etc/patroni/hastack-rest.curl' -XPATCH");
+    const auth = byName("db-pg2-rest-auth").inputs;
+    expect(auth.create).toContain("chmod 0600");
+    expect(auth.create).toContain("chown root:root");
+    expect(auth.logging).toBe("none");
+    expect(unwrap(auth.stdin)).toContain(`user = "patroni:rest-jhYg/=\\\\F'\\"$"`);
+  });
+
+  it("admits the app role only from the proxies and operators given as access", () => {
+    const hba = unwrap(byName("db-pg1-patroni-config").inputs.stdin) as string;
+    expect(hba).toContain("- host workspad workspad 10.213.7.21/32 scram-sha-256");
+    expect(hba).toContain("- host workspad workspad 10.213.7.1/32 scram-sha-256");
+    expect(hba).not.toContain("10.213.7.0/24");
   });
 
   it("uses content hashes, not contents, as triggers", async () => {
-    for (const name of ["db-pg1-etcd-restart", "db-pg2-patroni-reload", "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg1-leader"]) {
+    for (const name of ["db-pg1-etcd-restart", "db-pg2-patroni-reload", "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg3-app-database"]) {
       const triggers = unwrap(byName(name).inputs.triggers);
       expect([name, triggers.length > 0, triggers.every((t: unknown) => typeof t === "string" && /^[0-9a-f]{64}$/.test(t))]).toEqual([name, true, true]);
     }
@@ -124,8 +154,9 @@ describe("PatroniCluster wiring", () => {
 
   it("sends secrets only on stdin of quiet steps", async () => {
     // every password starts with a marker that survives any quoting
-    const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
-    expect(withSecrets.map((r) => r.name).sort()).toEqual(["db-pg1-app-database", ...nodes.map((n) => `db-${n.name}-patroni-config`)].sort());
+    const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app|rest)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
+    expect(withSecrets.map((r) => r.name).sort())
+      .toEqual(nodes.flatMap((n) => ["app-database", "patroni-config", "rest-auth"].map((s) => `db-${n.name}-${s}`)).sort());
     for (const r of withSecrets) expect([r.name, r.inputs.logging, isSecretInput(r.inputs.stdin)]).toEqual([r.name, "none", true]);
   });
 
@@ -146,9 +177,6 @@ describe("PatroniCluster wiring", () => {
     expect(await resolve(cluster.restApiPort)).toBe(8008);
     expect(await resolve(cluster.database)).toBe("workspad");
     expect(await resolve(cluster.appUser)).toBe("workspad");
-    // the mock Command prints nothing, so nothing was observed
-    expect(await resolve(cluster.leaderName)).toBe("");
-    expect(await resolve(cluster.replicationEndpoint)).toEqual({ host: "", port: 5432 });
     for (const k of ["superuserPassword", "replicationPassword", "appPassword"]) {
       expect([k, await isSecret(cluster[k])]).toEqual([k, true]);
     }

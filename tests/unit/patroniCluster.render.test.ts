@@ -27,15 +27,15 @@ describe("PatroniCluster render", () => {
   });
 
   it("renders the Patroni config of a member", () => {
-    expect(r.renderPatroniConfig(s, nodes[0], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw" })).toMatchSnapshot();
+    expect(r.renderPatroniConfig(s, nodes[0], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw" })).toMatchSnapshot();
   });
 
   it("renders the Patroni config with the fast profile and synchronous mode", () => {
-    expect(r.renderPatroniConfig(fast, nodes[2], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw" })).toMatchSnapshot();
+    expect(r.renderPatroniConfig(fast, nodes[2], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw" })).toMatchSnapshot();
   });
 
   it("keeps a password with / = \\ quotes and $ intact through YAML", () => {
-    const text = r.renderPatroniConfig(s, nodes[0], { superuser: SPECIAL, replication: SPECIAL, rewind: SPECIAL });
+    const text = r.renderPatroniConfig(s, nodes[0], { superuser: SPECIAL, replication: SPECIAL, rewind: SPECIAL, restApi: SPECIAL });
     expect(text).toMatchSnapshot();
     const c = yaml.load(text) as any;
     expect(c.postgresql.authentication).toEqual({
@@ -46,7 +46,7 @@ describe("PatroniCluster render", () => {
   });
 
   it("listens on the member address and loopback with one port at the end", () => {
-    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c" })) as any;
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" })) as any;
     expect(c.postgresql.listen).toBe("10.213.7.11,127.0.0.1:5432");
     expect(c.postgresql.connect_address).toBe("10.213.7.11:5432");
     expect(c.etcd3.hosts).toEqual(["10.213.7.11:2379", "10.213.7.12:2379", "10.213.7.13:2379"]);
@@ -55,10 +55,48 @@ describe("PatroniCluster render", () => {
     expect(c.postgresql.pg_hba.join("\n")).not.toMatch(/0\.0\.0\.0|md5|trust/);
   });
 
+  it("admits the superuser only over the socket and loopback, replication and pg_rewind only from members, the app role only from proxies and operators", () => {
+    const access = { proxies: ["10.213.7.21", "10.213.7.22"], remoteMembers: ["10.99.0.11"], admin: ["10.213.7.1/32", "192.168.5.0/28"] };
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" }, undefined, [], access)) as any;
+    const hba: string[] = c.postgresql.pg_hba;
+    expect(hba).toMatchSnapshot();
+    expect(c.bootstrap.pg_hba).toEqual(hba);
+    const host = (user: string) => hba.filter((l) => l.startsWith("host") && l.split(/\s+/)[2] === user);
+    expect(host("postgres")).toEqual(["host all postgres 127.0.0.1/32 scram-sha-256"]);
+    expect(host("replicator").map((l) => l.split(/\s+/)[1] + " " + l.split(/\s+/)[3]))
+      .toEqual(["replication 127.0.0.1/32", "replication 10.213.7.11/32", "replication 10.213.7.12/32", "replication 10.213.7.13/32", "replication 10.99.0.11/32"]);
+    expect(host("rewind").map((l) => l.split(/\s+/)[1] + " " + l.split(/\s+/)[3]))
+      .toEqual(["postgres 10.213.7.11/32", "postgres 10.213.7.12/32", "postgres 10.213.7.13/32", "postgres 10.99.0.11/32"]);
+    expect(host("workspad").map((l) => l.split(/\s+/)[1] + " " + l.split(/\s+/)[3]))
+      .toEqual(["workspad 10.213.7.21/32", "workspad 10.213.7.22/32", "workspad 10.213.7.1/32", "workspad 192.168.5.0/28"]);
+    // every TCP line names one role and one source: no "all all", no subnet-wide entry
+    expect(hba.join("\n")).not.toMatch(/ all all |10\.213\.7\.0\/24/);
+    expect(hba.filter((l) => l.startsWith("host")).length).toBe(host("postgres").length + host("replicator").length + host("rewind").length + host("workspad").length);
+  });
+
+  it("gives a superuser other than postgres a password login over the socket only", () => {
+    const other = resolvePatroniClusterSettings({ nodes, superuser: "dba" }, "10.213.7.0/24");
+    const hba = r.pgHba(other);
+    expect(hba).toContain("local all dba scram-sha-256");
+    expect(hba.filter((l) => / dba /.test(l))).toEqual(["local all dba scram-sha-256", "host all dba 127.0.0.1/32 scram-sha-256"]);
+  });
+
+  it("protects Patroni's REST API with basic auth and connects to PostgreSQL through the socket", () => {
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: SPECIAL })) as any;
+    expect(c.restapi.authentication).toEqual({ username: r.REST_USER, password: SPECIAL });
+    expect(c.postgresql.use_unix_socket).toBe(true);
+    expect(c.postgresql.parameters.unix_socket_directories).toBe(r.SOCKET_DIR);
+  });
+
+  it("writes the REST credentials as a curl config value with \\ and \" escaped", () => {
+    expect(r.renderRestCurlConfig(SPECIAL).split("\n")[1]).toBe(`user = "patroni:jhYg/=\\\\F'\\"$"`);
+    expect(() => r.renderRestCurlConfig("a\nb")).toThrow("one line");
+  });
+
   it("renders the PATCH /config body from the same dynamic settings as bootstrap.dcs", () => {
     const body = r.renderDynamicConfigJson(fast);
     expect(body).toMatchSnapshot();
-    const c = yaml.load(r.renderPatroniConfig(fast, nodes[0], { superuser: "a", replication: "b", rewind: "c" })) as any;
+    const c = yaml.load(r.renderPatroniConfig(fast, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" })) as any;
     expect(JSON.parse(body)).toEqual(c.bootstrap.dcs);
   });
 

@@ -1,5 +1,5 @@
 import {
-  PgBouncerVipPairDefaults, checkKeepalivedAuthPass, checkPatroniMembers, checkPgName, resolvePgBouncerVipPairSettings,
+  PgBouncerVipPairDefaults, checkAppPassword, checkKeepalivedAuthPass, checkPatroniMembers, checkPgName, resolvePgBouncerVipPairSettings,
 } from "../../components/pgBouncerVipPair/args";
 import { ConfigError } from "../../components/common/validate";
 
@@ -40,7 +40,7 @@ describe("resolvePgBouncerVipPairSettings", () => {
     fails("px1", 'Invalid hastack:proxy: got "px1"; expected an object with at least nodes and vip.');
   });
   test("fails if the stack subnet is not a CIDR", () => {
-    fails(base, 'Invalid subnet: got "10.213.7.0"; expected an IPv4 CIDR such as 10.213.7.0/24.', "10.213.7.0");
+    fails(base, 'Invalid hastack:subnet: got "10.213.7.0"; expected an IPv4 CIDR such as 10.213.7.0/24.', "10.213.7.0");
   });
   test("fails if an unknown key is given", () => {
     fails({ ...base, poolmode: "session" }, 'Invalid hastack:proxy.poolmode: got "session"; expected no such key; known keys are nodes, vip, port, haproxyPort, poolMode, defaultPoolSize, maxClientConn, authType, interface, virtualRouterId, unicast, checkIntervalSeconds, checkFall, checkRise.');
@@ -118,7 +118,7 @@ describe("resolvePgBouncerVipPairSettings", () => {
     fails({ ...base, authType: "trust" }, 'Invalid hastack:proxy.authType: got "trust"; expected "scram-sha-256" or "md5".');
   });
   test("fails if interface is not an interface name", () => {
-    fails({ ...base, interface: "eth0 dev lo" }, 'Invalid hastack:proxy.interface: got "eth0 dev lo"; expected a network interface name of at most 15 letters, digits and _.@:-.');
+    fails({ ...base, interface: "eth0 dev lo" }, 'Invalid hastack:proxy.interface: got "eth0 dev lo"; expected a network interface name of 1..15 letters, digits and _.@- (not "." or "..").');
   });
   test("fails if virtualRouterId is outside 1..255", () => {
     fails({ ...base, virtualRouterId: 256 }, "Invalid hastack:proxy.virtualRouterId: got 256; expected an integer 1..255.");
@@ -138,7 +138,7 @@ describe("resolvePgBouncerVipPairSettings", () => {
 });
 
 describe("values checked when they resolve", () => {
-  const AUTH = `Invalid keepalivedAuthPass: got "<secret of 11 characters>"; expected 1..8 printable ASCII characters without spaces, '"' or '\\' (e.g. RandomPassword { length: 8, special: false }).`;
+  const AUTH = `Invalid hastack:passwords.proxyKeepalived: got "<secret of 11 characters>"; expected 1..8 printable ASCII characters without spaces, '"' or '\\' (e.g. RandomPassword { length: 8, special: false }).`;
   test("accepts an 8-character RandomPassword with its default specials", () => {
     expect(() => checkKeepalivedAuthPass("a#b!{c}$")).not.toThrow();
     expect(() => checkKeepalivedAuthPass("Ab3dE6gH")).not.toThrow();
@@ -148,11 +148,11 @@ describe("values checked when they resolve", () => {
   });
   test("fails if keepalivedAuthPass holds a quote, a backslash or a space", () => {
     for (const p of ['ab"cd', "ab\\cd", "ab cd"]) {
-      expect(() => checkKeepalivedAuthPass(p)).toThrow(`Invalid keepalivedAuthPass: got "<secret of 5 characters>"`);
+      expect(() => checkKeepalivedAuthPass(p)).toThrow(`Invalid hastack:passwords.proxyKeepalived: got "<secret of 5 characters>"`);
     }
   });
   test("fails if keepalivedAuthPass is empty", () => {
-    expect(() => checkKeepalivedAuthPass("")).toThrow('Invalid keepalivedAuthPass: got "<secret of 0 characters>"');
+    expect(() => checkKeepalivedAuthPass("")).toThrow('Invalid hastack:passwords.proxyKeepalived: got "<secret of 0 characters>"');
   });
   test("fails if the database or app user is not a plain identifier", () => {
     expect(() => checkPgName("database", "works pad")).toThrow(
@@ -163,5 +163,44 @@ describe("values checked when they resolve", () => {
     expect(() => checkPatroniMembers([])).toThrow("Invalid patroniMembers: got []; expected a list of at least 1 {name, address} entries.");
     expect(() => checkPatroniMembers([{ name: "pg1", address: "pg1.local" }])).toThrow(
       'Invalid patroniMembers[0].address: got "pg1.local"; expected an IPv4 address such as 192.168.1.130.');
+  });
+});
+
+describe("hastack:proxy VIPs and names the daemons cannot take (issue 7 §4)", () => {
+  test("fails if the VIP is the subnet's network address", () => {
+    fails({ ...base, vip: "10.213.7.0" }, 'Invalid hastack:proxy.vip: got "10.213.7.0"; expected a host address of 10.213.7.0/24, not its network (10.213.7.0) or broadcast (10.213.7.255) address.');
+  });
+  test("fails if the VIP is the subnet's broadcast address", () => {
+    fails({ ...base, vip: "10.213.7.255" }, 'Invalid hastack:proxy.vip: got "10.213.7.255"; expected a host address of 10.213.7.0/24, not its network (10.213.7.0) or broadcast (10.213.7.255) address.');
+  });
+  test("fails if the interface is '.', '..' or holds ':' (an alias label, not an interface)", () => {
+    for (const i of [".", "..", "eth0:1"]) fails({ ...base, interface: i }, `Invalid hastack:proxy.interface: got ${JSON.stringify(i)}; expected a network interface name`);
+  });
+  test("fails if the interface is longer than IFNAMSIZ allows (15)", () => {
+    fails({ ...base, interface: "enp0s31f6abcdefg" }, 'Invalid hastack:proxy.interface: got "enp0s31f6abcdefg"');
+    expect(() => resolvePgBouncerVipPairSettings({ ...base, interface: "enp0s31f6abcdef" }, SUBNET, ALL)).not.toThrow();
+  });
+  test("fails if the subnet is written with host bits set", () => {
+    fails(base, 'Invalid hastack:subnet: got "10.213.7.9/24"; expected the subnet written with its network address, 10.213.7.0/24.', "10.213.7.9/24");
+  });
+  test("fails if the subnet is a /31 or /32", () => {
+    fails(base, 'Invalid hastack:subnet: got "10.213.7.0/31"; expected a prefix of /30 or shorter', "10.213.7.0/31");
+  });
+  test("fails if the app password is longer than PgBouncer 1.18's auth_file takes (2047 bytes), without showing it", () => {
+    expect(() => checkAppPassword("x".repeat(2047))).not.toThrow();
+    expect(() => checkAppPassword("x".repeat(2048))).toThrow(
+      `Invalid hastack:passwords.postgresApp: got "<secret of 2048 characters>"; expected a non-empty password on one line of at most 2047 bytes (PgBouncer's auth_file limit).`);
+    // bytes, not characters: 1024 × "é" is 2048 bytes
+    expect(() => checkAppPassword("é".repeat(1024))).toThrow("Invalid hastack:passwords.postgresApp");
+  });
+  test("fails if the app password is empty or spans lines", () => {
+    for (const p of ["", "a\nb", "a\0b"]) expect(() => checkAppPassword(p)).toThrow("Invalid hastack:passwords.postgresApp");
+  });
+});
+
+describe("hastack:proxy limits of the packaged PgBouncer", () => {
+  test("fails if maxClientConn plus the pool exceeds the 1024 open files pgbouncer.service runs with", () => {
+    fails({ ...base, maxClientConn: 990 }, "Invalid hastack:proxy.maxClientConn: got 990; expected at most 980 (1000 file descriptors for clients and the 20 server connections of defaultPoolSize");
+    expect(() => resolvePgBouncerVipPairSettings({ ...base, maxClientConn: 980 }, SUBNET, ALL)).not.toThrow();
   });
 });

@@ -1,6 +1,6 @@
 import {
   CHECK_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString, npgsqlValue, pgpassLine, renderCheckPgpass,
-  renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderUserlist, userlistLine,
+  renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderResetScript, renderUserlist, userlistLine, PATHS,
 } from "../../components/pgBouncerVipPair/render";
 
 const SPECIAL = `jhYg/=\\F'"$`;
@@ -116,4 +116,16 @@ describe("Npgsql connection string", () => {
   });
   test.each([["a;b", '"a;b"'], ["a=b", '"a=b"'], [" a", '" a"'], ["", '""'], ["a'b", `"a'b"`], ["a\"b", '"a""b"']])(
     "quotes %j as %s", (v, q) => expect(npgsqlValue(v)).toBe(q));
+});
+
+describe("leaving the VIP", () => {
+  it("cuts the clients of the VIP on this node, as root, on BACKUP and on FAULT", () => {
+    const conf = renderKeepalivedConf({
+      routerId: "px1", interface: "eth0", virtualRouterId: 51, priority: 150, authPass: "abcd1234", vip: "192.168.1.200", vipPrefix: 24,
+      self: "192.168.1.140", peers: ["192.168.1.141"], unicast: false, checkIntervalSeconds: 1, checkFall: 2, checkRise: 2,
+    });
+    expect(conf).toContain(`notify_backup "${PATHS.resetScript}" root`);
+    expect(conf).toContain(`notify_fault "${PATHS.resetScript}" root`);
+    expect(renderResetScript({ vip: "192.168.1.200", port: 6432 })).toContain("ss -t -n -K state established src 192.168.1.200:6432");
+  });
 });

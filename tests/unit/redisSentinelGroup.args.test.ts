@@ -1,5 +1,5 @@
 import { ConfigError } from "../../components/common/validate";
-import { RedisSentinelGroupDefaults, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
+import { RedisSentinelGroupDefaults, checkRedisPassword, redisBytes, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
 
 const SUBNET = "10.213.7.0/24";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
@@ -38,7 +38,7 @@ describe("resolveRedisSentinelGroupSettings", () => {
     expect(err({ enabled: "yes" })).toBe(`Invalid hastack:redis.enabled: got "yes"; expected true or false.`);
   });
   it("fails if the subnet is not a CIDR", () => {
-    expect(() => resolveRedisSentinelGroupSettings(on, "x")).toThrow(`Invalid subnet: got "x"; expected an IPv4 CIDR such as 10.213.7.0/24.`);
+    expect(() => resolveRedisSentinelGroupSettings(on, "x")).toThrow(`Invalid hastack:subnet: got "x"; expected an IPv4 CIDR such as 10.213.7.0/24.`);
   });
   it("fails if an unknown key is given", () => {
     expect(err({ ...on, sentinel_port: 1 })).toMatch(/^Invalid hastack:redis\.sentinel_port: got 1; expected no such key; known keys are nodes, quorum/);
@@ -101,7 +101,7 @@ describe("resolveRedisSentinelGroupSettings", () => {
     expect(err({ ...on, maxmemory: "1 GB" })).toBe(`Invalid hastack:redis.maxmemory: got "1 GB"; expected a Redis memory size such as "512mb".`);
   });
   it("fails if the interface name is invalid", () => {
-    expect(err({ ...on, interface: "" })).toBe(`Invalid hastack:redis.interface: got ""; expected a network interface name of at most 15 letters, digits and _.@:-.`);
+    expect(err({ ...on, interface: "" })).toBe(`Invalid hastack:redis.interface: got ""; expected a network interface name of 1..15 letters, digits and _.@- (not "." or "..").`);
   });
   it("fails if the virtual router id is out of range", () => {
     expect(err({ ...on, virtualRouterId: 0 })).toBe("Invalid hastack:redis.virtualRouterId: got 0; expected an integer 1..255.");
@@ -117,5 +117,38 @@ describe("resolveRedisSentinelGroupSettings", () => {
   });
   it("fails if the vip is another host's address", () => {
     expect(err({ ...on, vip: "10.213.7.11" }, ["10.213.7.11"])).toBe(`Invalid hastack:redis.vip: got "10.213.7.11"; expected an address no host of the stack has.`);
+  });
+});
+
+describe("hastack:redis values Redis and keepalived would refuse or misread (issue 7 §4)", () => {
+  it("fails if the VIP is the subnet's network address", () => {
+    expect(err({ ...on, vip: "10.213.7.0" })).toBe(
+      `Invalid hastack:redis.vip: got "10.213.7.0"; expected a host address of 10.213.7.0/24, not its network (10.213.7.0) or broadcast (10.213.7.255) address.`);
+  });
+  it("fails if the VIP is the subnet's broadcast address", () => {
+    expect(err({ ...on, vip: "10.213.7.255" })).toContain("broadcast (10.213.7.255)");
+  });
+  it("fails if maxmemory overflows Redis' 64-bit size (Redis 7.0 takes it and wraps around)", () => {
+    expect(err({ ...on, maxmemory: "99999999999999999gb" })).toBe(
+      `Invalid hastack:redis.maxmemory: got "99999999999999999gb"; expected a Redis memory size such as "512mb".`);
+    expect(err({ ...on, maxmemory: "9999999999999999gb" })).toBe(
+      `Invalid hastack:redis.maxmemory: got "9999999999999999gb"; expected a size from 1mb to below 8388608tb (Redis units: k=1000, kb=1024, m, mb, g, gb).`);
+  });
+  it("fails if maxmemory is below 1 MB (Redis warns and evicts almost at once)", () => {
+    expect(err({ ...on, maxmemory: "512kb" })).toContain("expected a size from 1mb");
+    expect(resolveRedisSentinelGroupSettings({ ...on, maxmemory: "1mb" }, SUBNET)!.maxmemory).toBe("1mb");
+  });
+  it("reads sizes in Redis' units", () => {
+    expect(redisBytes("1k")).toBe(1000n);
+    expect(redisBytes("1KB")).toBe(1024n);
+    expect(redisBytes("2gb")).toBe(2n * 1024n ** 3n);
+  });
+  it("fails if the group password is empty or spans lines, without showing it", () => {
+    expect(() => checkRedisPassword("")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 0 characters>"; expected a non-empty password on one line, without NUL.`);
+    expect(() => checkRedisPassword("a\nb")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 3 characters>"`);
+    expect(() => checkRedisPassword(`jhYg/=\\F'"$`)).not.toThrow();
+  });
+  it("fails if the subnet is wider than /16", () => {
+    expect(() => resolveRedisSentinelGroupSettings(on, "10.0.0.0/8")).toThrow(`Invalid hastack:subnet: got "10.0.0.0/8"; expected a prefix of /16 or longer`);
   });
 });

@@ -71,6 +71,12 @@ describe("stack config", () => {
     expect(() => resolve(c)).toThrow("Invalid hastack:redis.nodes[0]: got {\"name\":\"px1\",\"address\":\"192.168.1.140\"}; expected a host that hastack:proxy does not also use: both would own /etc/haproxy/haproxy.cfg.");
   });
 
+  it("reads hastack:firewall with its defaults, and fails if it has an unknown key", () => {
+    expect(readStackConfig((k) => prod()[k]).firewall).toEqual({ enabled: true, adminSources: [] });
+    const c = prod(); c.firewall = { adminSources: ["10.0.0.0/8"], allow: ["0.0.0.0/0"] };
+    expect(() => resolve(c)).toThrow('Invalid hastack:firewall.allow: got ["0.0.0.0/0"]; expected no such key; known keys are enabled, adminSources.');
+  });
+
   it("fails if the proxy VIP is one of the hosts", () => {
     const c = prod(); (c.proxy as any).vip = "192.168.1.127";
     expect(() => resolve(c)).toThrow(/^Invalid hastack:proxy\.vip: got "192\.168\.1\.127"/);

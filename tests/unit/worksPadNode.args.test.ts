@@ -98,9 +98,42 @@ describe("hastack:workspad settings", () => {
   test("fails if appSettingsPath is not an absolute .json path", () =>
     fails({ ...base(), appSettingsPath: "/opt/workspad/appsettings.yml" }, `Invalid hastack:workspad.appSettingsPath: got "/opt/workspad/appsettings.yml"; expected an absolute path of a .json file.`));
   test("fails if services is empty", () =>
-    fails({ ...base(), services: [] }, `Invalid hastack:workspad.services: got []; expected a non-empty list of systemd unit names.`));
+    fails({ ...base(), services: [] }, `Invalid hastack:workspad.services: got []; expected a non-empty list of systemd service names (name, name@instance or name.service).`));
   test("fails if healthPath does not start with /", () =>
     fails({ ...base(), healthPath: "health" }, `Invalid hastack:workspad.healthPath: got "health"; expected a URL path starting with "/", without spaces or quotes.`));
   test("fails if healthTimeoutSeconds is not a whole number of seconds", () =>
     fails({ ...base(), healthTimeoutSeconds: 0.5 }, `Invalid hastack:workspad.healthTimeoutSeconds: got 0.5; expected a whole number of seconds 1-3600.`));
+});
+
+describe("hastack:workspad units, apt sources and directories that are not the server's (issue 7 §4)", () => {
+  const SERVICES = "the WorksPad server's own unit: the component restarts and on destroy disables it, so not one of ";
+  test.each(["ssh", "ssh.service", "sshd", "systemd-networkd", "postgresql@15-main", "patroni", "etcd", "pgbouncer", "haproxy",
+    "keepalived", "nginx.service", "redis-server", "redis-sentinel", "networking"])("fails if services names %s, a unit the host or the stack needs", (u) =>
+    fails({ ...base(), services: ["workspad", u] }, `Invalid hastack:workspad.services[1]: got ${JSON.stringify(u)}; expected ${SERVICES}`));
+  test("fails if services names a unit that is not a service (a target would stop the host)", () =>
+    fails({ ...base(), services: ["multi-user.target"] }, `Invalid hastack:workspad.services: got ["multi-user.target"]`));
+  test("accepts the server's own units, templated or with .service", () =>
+    expect(resolveWorksPadNodeSettings({ ...base(), services: ["workspad", "workspad-worker@1", "workspad-push.service"] }, SUBNET).services).toHaveLength(3));
+
+  const key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nabc\n-----END PGP PUBLIC KEY BLOCK-----\n";
+  const SIGNED = "[arch=amd64 signed-by=/usr/share/keyrings/microsoft-prod.asc]";
+  test.each(["trusted=yes", "allow-insecure=yes", "allow-weak=yes", "allow-downgrade-to-insecure=yes", "check-valid-until=no", "check-date=no"])(
+    "fails if microsoftRepoSource turns off apt's checks with %s", (opt) =>
+      fails({ ...base(), microsoftRepo: true, microsoftRepoKey: key,
+        microsoftRepoSource: `deb [arch=amd64 ${opt} signed-by=/usr/share/keyrings/microsoft-prod.asc] https://packages.microsoft.com/debian/12/prod bookworm main` },
+      `expected a source whose signatures apt checks: no trusted=yes, allow-insecure, allow-weak, allow-downgrade-to-insecure, check-valid-until=no or check-date=no.`));
+  test("fails if microsoftRepoSource uses plain http://", () =>
+    fails({ ...base(), microsoftRepoSource: `deb ${SIGNED} http://packages.microsoft.com/debian/12/prod bookworm main` },
+      `Invalid hastack:workspad.microsoftRepoSource: got "deb ${SIGNED} http://packages.microsoft.com/debian/12/prod bookworm main"; expected an https:// repository URL`));
+  test("fails if microsoftRepoSource is not signed by the key the component writes", () =>
+    fails({ ...base(), microsoftRepoSource: "deb https://packages.microsoft.com/debian/12/prod bookworm main" },
+      "expected a source with [signed-by=/usr/share/keyrings/microsoft-prod.asc], the key microsoftRepoKey is written to"));
+
+  test.each(["/opt", "/usr", "/etc", "/var/lib"])("fails if installDir is the system directory %s", (d) =>
+    fails({ ...base(), installDir: d }, `Invalid hastack:workspad.installDir: got "${d}"; expected a directory of the server's own, such as /opt/workspad`));
+  test.each([["/etc/nginx/workspad", "/etc/nginx"], ["/var/lib/postgresql/workspad", "/var/lib/postgresql"], ["/tmp/workspad", "/tmp"], ["/etc/ssh", "/etc/ssh"]])(
+    "fails if installDir %s overlaps %s", (d, other) =>
+      fails({ ...base(), installDir: d }, `Invalid hastack:workspad.installDir: got "${d}"; expected a directory clear of ${other} (volatile, or another daemon's files).`));
+  test("fails if appSettingsPath lies in another daemon's directory", () =>
+    fails({ ...base(), appSettingsPath: "/etc/patroni/appsettings.json" }, `Invalid hastack:workspad.appSettingsPath: got "/etc/patroni/appsettings.json"; expected a file outside /etc/patroni`));
 });

@@ -1,0 +1,44 @@
+import * as pulumi from "@pulumi/pulumi";
+import { HostSpec, SshAccess, connectionFor } from "../common/host";
+import { sha256 } from "../common/hash";
+import { installPackages, putFile, restartOnChange, runScript } from "../common/remote";
+import { shq } from "../common/shell";
+import { FirewallTable, deleteTableScript, nftPath, renderFirewallUnit, renderNftTable, unitName, unitPath } from "./render";
+
+export interface HostFirewallArgs {
+  readonly host: HostSpec;
+  readonly ssh: SshAccess;
+  /** The component's table: its ports and who may reach them. */
+  readonly table: FirewallTable;
+}
+
+/**
+ * One component's nftables table on one host: file checked with `nft -c` before the swap, loaded
+ * atomically, loaded again at every boot by a unit of ours; destroy removes the table.
+ */
+export class HostFirewall extends pulumi.ComponentResource {
+  constructor(name: string, args: HostFirewallArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("hastack:net:HostFirewall", name, {}, opts);
+    const t = args.table;
+    const conn = connectionFor(args.host, args.ssh);
+    const after = (...deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
+    const rules = renderNftTable(t);
+    const unit = renderFirewallUnit(t.name);
+    const u = shq(unitName(t.name));
+
+    const packages = installPackages(`${name}-packages`, conn, ["nftables"], after());
+    const unitFile = putFile(`${name}-unit`, { connection: conn, path: unitPath(t.name), content: unit }, after(packages));
+    const rulesFile = putFile(`${name}-rules`, {
+      connection: conn, path: nftPath(t.name), content: rules, mode: "0600", validate: `nft -c -f "$NEW"`,
+    }, after(unitFile));
+    // enabled once (never replaced, so a rules change cannot run this delete); destroy unloads the table
+    const enabled = runScript(`${name}-enable`, {
+      connection: conn,
+      create: `systemctl daemon-reload\nsystemctl enable ${u} >/dev/null 2>&1\nsystemctl is-active --quiet ${u} || systemctl start ${u}`,
+      delete: `systemctl disable ${u} >/dev/null 2>&1 || true\n${deleteTableScript(t.name)}\nrm -f ${shq(unitPath(t.name))}\nsystemctl daemon-reload`,
+    }, after(rulesFile));
+    // a changed file is loaded by the unit again: one nft transaction replaces the table
+    restartOnChange(`${name}-load`, conn, `systemctl daemon-reload\nsystemctl restart ${u}`, [sha256(rules, unit)], after(enabled));
+    this.registerOutputs({});
+  }
+}

@@ -1,0 +1,129 @@
+// Two datacenters through the real engine: dc1 (primary) and dc2 (a Patroni standby cluster of dc1)
+// as two stacks of one file backend, joined only by their exported contracts. Needs root: boots the
+// routed two-site lab (lab/sites.sh: 10 nspawn VMs on hsbr1/hsbr2, 10.213.11.0/24 and 10.213.12.0/24,
+// no L2 between them) in beforeAll and removes it in afterAll.
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { promisify } from "util";
+import axios from "axios";
+import { Stack } from "@pulumi/pulumi/automation";
+import { changes } from "../../engine/automation";
+import { hostsOf, openSiteStack, SiteOptions, SITES_ENV, SITES_STATE, siteOf, sitesDown, sitesUp } from "../../lab/sites";
+
+const run = promisify(execFile);
+const LAB = path.resolve(__dirname, "..", "..", "lab");
+jest.setTimeout(30 * 60 * 1000);
+const progress = (msg: string) => process.stderr.write(`e2e-sites: ${new Date().toISOString()} ${msg}\n`);
+beforeEach(() => progress(`start: ${expect.getState().currentTestName}`));
+afterEach(() => progress(`end: ${expect.getState().currentTestName}`));
+
+/** ssh into a sites-lab VM by name; `stdin` carries anything secret. */
+async function ssh(name: string, cmd: string, stdin?: string): Promise<string> {
+  const p = run("bash", [path.join(LAB, "ssh.sh"), name, cmd], { env: SITES_ENV, timeout: 30000 });
+  if (stdin !== undefined) p.child.stdin!.end(stdin); else p.child.stdin!.end();
+  return (await p).stdout.trim();
+}
+
+/** The member of a site whose Patroni REST answers 200 on `endpoint` (the contract's leader rule). */
+async function memberAnswering(site: string, endpoint: "/primary" | "/standby-leader"): Promise<{ name: string; address: string } | undefined> {
+  for (const m of hostsOf(site, "postgres")) {
+    try { if ((await axios.get(`http://${m.address}:8008${endpoint}`, { timeout: 2000, validateStatus: () => true })).status === 200) return m; } catch { /* down */ }
+  }
+  return undefined;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutS: number): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    try { const v = await probe(); if (v) return v; } catch { /* not yet */ }
+    if (Date.now() - t0 > timeoutS * 1000) throw new Error(`timed out after ${timeoutS}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const sql = (db: string, q: string) => `cd /tmp && runuser -u postgres -- psql -X -tA -d ${db} -c "${q}"`;
+/** The application's login, as a pgpass line on stdin (the app password is the primary site's). */
+const appPgpass = () => {
+  const pw = JSON.parse(fs.readFileSync(path.join(SITES_STATE, "secrets-dc1.json"), "utf8")).passwords.postgresApp as string;
+  return `*:*:*:workspad:${pw.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}\n`;
+};
+/** psql run on a VM as the application, through `host:port`, password from stdin into a 0600 temp file. */
+const appPsql = (host: string, port: number, q: string) =>
+  `umask 077; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; PGPASSFILE="$f" PGCONNECT_TIMEOUT=5 psql -X -tA -h ${host} -p ${port} -U workspad -d workspad -c "${q}"`;
+
+describe("two datacenters joined by stack references (needs root: routed nspawn sites)", () => {
+  const stacks: Record<string, Stack> = {};
+  const open = async (name: string, o: SiteOptions = {}) => (stacks[name] = await openSiteStack(name, o));
+  const up = async (name: string) => {
+    const t0 = Date.now();
+    const r = await stacks[name].up({ onOutput: (s) => process.stdout.write(s) });
+    progress(`${name} up ${r.summary.result} in ${((Date.now() - t0) / 1000).toFixed(1)}s, changes ${JSON.stringify(changes(r.summary.resourceChanges))}`);
+    return r;
+  };
+
+  beforeAll(async () => {
+    sitesUp();
+    // every stack exists before the first up: a peer that was never deployed has no outputs (allowed for a standby peer)
+    await open("dc1");
+    await open("dc2");
+  });
+
+  afterAll(() => {
+    if (!process.env.HASTACK_KEEP_LAB) sitesDown();
+  });
+
+  it("dc1 comes up as the primary site while dc2 has never been deployed", async () => {
+    const r = await up("dc1");
+    expect(r.summary.result).toBe("succeeded");
+    expect(r.outputs.site.value).toMatchObject({ site: "dc1", role: "primary", primarySite: "dc1", epoch: 1 });
+    expect(r.outputs.postgres.value.leaderName).toBeUndefined();
+    expect(await memberAnswering("dc1", "/primary")).toBeDefined();
+  });
+
+  it("dc2 comes up as a standby cluster of dc1, streaming through the permanent slot dc1 keeps for it", async () => {
+    const r = await up("dc2");
+    expect(r.summary.result).toBe("succeeded");
+    expect(r.outputs.site.value).toMatchObject({ site: "dc2", role: "standby", primarySite: "dc1", epoch: 1 });
+    expect(await memberAnswering("dc2", "/primary")).toBeUndefined();
+    const standbyLeader = await memberAnswering("dc2", "/standby-leader");
+    expect(standbyLeader).toBeDefined();
+    const leader = (await memberAnswering("dc1", "/primary"))!;
+    expect(await ssh(leader.name, sql("postgres", "select active from pg_replication_slots where slot_name = 'standby_dc2'"))).toBe("t");
+    expect(await ssh(leader.name, sql("postgres", "select client_addr from pg_stat_replication where application_name = '" + standbyLeader!.name + "'"))).toBe(standbyLeader!.address);
+  });
+
+  it("a write in dc1 reads back on dc2's standby leader", async () => {
+    const mark = `dc1-${Date.now()}`;
+    // a client of site 1 (a proxy VM there) writes through site 1's VIP
+    const v1 = siteOf("dc1").vips.proxy;
+    await ssh("d1px2", appPsql(v1, 6432, `create table if not exists notes(body text); insert into notes values ('${mark}')`), appPgpass());
+    const sl = (await memberAnswering("dc2", "/standby-leader"))!;
+    await until(`${mark} on ${sl.name}`, async () => (await ssh(sl.name, sql("workspad", `select count(*) from notes where body = '${mark}'`))) === "1", 30);
+    expect(await ssh(sl.name, sql("workspad", "select pg_is_in_recovery()"))).toBe("t");
+  });
+
+  it("a client in dc2 writes through dc2's own VIP and the row lands on dc1's leader", async () => {
+    const mark = `dc2-${Date.now()}`;
+    const v2 = siteOf("dc2").vips.proxy;
+    const out = await ssh("d2px2", appPsql(v2, 6432, `insert into notes values ('${mark}') returning host(inet_server_addr()), pg_is_in_recovery()`), appPgpass());
+    const leader = (await memberAnswering("dc1", "/primary"))!;
+    expect(out.split("\n")[0]).toBe(`${leader.address}|f`);
+    expect(await ssh(leader.name, sql("workspad", `select count(*) from notes where body = '${mark}'`))).toBe("1");
+  });
+
+  it("a second pulumi up on each stack changes nothing", async () => {
+    // dc1's first up read dc2 before dc2 existed: its next up re-reads the peer (a read, not a change of any host)
+    const first = changes((await up("dc1")).summary.resourceChanges);
+    expect(Object.keys(first).filter((op) => op !== "read")).toEqual([]);
+    expect(changes((await up("dc2")).summary.resourceChanges)).toEqual({});
+    expect(changes((await up("dc1")).summary.resourceChanges)).toEqual({});
+  });
+
+  it("a stack whose primarySite disagrees with its peer at the same epoch is refused at preview, naming both values", async () => {
+    await open("dc1", { primarySite: "dc2", epoch: 1 });
+    await expect(stacks.dc1.preview()).rejects.toThrow(/Invalid hastack:site\.primarySite: got "dc2"; expected "dc1", what peer dc2 says at the same epoch 1/);
+    await open("dc1");
+    expect(changes((await stacks.dc1.preview()).changeSummary)).toEqual({});
+  });
+});
