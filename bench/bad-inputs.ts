@@ -134,6 +134,7 @@ const CASES: Case[] = [
   { name: "prerequisite with shell text", key: "hastack:workspad.prerequisites", patch: set("workspad", { prerequisites: ["curl; reboot"] }) },
   { name: "clusterName with a !", key: "hastack:postgres.clusterName", patch: set("postgres", { clusterName: "Hastack!" }) },
   { name: "poolMode Session (case)", key: "hastack:proxy.poolMode", patch: set("proxy", { poolMode: "Session" }) },
+  { name: "firewall adminSources 0.0.0.0/0", key: "hastack:firewall.adminSources[0]", patch: (c) => { c.firewall = { adminSources: ["0.0.0.0/0"] }; } },
   { name: "ssh.user with shell text", key: "hastack:ssh.user", patch: (c) => { c.ssh = { ...c.ssh, user: "root; reboot" }; } },
   { name: "proxy port = PostgreSQL's", key: "hastack:proxy.port", patch: set("proxy", { port: 5432 }) },
   // accepted on purpose, listed so the tally shows what still gets through

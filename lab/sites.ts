@@ -93,6 +93,15 @@ async function main(): Promise<void> {
   }
 }
 
+/** `ts-node lab/sites.ts preview SITE PRIMARY EPOCH`: a preview with another role config (in its own process). */
+async function previewWith(site: string, primarySite: string, epoch: number): Promise<void> {
+  const st = await openSiteStack(site, { primarySite, epoch });
+  const pv = await st.preview();
+  console.log(`sites: preview of ${site} with primarySite=${primarySite} epoch=${epoch}: ${JSON.stringify(changes(pv.changeSummary))}`);
+}
+
 if (require.main === module) {
-  main().catch((e) => { console.error(`sites: ${e instanceof Error ? e.message : e}`); process.exit(1); });
+  const [cmd, ...a] = process.argv.slice(2);
+  (cmd === "preview" ? previewWith(a[0], a[1], Number(a[2])) : main())
+    .catch((e) => { console.error(`sites: ${e instanceof Error ? e.message : e}`); process.exit(1); });
 }

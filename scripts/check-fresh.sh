@@ -15,7 +15,7 @@
 # exactly the README's commands, `bash scripts/setup.sh` and `npm test`.
 #
 #   bash scripts/check-fresh.sh [--rev REV] [--suites "tests/unit tests/daemons tests/engine"]
-#                               [--warm-go] [--probe-nspawn] [--out PREFIX] [--keep] [--rebuild-base]
+#                               [--warm-go] [--probe-nspawn] [--dir DIR] [--out PREFIX] [--keep] [--rebuild-base]
 #   --rev REV        commit to check (default HEAD of this repo; only committed work is seen)
 #   --suites LIST    only these of tests/unit tests/daemons tests/engine tests/e2e (default: all,
 #                    i.e. plain `npm test`); the others are passed to `npm test --` as
@@ -24,6 +24,8 @@
 #                    file:// GOPROXY in front of the normal one); compiling still happens. Default: cold
 #   --probe-nspawn   after set-up, try systemd-nspawn nested in the fresh root once (throwaway
 #                    machine name, --private-network: never on the lab's bridge)
+#   --dir DIR        where the clone goes inside the fresh root (default /root/hastack, where root's
+#                    `git clone` lands; /root is mode 700 there as on the real machines)
 #   --out PREFIX     result files PREFIX.json and PREFIX.md (default bench/fresh-check)
 #   --keep           keep the run's overlay upper directory (for debugging)
 #   --rebuild-base   make the debootstrap base again
@@ -37,7 +39,7 @@ ALL_SUITES=(tests/unit tests/daemons tests/engine tests/e2e)
 CA_VARS=(NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO REQUESTS_CA_BUNDLE
          http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY)
 
-rev=HEAD suites="" warm_go=0 probe=0 keep=0 rebuild=0 out=$REPO/bench/fresh-check
+dir=/root/hastack rev=HEAD suites="" warm_go=0 probe=0 keep=0 rebuild=0 out=$REPO/bench/fresh-check
 cmdline="bash scripts/check-fresh.sh"
 for a in "$@"; do if [[ $a =~ [[:space:]] || -z $a ]]; then cmdline+=" \"$a\""; else cmdline+=" $a"; fi; done
 while [[ $# -gt 0 ]]; do
@@ -47,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --warm-go) warm_go=1; shift ;;
     --probe-nspawn) probe=1; shift ;;
     --out) out=$2; shift 2 ;;
+    --dir) dir=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --rebuild-base) rebuild=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -126,9 +129,12 @@ inner_pid=""
 cleanup() {
   local rc=$?
   # the chroot lives in its own PID and mount namespaces: ending its init ends every process it
-  # started and releases every mount it made
+  # started and releases every mount it made. unshare ignores TERM while it waits, and a
+  # namespace's init ignores signals it has no handler for, so the init gets SIGKILL.
+  local c
   if [[ -n $inner_pid ]] && kill -0 "$inner_pid" 2>/dev/null; then
-    kill -TERM "$inner_pid" 2>/dev/null || true; wait "$inner_pid" 2>/dev/null || true
+    for c in $(cat /proc/"$inner_pid"/task/*/children 2>/dev/null); do kill -KILL "$c" 2>/dev/null || true; done
+    wait "$inner_pid" 2>/dev/null || true
   fi
   if [[ $keep == 1 ]]; then log "kept $RUN"; else rm -rf "$RUN"; fi
   exit $rc
@@ -136,10 +142,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-gomod=""
+gomod="" gosumdb=""
 if [[ $warm_go == 1 ]]; then
   gomod=$(go env GOMODCACHE 2>/dev/null || true)/cache/download
   [[ -d $gomod ]] || { log "--warm-go: no GOMODCACHE download dir on this machine"; gomod=""; }
+  # with a file:// proxy first, the checksum database would be looked up through it (and fail);
+  # name the database's own URL: through the first https proxy (sum.golang.org itself may not resolve)
+  sumdb=$(go env GOSUMDB) firstproxy=$(go env GOPROXY | tr ',|' '\n\n' | grep -m1 '^https://' || true)
+  gosumdb=$sumdb; [[ -n $firstproxy && $sumdb != *" "* && $sumdb != off ]] && gosumdb="$sumdb ${firstproxy%/}/sumdb/$sumdb"
 fi
 
 # the steps, as root inside the fresh root
@@ -147,8 +157,8 @@ cat > "$RUN/out/steps.sh" <<EOF
 set -uo pipefail
 phase() { local n=\$1 s rc; shift; s=\$(date +%s); echo "== fresh: \$n: \$*" >&2; "\$@"; rc=\$?
   echo "\$n \$rc \$(( \$(date +%s) - s ))" >> /mnt/out/phases; return \$rc; }
-phase clone bash -c 'git clone -q --no-local file:///mnt/origin /root/hastack && git -C /root/hastack checkout -q --detach $sha' || exit
-cd /root/hastack
+phase clone bash -c 'mkdir -p "\$(dirname $dir)" && git clone -q --no-local file:///mnt/origin $dir && git -C $dir checkout -q --detach $sha' || exit
+cd $dir
 phase setup bash scripts/setup.sh || exit
 if [[ $probe == 1 ]]; then phase probe-nspawn bash /mnt/out/probe.sh || true; fi
 phase test $test_cmd || exit
@@ -197,7 +207,7 @@ cp /etc/resolv.conf \$R/etc/resolv.conf; cp /etc/hosts \$R/etc/hosts
 chroot \$R /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash LANG=C.UTF-8 TERM=dumb \
   PATH=/usr/local/go/bin:/root/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   $(for v in "${CA_VARS[@]}"; do [[ -n ${!v:-} ]] && printf '%q ' "$v=${!v}"; done)\
-  $( [[ -n $gomod ]] && printf '%q ' "GOPROXY=file:///mnt/host-gomod,$(go env GOPROXY)" )\
+  $( [[ -n $gomod ]] && printf '%q ' "GOPROXY=file:///mnt/host-gomod,$(go env GOPROXY)" "GOSUMDB=$gosumdb" )\
   bash /mnt/out/steps.sh
 EOF
 
@@ -216,7 +226,7 @@ sleep 0.5   # let tee flush
 # ---------------------------------------------------------------- results
 STATUS=$status TOTAL=$total START=$start_iso SHA=$sha SUBJECT=$subject REV=$rev SUITES=${suites:-all} \
 TEST_CMD=$test_cmd CMDLINE=$cmdline WARM=$warm_go BASE_BUILT=$base_built BASE_SECS=$base_secs \
-LOAD_START=$load_start LOAD_END="$(cut -d" " -f1-3 /proc/loadavg)" BASE_INFO=$(cat "$BASE/.hastack-fresh-base" 2>/dev/null | tail -1) OUT=$out \
+LOAD_START=$load_start LOAD_END="$(cut -d" " -f1-3 /proc/loadavg)" DIR=$dir BASE_INFO=$(cat "$BASE/.hastack-fresh-base" 2>/dev/null | tail -1) OUT=$out \
 node - "$RUN/out" <<'EOF'
 const fs = require("fs"), os = require("os"), path = require("path");
 const dir = process.argv[2], E = process.env;
@@ -229,6 +239,7 @@ const setupSteps = marks.slice(0, -1).map(([n, s], i) => ({ name: n, seconds: ma
 const setupPhase = phases.find(p => p.name === "setup");
 if (setupPhase && setupPhase.exit !== 0 && marks.length)
   setupSteps.push({ name: marks[marks.length - 1][0] + " (failed)", seconds: setupPhase.seconds - marks[marks.length - 1][1] });
+const failedTests = [...new Set(log.filter(l => /^  ● /.test(l)).map(l => l.slice(4)))];
 const counts = [...log].reverse().find(l => /^\d+ passed, \d+ failed$/.test(l));
 const status = +E.STATUS;
 const r = {
@@ -236,7 +247,7 @@ const r = {
   suites: E.SUITES, test_command: E.TEST_CMD, go_module_cache: E.WARM === "1" ? "warm (host GOMODCACHE as file:// GOPROXY)" : "cold",
   machine: { cores: os.cpus().length, kernel: os.release(), loadavg_start: E.LOAD_START, loadavg_end: E.LOAD_END },
   base: { built_now: E.BASE_BUILT === "true", seconds: E.BASE_BUILT === "true" ? +E.BASE_SECS : 0, info: E.BASE_INFO },
-  phases, setup_steps: setupSteps, tests: counts || null,
+  clone_dir: E.DIR, phases, setup_steps: setupSteps, tests: counts || null, failed_tests: failedTests,
   total_seconds: +E.TOTAL, exit_status: status, result: status === 0 ? "pass" : "FAIL",
   failed_phase: (phases.find(p => p.exit !== 0) || {}).name || (status ? "mounts" : null),
   last_lines: status === 0 ? [] : log.filter((l, i) => i < log.length - 1 || l).slice(-30),
@@ -250,7 +261,8 @@ const md = [
   `- machine: ${r.machine.cores} cores (shared), kernel ${r.machine.kernel}, load average ${r.machine.loadavg_start} at start, ${r.machine.loadavg_end} at end`,
   `- fresh root: Debian 12 ${r.base.built_now ? `built now in ${r.base.seconds} s` : "reused"} (${r.base.info})`,
   `- exit status: ${r.exit_status}${r.failed_phase ? ` (failed in: ${r.failed_phase})` : ""}; total ${r.total_seconds} s`,
-  r.tests ? `- tests: ${r.tests}` : "", "",
+  `- clone in the fresh root: \`${r.clone_dir}\``,
+  r.tests ? `- tests: ${r.tests}` : "", ...failedTests.map(t => `  - failed: ${t}`), "",
   "| phase | seconds | exit |", "| --- | ---: | ---: |",
   ...(r.base.built_now ? [`| debootstrap base | ${r.base.seconds} | 0 |`] : []),
   ...phases.flatMap(p => [`| ${p.name} | ${p.seconds} | ${p.exit} |`,

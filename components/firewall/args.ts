@@ -1,4 +1,4 @@
-import { checkRules, invalid, isCidr, isIPv4 } from "../common/validate";
+import { SUBNET_MIN_PREFIX, checkRules, invalid, isCidr, isIPv4 } from "../common/validate";
 
 /** Stack config `hastack:firewall`: a host firewall (nftables) in front of every port the stack manages; SSH is never filtered. */
 export interface FirewallSettings {
@@ -53,6 +53,10 @@ export function resolveFirewallSettings(raw: unknown): ResolvedFirewallSettings 
     const field = `${KEY}.adminSources[${i}]`;
     if (!isIPv4(v) && !isCidr(v)) invalid(field, v, "an IPv4 address such as 192.168.1.10 or a CIDR such as 192.168.1.0/28");
     if (isCidr(v) && !isNetworkCidr(v)) invalid(field, v, "a CIDR whose address has no bits set beyond its prefix, such as 192.168.1.0/28");
+    // these sources reach PostgreSQL, PgBouncer and Redis on every host: operator machines, not whole networks
+    if (isCidr(v) && Number(v.split("/")[1]) < SUBNET_MIN_PREFIX) {
+      invalid(field, v, `a prefix of /${SUBNET_MIN_PREFIX} or longer (operator and monitoring machines, not a whole network such as 0.0.0.0/0)`);
+    }
   });
   return { enabled: enabled as boolean, adminSources: [...new Set(list as string[])] };
 }

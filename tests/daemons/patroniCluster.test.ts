@@ -93,7 +93,8 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
     fs.writeFileSync(pwfile, SPECIAL + "\n");
     execFileSync("chown", ["postgres:postgres", pwfile]);
     const port = await freePort();
-    const asPg = (args: string[]) => spawnSync("runuser", ["-u", "postgres", "--", ...args], { encoding: "utf8" });
+    // cwd "/": postgres cannot enter a checkout under /root (mode 0700), and pg_ctl/initdb chdir back to it
+    const asPg = (args: string[]) => spawnSync("runuser", ["-u", "postgres", "--", ...args], { encoding: "utf8", cwd: "/" });
     const bin = r.binDir(15);
     const init = asPg([`${bin}/initdb`, "-D", pgdata, "-U", "postgres", `--pwfile=${pwfile}`, "--auth-host=scram-sha-256", "--auth-local=peer"]);
     if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
@@ -136,7 +137,7 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
     // the same step the hosts run: Patroni's data dir owned by postgres, mode 0700
     execFileSync("bash", ["-c", `set -eu\n${r.dataDirsScript(s)}`]);
     expect((fs.statSync(s.dataDir).mode & 0o777).toString(8)).toBe("700");
-    const pg = spawn("runuser", ["-u", "postgres", "--", "patroni", file], { stdio: "ignore" });
+    const pg = spawn("runuser", ["-u", "postgres", "--", "patroni", file], { stdio: "ignore", cwd: "/" });
     const rest = r.restUrl(MEMBER, s.restApiPort);
     const sh = (script: string, input?: string) => spawnSync("bash", ["-c", `set -eu\n${script}`], { input, encoding: "utf8" });
     try {
@@ -178,7 +179,7 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
     } finally {
       pg.kill("SIGTERM");
       await until(() => pg.exitCode !== null || pg.signalCode !== null, 30000);
-      spawnSync("runuser", ["-u", "postgres", "--", `${r.binDir(15)}/pg_ctl`, "-D", s.dataDir, "-m", "immediate", "stop"]);
+      spawnSync("runuser", ["-u", "postgres", "--", `${r.binDir(15)}/pg_ctl`, "-D", s.dataDir, "-m", "immediate", "stop"], { cwd: "/" });
     }
   });
 

@@ -121,8 +121,11 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
   });
 
   it("a stack whose primarySite disagrees with its peer at the same epoch is refused at preview, naming both values", async () => {
-    await open("dc1", { primarySite: "dc2", epoch: 1 });
-    await expect(stacks.dc1.preview()).rejects.toThrow(/Invalid hastack:site\.primarySite: got "dc2"; expected "dc1", what peer dc2 says at the same epoch 1/);
+    // in a process of its own: an inline program's error also surfaces as an unhandled rejection in the host process
+    const res = await run("npx", ["ts-node", "--transpile-only", path.join(LAB, "sites.ts"), "preview", "dc1", "dc2", "1"], { cwd: path.join(LAB, ".."), timeout: 600000 })
+      .then(() => ({ code: 0, stderr: "" }), (e: { code: number; stderr: string }) => ({ code: e.code, stderr: e.stderr }));
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('Invalid hastack:site.primarySite: got "dc2"; expected "dc1", what peer dc2 says at the same epoch 1');
     await open("dc1");
     expect(changes((await stacks.dc1.preview()).changeSummary)).toEqual({});
   });

@@ -1,5 +1,8 @@
 // Checks across sections of one stack (stacks/topology.ts): VIPs and VRRP ids share the stack's L2
 // segment, PgBouncer's pools must fit PostgreSQL's max_connections, the app role is not PgBouncer's.
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import { ConfigError } from "../../components/common/validate";
 import { checkAcrossSections, checkAppRole, checkPoolSizes, checkVrrp } from "../../stacks/topology";
 
@@ -43,5 +46,37 @@ describe("roles PgBouncer owns", () => {
     expect(() => checkAppRole("hastack_check", "hastack_check")).toThrow(
       `Invalid hastack:postgres.appUser: got "hastack_check"; expected a role other than "hastack_check", the stats-only user PgBouncer's VIP check logs in as.`);
     expect(() => checkAcrossSections({ postgres: { ...postgres, appUser: "hastack_check" }, proxy }, {})).toThrow("Invalid hastack:postgres.appUser");
+  });
+});
+
+describe("resolveDatacenter runs the cross-section and secret checks before any resource", () => {
+  const deb = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hastack-cross-")), "workspad.deb");
+  fs.writeFileSync(deb, "deb");
+  const cfg = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    subnet: "192.168.1.0/24",
+    sshPrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    ssh: { trustOnFirstUse: true },
+    postgres: { nodes: [130, 131, 132].map((n, i) => ({ name: `pg${i + 1}`, address: `192.168.1.${n}` })) },
+    proxy: { nodes: [{ name: "px1", address: "192.168.1.140" }, { name: "px2", address: "192.168.1.141" }], vip: "192.168.1.200" },
+    workspad: { nodes: [{ name: "wp1", address: "192.168.1.122" }], packagePath: deb },
+    nginx: { nodes: [{ name: "ngx1", address: "192.168.1.127" }, { name: "ngx2", address: "192.168.1.128" }], vip: "192.168.1.201" },
+    ...extra,
+  });
+  // imported lazily: the datacenter module pulls in every component
+  const resolveWith = async (c: Record<string, unknown>) => {
+    const { readStackConfig } = await import("../../stacks/config");
+    const { resolveDatacenter } = await import("../../stacks/datacenter");
+    return resolveDatacenter(readStackConfig((k) => c[k]));
+  };
+  it("accepts the reference layout with both VIPs", async () => {
+    await expect(resolveWith(cfg())).resolves.toBeDefined();
+  });
+  it("fails if nginx takes the proxy's virtualRouterId", async () => {
+    const c = cfg();
+    c.nginx = { ...(c.nginx as object), virtualRouterId: 51 };
+    await expect(resolveWith(c)).rejects.toThrow("Invalid hastack:nginx.virtualRouterId: got 51; expected an id other than hastack:proxy.virtualRouterId (51)");
+  });
+  it("fails if a supplied Redis password is empty", async () => {
+    await expect(resolveWith(cfg({ passwords: { redis: "" } }))).rejects.toThrow(`Invalid hastack:passwords.redis: got "<secret of 0 characters>"; expected a non-empty password.`);
   });
 });

@@ -35,6 +35,13 @@ describe("hastack:firewall settings", () => {
     fails({ adminSources: ["10.0.0.0/33"] }, "Invalid hastack:firewall.adminSources[0]: got \"10.0.0.0/33\"");
   });
 
+  it("fails if an admin source is a whole network (0.0.0.0/0, or wider than /16)", () => {
+    fails({ adminSources: ["0.0.0.0/0"] },
+      'Invalid hastack:firewall.adminSources[0]: got "0.0.0.0/0"; expected a prefix of /16 or longer (operator and monitoring machines, not a whole network such as 0.0.0.0/0).');
+    fails({ adminSources: ["10.0.0.0/8"] }, 'Invalid hastack:firewall.adminSources[0]: got "10.0.0.0/8"; expected a prefix of /16 or longer');
+    expect(resolveFirewallSettings({ adminSources: ["10.1.0.0/16"] }).adminSources).toEqual(["10.1.0.0/16"]);
+  });
+
   it("fails if an admin CIDR has bits set beyond its prefix", () => {
     fails({ adminSources: ["10.213.7.1/24"] },
       'Invalid hastack:firewall.adminSources[0]: got "10.213.7.1/24"; expected a CIDR whose address has no bits set beyond its prefix, such as 192.168.1.0/28.');

@@ -55,6 +55,8 @@ export async function installMocks(config: Record<string, string> = {}, project 
       if (/selfSignedCert|locallySignedCert/.test(args.type)) state.certPem = `mock-cert-${args.name}`;
       if (args.type === "tls:index/certRequest:CertRequest") state.certRequestPem = `mock-csr-${args.name}`;
       if (args.type === "command:remote:Command") state.stdout = state.stdout ?? "", state.stderr = "";
+      // an ObservedHostKey: the key a host would show at first contact
+      if (args.type === "pulumi-nodejs:dynamic:Resource" && args.name.endsWith("-host-key")) state.key = `ssh-ed25519 AAAAmock${String(args.inputs.address).replace(/\./g, "")}`;
       return { id: `${args.name}-id`, state };
     },
     call(args: pulumi.runtime.MockCallArgs) {
