@@ -89,3 +89,9 @@ else
   fi
 fi
 log "host daemons stopped and disabled: ${DAEMONS[*]}"
+
+# Every VM's systemd takes inotify instances from the host's per-user limit (root's, here); the
+# default 128 runs out with two labs' worth of VMs ("Too many open files" at boot).
+if [[ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]]; then
+  sysctl -q -w fs.inotify.max_user_instances=1024 && log "raised fs.inotify.max_user_instances to 1024 for the lab VMs"
+fi

@@ -11,7 +11,7 @@ const seen = new Map<string, Seen>();
 const nameOf = (r: any): string => r?.__name ?? "?";
 
 const STEPS = [
-  "packages", "haproxy-cfg", "haproxy-enable", "pgbouncer-userlist", "pgbouncer-ini", "pgbouncer-enable", "check-user", "check-script",
+  "packages", "haproxy-cfg", "haproxy-enable", "pgbouncer-userlist", "pgbouncer-ini", "pgbouncer-enable", "check-user", "check-script", "reset-script",
   "check-pgpass", "keepalived-cfg", "keepalived-enable", "haproxy-reload", "pgbouncer-restart", "keepalived-reload", "healthy",
 ];
 
@@ -147,7 +147,7 @@ describe("PgBouncerVipPair wiring", () => {
     }
     for (const [step, p] of [["haproxy-cfg", "/etc/haproxy/haproxy.cfg"], ["pgbouncer-ini", "/etc/pgbouncer/pgbouncer.ini"],
       ["pgbouncer-userlist", "/etc/pgbouncer/userlist.txt"], ["keepalived-cfg", "/etc/keepalived/keepalived.conf"],
-      ["check-script", "/usr/local/lib/hastack/check-pgbouncer"], ["check-pgpass", "/var/lib/hastack-pgbouncer-check/pgpass"]]) {
+      ["check-script", "/usr/local/lib/hastack/check-pgbouncer"], ["reset-script", "/usr/local/lib/hastack/reset-vip-sessions"], ["check-pgpass", "/var/lib/hastack-pgbouncer-check/pgpass"]]) {
       expect(byName(`db-px1-${step}`).inputs.delete).toBe(`rm -f '${p}'`);
     }
   });
