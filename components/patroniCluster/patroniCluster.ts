@@ -87,6 +87,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const packages = [`postgresql-${s.pgVersion}`, "postgresql-common", "patroni", "etcd-server", "etcd-client", "python3-psycopg2", "curl"];
 
     // Phase 1, per host: packages, packaged cluster off, data dirs, etcd config and start.
+    let previousEtcdRestart: pulumi.Resource | undefined;
     const hosts = s.nodes.map((h) => {
       const conn = connectionFor(h, args.ssh);
       const n = (step: string) => `${name}-${h.name}-${step}`;
@@ -98,7 +99,10 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const etcdService = runScript(n("etcd-service"), {
         connection: conn, create: r.etcdStartScript(), delete: "systemctl disable --now etcd.service >/dev/null 2>&1 || true",
       }, o([etcdConfig]));
-      const etcdRestart = restartOnChange(n("etcd-restart"), conn, r.etcdRestartScript(), [sha256(etcdEnv)], o([etcdService]));
+      // rolling: one member restarts only after the previous one is healthy again (see etcdRestartScript)
+      const etcdRestart = restartOnChange(n("etcd-restart"), conn, r.etcdRestartScript(h, s.etcdClientPort), [sha256(etcdEnv)],
+        o([etcdService, ...(previousEtcdRestart ? [previousEtcdRestart] : [])]));
+      previousEtcdRestart = etcdRestart;
       const restAuth = putFile(n("rest-auth"), {
         connection: conn, path: r.REST_AUTH_PATH, content: restApiPassword.apply((pw) => r.renderRestCurlConfig(pw)), secret: true,
       }, o([pkgs]));

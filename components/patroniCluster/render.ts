@@ -60,6 +60,8 @@ export function renderEtcdEnv(i: EtcdEnvInput): string {
     ["ETCD_INITIAL_CLUSTER_TOKEN", `${i.clusterName}-etcd`],
     // Patroni uses the v3 API only; v2 keys would be invisible to it
     ["ETCD_ENABLE_V2", "false"],
+    // a member that comes back from a partition asks before it calls an election, so it cannot depose a healthy leader
+    ["ETCD_PRE_VOTE", "true"],
   ];
   return ["# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.", ...vars.map(([k, v]) => `${k}=${v}`), ""].join("\n");
 }
@@ -256,9 +258,28 @@ export function etcdStartScript(): string {
   return "systemctl enable etcd.service >/dev/null 2>&1\nsystemctl is-active --quiet etcd.service || systemctl start --no-block etcd.service";
 }
 
-/** Restart etcd to read a changed /etc/default/etcd (also replaces an etcd apt started with the packaged defaults). */
-export function etcdRestartScript(): string {
-  return "systemctl restart --no-block etcd.service";
+/**
+ * Restart etcd to read a changed /etc/default/etcd (also replaces an etcd apt started with the
+ * packaged defaults). In a running cluster (this member answers healthy: it is a member and there
+ * is a quorum) the restart blocks until the member is healthy again, and the next member's step
+ * runs only after this one (the wiring chains them), so a quorum is never lost to a deploy. In a
+ * cluster still forming there is no quorum to wait for: restart without blocking.
+ */
+export function etcdRestartScript(self: HostSpec, clientPort: number): string {
+  const own = `ETCDCTL_API=3 etcdctl --endpoints=http://${self.address}:${clientPort} --command-timeout=3s endpoint health`;
+  return [
+    `if ${own} >/dev/null 2>&1; then`,
+    "  timeout 120 systemctl restart etcd.service",
+    "  deadline=$(( $(date +%s) + 120 ))",
+    `  until ${own} >/dev/null 2>&1; do`,
+    `    if [ "$(date +%s)" -ge "$deadline" ]; then echo "etcd on ${self.name} not healthy 120 s after its restart" >&2; exit 1; fi`,
+    "    sleep 1",
+    "  done",
+    "  echo restarted-rolling",
+    "else",
+    "  systemctl restart --no-block etcd.service",
+    "fi",
+  ].join("\n");
 }
 
 export function etcdHealthProbe(nodes: readonly HostSpec[], clientPort: number): string {

@@ -82,7 +82,9 @@ describe("PatroniCluster wiring", () => {
       expect(await depsOf(p("data-dirs"))).toEqual([p("packages")]);
       expect(await depsOf(p("etcd-config"))).toEqual([p("data-dirs")]);
       expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config")]);
-      expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service")]);
+      const i = nodes.indexOf(n);
+      // rolling: each member's etcd restart waits for the previous member's
+      expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service"), ...(i > 0 ? [`db-${nodes[i - 1].name}-etcd-restart`] : [])]);
       expect(await depsOf(p("rest-auth"))).toEqual([p("packages")]);
       expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
       expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config")]);

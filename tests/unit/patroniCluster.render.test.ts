@@ -113,7 +113,7 @@ describe("PatroniCluster render", () => {
       packagedOff: r.disablePackagedClusterScript(15),
       dataDirs: r.dataDirsScript(s),
       etcdStart: r.etcdStartScript(),
-      etcdRestart: r.etcdRestartScript(),
+      etcdRestart: r.etcdRestartScript(nodes[0], 2379),
       etcdHealth: r.etcdHealthProbe(nodes, 2379),
       patroniReload: r.patroniReloadScript(),
       clusterHealthy: r.clusterHealthyProbe(rest, 3),
