@@ -51,8 +51,9 @@ function passwordFile(name: string): string {
 export interface Member { name: string; role: string; state: string; lag?: number | string }
 
 /** Patroni's /cluster from the first member that answers. */
-export async function patroni(): Promise<Member[]> {
-  for (const m of byRole("postgres")) {
+export async function patroni(exclude?: string): Promise<Member[]> {
+  // a member cut off from etcd still answers with its last view of the cluster: ask the others
+  for (const m of byRole("postgres").filter((x) => x.name !== exclude)) {
     try {
       const r = await axios.get(`http://${m.address}:8008/cluster`, { timeout: 1000 });
       return r.data.members as Member[];
@@ -320,9 +321,9 @@ export async function leaderPartition(): Promise<DrillResult> {
   const leader = (await patroniLeader())!;
   const l = everyVm().filter((v) => v.name === leader);
   const rest = everyVm().filter((v) => v.name !== leader);
-  return drill("patroni-leader-partition", "pg", 60, leader,
+  return drill("patroni-leader-partition", "pg", 75, leader,
     () => partition(l, rest),
-    async () => { const now = await patroniLeader(); return now && now !== leader; },
+    async () => (await patroni(leader)).some((m) => m.role === "leader" && m.state === "running" && m.name !== leader),
     async () => { await sleep(5000); await heal(everyVm().map((v) => v.name)); },
     () => patroniHealthy());
 }

@@ -56,6 +56,18 @@ function envPrefix(env: Record<string, string> | undefined): string {
   return Object.entries(env).map(([k, v]) => `export ${k}='${String(v).replace(/'/g, `'\\''`)}'\n`).join("");
 }
 
+/**
+ * What the state keeps of `stdin`: its sha256, not the text (still wrapped as a secret when it was
+ * one). The outputs travel back to the program, whose SDK writes whole RPC responses into its debug
+ * log, so a secret stdin kept as text would reach engine events in clear at debug verbosity.
+ */
+function stdinDigest(v: any): any {
+  if (v === undefined || v === null) return v;
+  const text = String(plain(v));
+  const digest = text.startsWith("sha256:") ? text : `sha256:${crypto.createHash("sha256").update(text).digest("hex")}`;
+  return v && typeof v === "object" && v[SIG] === SECRET_SIG ? { ...v, value: digest } : digest;
+}
+
 async function runCommand(urn: string, raw: any, which: "create" | "update"): Promise<any> {
   const p = plain(raw);
   const script: string | undefined = which === "update" ? (p.update ?? p.create) : p.create;
@@ -67,7 +79,7 @@ async function runCommand(urn: string, raw: any, which: "create" | "update"): Pr
     stdout = /stdout/i.test(logging) ? r.stdout.replace(/\n$/, "") : "";
     stderr = /stderr/i.test(logging) ? r.stderr.replace(/\n$/, "") : "";
   }
-  return { ...raw, stdout, stderr };
+  return { ...raw, ...(raw.stdin !== undefined ? { stdin: stdinDigest(raw.stdin) } : {}), stdout, stderr };
 }
 
 function fileHash(file: string): string {
@@ -105,7 +117,9 @@ const impl: provider.Provider = {
     const keys = typeOf(urn) === COPY
       ? ["connection", "remotePath", "triggers"]
       : ["connection", "create", "update", "delete", "environment", "stdin", "logging", "triggers", "addPreviousOutputInEnv"];
-    const changed = keys.filter((k) => hasUnknown(news[k]) || !same(olds[k], news[k]));
+    // stdin is compared by digest: the state keeps only its sha256 (see stdinDigest)
+    const comparable = (k: string, v: any) => (k === "stdin" && !hasUnknown(v) ? plain(stdinDigest(v)) : v);
+    const changed = keys.filter((k) => hasUnknown(news[k]) || !same(comparable(k, olds[k]), comparable(k, news[k])));
     if (typeOf(urn) === COPY) {
       const src = plain(news.source);
       // the engine sends the asset's hash (and no path) when it has computed one

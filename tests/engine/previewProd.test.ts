@@ -67,8 +67,13 @@ describe("npm run preview:prod: a real offline preview of the prod stack", () =>
     for (const h of hosts) {
       const mine = commands.filter((x) => nameOf(x.urn).includes(`-${h.name}-`));
       expect({ host: h.name, atLeast5Commands: mine.length >= 5 }).toEqual({ host: h.name, atLeast5Commands: true });
-      // URN type part is the parent chain: Datacenter$<component>$command:remote:Command
-      for (const c of mine) expect(c.urn).toContain(`hastack:stack:Datacenter$${h.component}$command:remote:Command::`);
+      // URN type part is the parent chain: Datacenter$<component>$command:remote:Command, or the host's firewall table
+      for (const c of mine) {
+        const under = c.urn.includes("$hastack:net:HostFirewall$") ? "hastack:net:HostFirewall" : h.component;
+        expect(c.urn).toContain(`hastack:stack:Datacenter$${under}$command:remote:Command::`);
+      }
+      // every host has the component's own steps, not only its firewall's
+      expect(mine.some((c) => c.urn.includes(`$${h.component}$command:remote:Command::`))).toBe(true);
       // and the names are in the preview text a user reads
       expect(r.stdout).toContain(`::${nameOf(mine[0].urn)}]`);
     }
