@@ -128,9 +128,12 @@ const startWriter = (kind: "pg" | "redis", label: string, seconds: number, persi
 const missingWrites = (kind: "pg" | "redis", w: WriterResult) =>
   python<number[]>([...writerArgs(kind), "--verify", "--run", w.run], JSON.stringify(w.acked.map(([s]) => s)));
 
-/** Longest stretch without an acknowledged write that overlaps the failure, in seconds. */
-export function outageSeconds(w: WriterResult, eventAt: number): number {
-  const times = [0, ...w.acked.map(([, t]) => t)];
+/**
+ * Longest stretch without an acknowledged write that overlaps the failure, in seconds; with
+ * `runSeconds`, the stretch from the last acknowledged write to the end of the run counts too.
+ */
+export function outageSeconds(w: WriterResult, eventAt: number, runSeconds?: number): number {
+  const times = [0, ...w.acked.map(([, t]) => t), ...(runSeconds !== undefined && w.acked.length && w.acked[w.acked.length - 1][1] >= eventAt ? [runSeconds] : [])];
   let worst = 0;
   for (let i = 1; i < times.length; i++) if (times[i] >= eventAt) worst = Math.max(worst, times[i] - Math.max(times[i - 1], eventAt));
   if (times[times.length - 1] < eventAt) return Infinity; // never recovered within the run
@@ -174,7 +177,7 @@ async function drill(name: string, kind: "pg" | "redis", seconds: number, target
   const w = await writer;
   const missing = await missingWrites(kind, w);
   return {
-    drill: name, target, writeOutageSeconds: outageSeconds(w, EVENT_AT), healOutageSeconds: outageSeconds(w, healAt), ackedWrites: w.acked.length,
+    drill: name, target, writeOutageSeconds: outageSeconds(w, EVENT_AT, seconds), healOutageSeconds: outageSeconds(w, healAt, seconds), ackedWrites: w.acked.length,
     lostWrites: missing.length, recoverySeconds,
     notes: [...notes, ...(w.errors.length ? [`${w.errors.length} failed write attempts, first: ${w.errors[0][2]}`] : [])],
   };

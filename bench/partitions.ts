@@ -20,11 +20,15 @@ async function up(sync: boolean): Promise<void> {
 
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 3);
+  // an optional drill label runs only that drill (synchronous_mode off) and writes results-partitions-<label>.*
+  const only = process.argv[3];
   const rows: (d.DrillResult & { synchronousMode: boolean; run: number })[] = [];
-  for (const sync of [false, true]) {
+  for (const sync of only ? [false] : [false, true]) {
     await up(sync);
-    const drills: [string, () => Promise<d.DrillResult>][] = [["leader-partition", d.leaderPartition]];
+    let drills: [string, () => Promise<d.DrillResult>][] = [["leader-partition", d.leaderPartition]];
     if (!sync) drills.push(["etcd-member-partition", d.etcdMemberPartition], ["proxy-partition", d.proxyPartition], ["pgbouncer-hang", d.pgbouncerHang]);
+    if (only) drills = drills.filter(([label]) => label === only);
+    if (!drills.length) throw new Error(`no drill labelled ${only}`);
     for (let i = 1; i <= runs; i++) {
       for (const [label, fn] of drills) {
         const res = await fn();
@@ -34,7 +38,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  await up(false);
+  if (!only) await up(false);
   const groups = new Map<string, typeof rows>();
   for (const r of rows) groups.set(`${r.drill}|${r.synchronousMode}`, [...(groups.get(`${r.drill}|${r.synchronousMode}`) ?? []), r]);
   const summary = [...groups.values()].map((rs) => ({
@@ -44,9 +48,10 @@ async function main(): Promise<void> {
     medianHealOutageSeconds: median(rs.map((r) => r.healOutageSeconds ?? 0)),
     lostWritesPerRun: rs.map((r) => r.lostWrites),
   }));
-  const command = `npm run bench:partitions -- ${runs}`;
+  const command = `npm run bench:partitions -- ${runs}${only ? ` ${only}` : ""}`;
+  const out = only ? `results-partitions-${only}` : "results-partitions";
   const date = new Date().toISOString();
-  fs.writeFileSync(path.join(__dirname, "results-partitions.json"), JSON.stringify({ command, date, summary, rows }, null, 2));
+  fs.writeFileSync(path.join(__dirname, `${out}.json`), JSON.stringify({ command, date, summary, rows }, null, 2));
   const md = [
     "# Partitions and a hung PgBouncer on the lab", "",
     `Made by \`${command}\` on ${date} (2 cores, 12 nspawn VMs, Patroni profile "aggressive").`, "",
@@ -59,7 +64,7 @@ async function main(): Promise<void> {
     "Outage after healing: the longest stretch without an acknowledged write after the cut was healed (a healed member must not cause a second outage).",
     "",
   ].join("\n");
-  fs.writeFileSync(path.join(__dirname, "results-partitions.md"), md);
+  fs.writeFileSync(path.join(__dirname, `${out}.md`), md);
   console.log(md);
 }
 

@@ -195,8 +195,8 @@ export function renderCheckScript(p: CheckScriptParams): string {
 }
 
 /**
- * keepalived's notify script for leaving MASTER (BACKUP or FAULT): resets every client session to
- * VIP:port still open on this node. Without it a client of a hung PgBouncer waits for its own
+ * keepalived's notify script for leaving MASTER (BACKUP or FAULT): resets every client session of
+ * PgBouncer still open on this node (clients reach it only through the VIP). Without it a client of a hung PgBouncer waits for its own
  * timeout (Npgsql: 30 s; forever without one), because the new VIP holder never hears from a
  * client that is only waiting for an answer. `ss -K` aborts the sockets, which sends each client a
  * RST, so it reconnects to the VIP (now on the other node) at once.
@@ -205,7 +205,9 @@ export function renderResetScript(p: { vip: string; port: number }): string {
   return [
     "#!/bin/sh",
     "# Managed by hastack (PgBouncerVipPair): keepalived notify_backup/notify_fault.",
-    `exec /usr/bin/ss -t -n -K state established src ${plain("vip", p.vip)}:${p.port} >/dev/null 2>&1`,
+    // by port, not by VIP: ss's `src` filter did not match PgBouncer's sessions on the VIP (seen on
+    // the lab), and a node that no longer holds the VIP should serve no client session anyway
+    `exec /usr/bin/ss -t -n -K state established '( sport = :${p.port} )' >/dev/null 2>&1`,
     "",
   ].join("\n");
 }

@@ -126,6 +126,6 @@ describe("leaving the VIP", () => {
     });
     expect(conf).toContain(`notify_backup "${PATHS.resetScript}" root`);
     expect(conf).toContain(`notify_fault "${PATHS.resetScript}" root`);
-    expect(renderResetScript({ vip: "192.168.1.200", port: 6432 })).toContain("ss -t -n -K state established src 192.168.1.200:6432");
+    expect(renderResetScript({ vip: "192.168.1.200", port: 6432 })).toContain("ss -t -n -K state established '( sport = :6432 )'");
   });
 });
