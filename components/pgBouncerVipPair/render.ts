@@ -196,18 +196,23 @@ export function renderCheckScript(p: CheckScriptParams): string {
 
 /**
  * keepalived's notify script for leaving MASTER (BACKUP or FAULT): resets every client session of
- * PgBouncer still open on this node (clients reach it only through the VIP). Without it a client of a hung PgBouncer waits for its own
- * timeout (Npgsql: 30 s; forever without one), because the new VIP holder never hears from a
- * client that is only waiting for an answer. `ss -K` aborts the sockets, which sends each client a
- * RST, so it reconnects to the VIP (now on the other node) at once.
+ * PgBouncer still open on this node (clients reach it only through the VIP). Without it a client
+ * of a hung PgBouncer waits for its own timeout (Npgsql: 30 s; forever without one), because the
+ * new VIP holder never hears from a client that is only waiting for an answer. keepalived has
+ * already removed the VIP when this runs, and the kernel routes no packet from an address that is
+ * not local, so the RSTs of `ss -K` would be dropped: the VIP is put on `lo` (/32) for the moment
+ * of the reset and removed again.
  */
 export function renderResetScript(p: { vip: string; port: number }): string {
+  const vip = plain("vip", p.vip);
   return [
     "#!/bin/sh",
     "# Managed by hastack (PgBouncerVipPair): keepalived notify_backup/notify_fault.",
-    // by port, not by VIP: ss's `src` filter did not match PgBouncer's sessions on the VIP (seen on
-    // the lab), and a node that no longer holds the VIP should serve no client session anyway
-    `exec /usr/bin/ss -t -n -K state established '( sport = :${p.port} )' >/dev/null 2>&1`,
+    `if ip -4 addr add ${vip}/32 dev lo 2>/dev/null; then added=1; else added=; fi`,
+    // by port, not by VIP: every PgBouncer client session arrived through the VIP
+    `/usr/bin/ss -t -n -K state established '( sport = :${p.port} )' >/dev/null 2>&1`,
+    `if [ -n "$added" ]; then ip -4 addr del ${vip}/32 dev lo; fi`,
+    "exit 0",
     "",
   ].join("\n");
 }
