@@ -49,7 +49,15 @@ def main() -> None:
     password = open(a.password_file).read().rstrip("\n")
     if a.verify:
         want = set(json.load(sys.stdin))
-        conn = psycopg2.connect(host=a.host, port=a.port, dbname=a.dbname, user=a.user, password=password, connect_timeout=3)
+        # the VIP may be moving right after a drill: try for up to a minute before giving up
+        for attempt in range(20):
+            try:
+                conn = psycopg2.connect(host=a.host, port=a.port, dbname=a.dbname, user=a.user, password=password, connect_timeout=3)
+                break
+            except psycopg2.OperationalError:
+                if attempt == 19:
+                    raise
+                time.sleep(1)
         with conn, conn.cursor() as cur:
             cur.execute("SELECT seq FROM drill_writes WHERE run = %s", (a.run,))
             have = {r[0] for r in cur.fetchall()}

@@ -270,6 +270,9 @@ export function renderKeepalivedConf(p: KeepalivedConfParams): string {
     "    advert_int 1",
     // every VIP move drops all client sessions: do not move it back when a preferred node recovers
     "    nopreempt",
+    // re-announce the VIP every 5 s: after a healed split both nodes were MASTER, and the survivor
+    // sends no gratuitous ARP of its own, so clients could keep the loser's MAC (seen in a CI run)
+    "    garp_master_refresh 5",
     "    authentication {",
     "        auth_type PASS",
     `        auth_pass "${p.authPass}"`,
