@@ -11,10 +11,14 @@ def resp(*parts: bytes) -> bytes:
     return out
 
 
+USER = [b"app"]
+
+
 def call(host: str, port: int, password: bytes, *cmd: bytes) -> bytes:
     with socket.create_connection((host, port), timeout=1) as s:
         s.settimeout(1)
-        s.sendall(resp(b"AUTH", password) + resp(*cmd))
+        # the application's own ACL user (hastack:redis.appUser), never Redis' default user
+        s.sendall(resp(b"AUTH", USER[0], password) + resp(*cmd))
         buf = b""
         while buf.count(b"\r\n") < 2:
             chunk = s.recv(4096)
@@ -32,12 +36,14 @@ def main() -> None:
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--password-file", required=True)
+    ap.add_argument("--user", default="app", help="the application's Redis ACL user (hastack:redis.appUser)")
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--interval", type=float, default=0.1)
     ap.add_argument("--run", required=True)
     ap.add_argument("--verify", action="store_true", help="read acked seqs as JSON on stdin; print the missing ones")
     a = ap.parse_args()
     pw = open(a.password_file, "rb").read().rstrip(b"\n")
+    USER[0] = a.user.encode()
     if a.verify:
         missing = [n for n in json.load(sys.stdin) if call(a.host, a.port, pw, b"EXISTS", b"drill:%s:%d" % (a.run.encode(), n)) != b":1"]
         json.dump(missing, sys.stdout)

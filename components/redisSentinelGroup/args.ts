@@ -1,4 +1,5 @@
 import { HostSpec } from "../common/host";
+import { aclRuleProblem, grantedAdminCommands } from "./acl";
 import { INTERFACE_TEXT, checkHosts, checkRules, checkSubnet, invalid, inSubnet, isInterfaceName, isPort, vipRules } from "../common/validate";
 
 /**
@@ -10,7 +11,11 @@ import { INTERFACE_TEXT, checkHosts, checkRules, checkSubnet, invalid, inSubnet,
 export interface RedisSentinelGroupSettings {
   /** Create the group at all. @default false */
   readonly enabled?: boolean;
-  /** Redis hosts, at least 3 (one Sentinel each); the first is the initial master of a new group. */
+  /**
+   * Redis hosts, at least 3 (one Sentinel each). A new group starts with the first as master; a group
+   * redeployed over data left by `pulumi destroy` starts with the node whose data reached the highest
+   * replication offset.
+   */
   readonly nodes: HostSpec[];
   /** Redis port. @default 6379 */
   readonly port?: number;
@@ -44,6 +49,20 @@ export interface RedisSentinelGroupSettings {
   readonly interface?: string;
   /** VRRP virtual router id, unique per L2 segment. @default 53 */
   readonly virtualRouterId?: number;
+  /**
+   * ACL user the application logs in as (`AUTH <appUser> <hastack:passwords.redis>`); the `default` user
+   * is hastack's own (replication, health checks) with `hastack:passwords.redisSentinel`. @default "app"
+   */
+  readonly appUser?: string;
+  /**
+   * The application user's command rules, in Redis ACL syntax, on every key and channel. The default is every
+   * command but Redis' `@dangerous` ones (configuration, replication, ACLs, modules, shutdown, KEYS, FLUSHALL, …),
+   * plus INFO, which client libraries read. Rules that grant an admin command are refused unless
+   * appAllowAdminCommands is set. @default ["+@all", "-@dangerous", "+info"]
+   */
+  readonly appCommands?: string[];
+  /** Let appCommands grant admin commands (CONFIG, ACL, DEBUG, SHUTDOWN, REPLICAOF, MODULE, FLUSHALL, …). @default false */
+  readonly appAllowAdminCommands?: boolean;
 }
 
 export const RedisSentinelGroupDefaults = {
@@ -59,6 +78,9 @@ export const RedisSentinelGroupDefaults = {
   haproxyPort: 6380,
   interface: "eth0",
   virtualRouterId: 53,
+  appUser: "app",
+  appCommands: ["+@all", "-@dangerous", "+info"] as readonly string[],
+  appAllowAdminCommands: false,
 } as const;
 
 export interface ResolvedRedisSentinelGroupSettings {
@@ -79,7 +101,12 @@ export interface ResolvedRedisSentinelGroupSettings {
   readonly haproxyPort: number;
   readonly interface: string;
   readonly virtualRouterId: number;
+  readonly appUser: string;
+  readonly appCommands: readonly string[];
 }
+
+/** ACL users hastack defines besides the application's; the application user cannot take these names. */
+export const RESERVED_REDIS_USERS = ["default", "hastack-sentinel", "hastack-check"] as const;
 
 const KEY = "hastack:redis";
 const KNOWN = new Set(["nodes", "quorum", "maxmemory", "vip", ...Object.keys(RedisSentinelGroupDefaults)]);
@@ -154,7 +181,25 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     { field: `${KEY}.interface`, given: s.interface, ok: isInterfaceName(s.interface),
       accepted: INTERFACE_TEXT },
     { field: `${KEY}.virtualRouterId`, given: s.virtualRouterId, ok: isInt(s.virtualRouterId, 1, 255), accepted: "an integer 1..255" },
+    // the name ends up in the ACL file and in the stack outputs; Redis splits ACL lines on spaces
+    { field: `${KEY}.appUser`, given: s.appUser, ok: typeof s.appUser === "string" && /^[A-Za-z0-9_.-]{1,64}$/.test(s.appUser),
+      accepted: "1..64 letters, digits, '_', '.' or '-'" },
+    { field: `${KEY}.appUser`, given: s.appUser, ok: () => !(RESERVED_REDIS_USERS as readonly string[]).includes(s.appUser),
+      accepted: `a name other than ${RESERVED_REDIS_USERS.join(", ")} (hastack's own Redis users)` },
+    { field: `${KEY}.appAllowAdminCommands`, given: s.appAllowAdminCommands, ok: typeof s.appAllowAdminCommands === "boolean",
+      accepted: "true or false" },
+    { field: `${KEY}.appCommands`, given: s.appCommands,
+      ok: Array.isArray(s.appCommands) && s.appCommands.length >= 1 && s.appCommands.length <= 100,
+      accepted: `a list of 1..100 Redis ACL command rules, such as ${JSON.stringify(RedisSentinelGroupDefaults.appCommands)}` },
   ]);
+  const rules: string[] = s.appCommands;
+  checkRules(rules.map((r, i) => ({ field: `${KEY}.appCommands[${i}]`, given: r, ok: () => aclRuleProblem(r) === undefined,
+    accepted: () => aclRuleProblem(r)! })));
+  const granted = grantedAdminCommands(rules);
+  checkRules([{ field: `${KEY}.appCommands`, given: rules, ok: s.appAllowAdminCommands || granted.length === 0,
+    accepted: `rules that grant the application no admin command (these grant ${granted.slice(0, 8).join(", ")}` +
+      `${granted.length > 8 ? ` and ${granted.length - 8} more` : ""}; subtract them, e.g. "-@dangerous" after "+@all", ` +
+      `or set ${KEY}.appAllowAdminCommands to true)` }]);
   if (s.vip !== undefined) {
     checkRules(vipRules(`${KEY}.vip`, s.vip, subnet, [...allHostAddresses, ...nodes.map((n) => n.address)], "10.213.7.70"));
   }
@@ -176,15 +221,25 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     haproxyPort: s.haproxyPort,
     interface: s.interface,
     virtualRouterId: s.virtualRouterId,
+    appUser: s.appUser,
+    appCommands: [...rules],
   };
 }
 
+const secretText = (p: unknown) => `<secret of ${typeof p === "string" ? p.length : 0} characters>`;
+
 /**
- * The group password, checked when the secret resolves: an empty one would let `AUTH ""` in, and it is
- * read back from a file with `$(cat …)` (a shell variable cannot hold NUL; line breaks would be cut).
+ * The two Redis passwords, checked when the secrets resolve (known at preview): an empty one would let
+ * `AUTH ""` in, and hastack's scripts read them back with `$(cat …)` (a shell variable cannot hold NUL;
+ * line breaks would be cut). The application's must not also open Sentinel and hastack's admin login.
  */
-export function checkRedisPassword(pass: string): void {
-  if (typeof pass !== "string" || pass.length === 0 || /[\r\n\0]/.test(pass)) {
-    invalid("hastack:passwords.redis", `<secret of ${typeof pass === "string" ? pass.length : 0} characters>`, "a non-empty password on one line, without NUL");
-  }
+export function checkRedisPasswords(app: string, internal: string): void {
+  const line = (p: unknown) => typeof p === "string" && p.length > 0 && !/[\r\n\0]/.test(p);
+  checkRules([
+    { field: "hastack:passwords.redis", given: secretText(app), ok: line(app), accepted: "a non-empty password on one line, without NUL" },
+    { field: "hastack:passwords.redisSentinel", given: secretText(internal), ok: line(internal),
+      accepted: "a non-empty password on one line, without NUL" },
+    { field: "hastack:passwords.redisSentinel", given: `${secretText(internal)}, the same as hastack:passwords.redis`, ok: app !== internal,
+      accepted: "a password other than hastack:passwords.redis (it opens Sentinel and hastack's admin login, which the application must not have)" },
+  ]);
 }

@@ -4,19 +4,25 @@ import { HostSpec, SshAccess, connectionFor } from "../common/host";
 import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { invalid } from "../common/validate";
-import { ResolvedRedisSentinelGroupSettings, checkRedisPassword } from "./args";
+import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
+import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import {
   MASTER_PLACEHOLDER, REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
-  renderSentinelScript, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
+  renderSentinelScript, renderSentinelSetScript, renderSurveyScript, sentinelAuthPass, renderRedisAcl,
 } from "./render";
 
 export interface RedisSentinelGroupArgs {
   /** Output of resolveRedisSentinelGroupSettings (only create the component when it is not undefined). */
   readonly settings: ResolvedRedisSentinelGroupSettings;
   readonly ssh: SshAccess;
-  /** Redis requirepass/masterauth, Sentinel requirepass and auth-pass, HAProxy's check login. */
+  /** The application user's password (hastack:passwords.redis); only its hash reaches the hosts. */
   readonly password: pulumi.Input<string>;
+  /**
+   * hastack's own password (hastack:passwords.redisSentinel): Sentinel's requirepass, Redis' `default` user
+   * (replication, scripts, operators), and the seed of Sentinel's and HAProxy's derived logins. Never the application's.
+   */
+  readonly sentinelPassword: pulumi.Input<string>;
   /** VRRP shared secret; required when settings.vip is set. */
   readonly keepalivedAuthPass?: pulumi.Input<string>;
 }
@@ -30,19 +36,33 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
   public readonly masterName: pulumi.Output<string>;
   /** `address:port` of every Sentinel, for Sentinel-aware clients and other datacenters. */
   public readonly sentinelAddresses: pulumi.Output<string[]>;
+  /** ACL user applications log in as. */
+  public readonly user: pulumi.Output<string>;
+  /** That user's password (secret). */
   public readonly password: pulumi.Output<string>;
 
   constructor(name: string, args: RedisSentinelGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:cache:RedisSentinelGroup", name, {}, opts);
     const s = args.settings;
     if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the Redis group has a vip");
-    const password = pulumi.secret(pulumi.output(args.password).apply((p) => { checkRedisPassword(p); return p; }));
+    // plain values are checked at once; secrets from config when they resolve, which is still during preview
+    if (typeof args.password === "string" && typeof args.sentinelPassword === "string") checkRedisPasswords(args.password, args.sentinelPassword);
+    const checked = pulumi.all([args.password, args.sentinelPassword]).apply(([a, i]) => { checkRedisPasswords(a, i); return { a, i }; });
+    const password = pulumi.secret(checked.apply((c) => c.a));
+    const passwords = { app: password, internal: pulumi.secret(checked.apply((c) => c.i)) };
+
+    const conns = s.nodes.map((h) => connectionFor(h, args.ssh));
+    const packages = s.nodes.map((host, i) => installPackages(`${name}-${host.name}-packages`, conns[i],
+      ["redis-server", "redis-sentinel", "redis-tools", "haproxy", ...(s.vip ? ["keepalived"] : [])], { parent: this }));
+    // every node's data is surveyed before any node's redis.conf is written: the initial master is the newest data's node
+    const surveys = s.nodes.map((host, i) => runScript(`${name}-${host.name}-redis-survey`, { connection: conns[i], create: renderSurveyScript() },
+      { parent: this, dependsOn: [packages[i]] }));
+    const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey)).address);
 
     const ready: command.remote.Command[] = [];
     const last: command.remote.Command[] = [];
-    const conns = s.nodes.map((h) => connectionFor(h, args.ssh));
     s.nodes.forEach((host, index) => {
-      const r = this.deployNode(name, host, index, conns[index], args, password, ready[index - 1]);
+      const r = this.deployNode(name, host, index, conns[index], args, passwords, surveys[index], initialMaster, ready[index - 1]);
       ready.push(r.ready);
       last.push(r.last);
     });
@@ -55,42 +75,43 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     this.port = healthy.apply(() => s.haproxyPort);
     this.masterName = pulumi.output(s.masterName);
     this.sentinelAddresses = pulumi.output(s.nodes.map((n) => `${n.address}:${s.sentinelPort}`));
+    this.user = pulumi.output(s.appUser);
     this.password = password;
     this.registerOutputs({ vip: this.vip, port: this.port, masterName: this.masterName, sentinelAddresses: this.sentinelAddresses,
-      password: this.password });
+      user: this.user, password: this.password });
   }
 
   private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
-    args: RedisSentinelGroupArgs, password: pulumi.Output<string>, previousReady?: command.remote.Command) {
+    args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
+    initialMaster: pulumi.Output<string>, previousReady?: command.remote.Command) {
     const s = args.settings;
     const P = REDIS_PATHS;
     const p = `${name}-${host.name}`;
     const after = (...deps: (pulumi.Resource | undefined)[]): pulumi.CustomResourceOptions =>
       ({ parent: this, dependsOn: deps.filter((d): d is pulumi.Resource => d !== undefined) });
 
-    const packages = installPackages(`${p}-packages`, conn,
-      ["redis-server", "redis-sentinel", "redis-tools", "haproxy", ...(s.vip ? ["keepalived"] : [])], after());
-    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: password, secret: true }, after(packages));
+    const internal = passwords.internal;
+    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: internal, secret: true }, after(survey));
     // the Sentinel ACL user's derived password, for SENTINEL SET auth-pass (see sentinelAuthPass)
     const sentinelPass = putFile(`${p}-sentinel-password`, {
-      connection: conn, path: `${P.cliPass}.sentinel`, content: password.apply(sentinelAuthPass), secret: true,
+      connection: conn, path: `${P.cliPass}.sentinel`, content: internal.apply(sentinelAuthPass), secret: true,
     }, after(pass));
     const healthScript = putFile(`${p}-health-script`, {
       connection: conn, path: P.health, content: renderHealthScript(s), mode: "0700", validate: `sh -n "$NEW"`,
     }, after(sentinelPass));
 
     // Redis: settings we own (changeable) in an included file; redis.conf itself written once, then Redis' own
-    const acl = password.apply(renderRedisAcl);
+    const acl = pulumi.secret(pulumi.all([passwords.app, internal]).apply(([a, i]) => renderRedisAcl(s, a, i)));
     const aclFile = putFile(`${p}-redis-users`, {
       connection: conn, path: P.acl, content: acl, secret: true, mode: "0640", owner: "redis:redis",
     }, after(healthScript));
-    const managed = password.apply((pw) => renderRedisManaged(s, host, pw));
+    const managed = internal.apply((pw) => renderRedisManaged(s, host, pw));
     const managedFile = putFile(`${p}-redis-settings`, {
       connection: conn, path: P.managed, content: managed, secret: true, mode: "0640", owner: "redis:redis",
       validate: renderRedisManagedCheck(),
     }, after(aclFile));
     const mainFile = runScript(`${p}-redis-conf`, {
-      connection: conn, create: renderRedisMainScript(s, host),
+      connection: conn, create: initialMaster.apply((m) => renderRedisMainScript(s, host, m)),
       delete: `rm -f ${P.main} ${P.mainMarker}`,
     }, after(managedFile));
     const redis = serviceEnabled(`${p}-redis`, conn, "redis-server", after(mainFile));
@@ -100,19 +121,19 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed, acl)]);
 
     // Sentinel: file written once (monitoring the master the running Sentinels report), later changes via SENTINEL SET
-    const sentinelConf = password.apply((pw) => renderSentinelConf(s, host, pw, MASTER_PLACEHOLDER));
+    const sentinelConf = internal.apply((pw) => renderSentinelConf(s, host, pw, MASTER_PLACEHOLDER));
     const sentinelFile = runScript(`${p}-sentinel-conf`, {
-      connection: conn, create: renderSentinelScript(s), stdin: sentinelConf, quiet: true,
+      connection: conn, create: initialMaster.apply((m) => renderSentinelScript(s, m)), stdin: sentinelConf, quiet: true,
       delete: `rm -f ${P.sentinel} ${P.sentinelMarker}`,
     }, after(ready));
     const sentinel = serviceEnabled(`${p}-sentinel`, conn, "redis-sentinel", after(sentinelFile));
     const sentinelSettings = runScript(`${p}-sentinel-settings`, {
       connection: conn, create: renderSentinelSetScript(s),
-      triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), password)],
+      triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), internal)],
     }, after(sentinel));
 
     // HAProxy: always forwards to whichever node answers role:master
-    const haproxyCfg = password.apply((pw) => renderHaproxyCfg(s, pw));
+    const haproxyCfg = internal.apply((pw) => renderHaproxyCfg(s, pw));
     const haproxyFile = putFile(`${p}-haproxy-conf`, {
       connection: conn, path: P.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
       validate: `haproxy -c -q -f "$NEW"`,

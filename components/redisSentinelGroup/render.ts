@@ -1,4 +1,4 @@
-import { createHash } from "crypto";
+import { createHash, createHmac } from "crypto";
 import { HostSpec } from "../common/host";
 import { shq } from "../common/shell";
 import { renderKeepalivedConf } from "../common/vrrp";
@@ -11,12 +11,15 @@ export const REDIS_PATHS = {
   mainMarker: "/etc/redis/.hastack-redis-conf",
   /** Settings hastack owns and may change; included by the main file. */
   managed: "/etc/redis/hastack.conf",
-  /** Redis users (default + Sentinel's) with hashed passwords; an aclfile keeps CONFIG REWRITE from copying users into redis.conf. */
+  /** Redis users (default, the application's, Sentinel's, HAProxy's check) with hashed passwords; an aclfile keeps CONFIG REWRITE from copying users into redis.conf. */
   acl: "/etc/redis/hastack-users.acl",
   /** Written once; Sentinel rewrites it itself. */
   sentinel: "/etc/redis/sentinel.conf",
   sentinelMarker: "/etc/redis/.hastack-sentinel-conf",
-  /** The password alone (no newline), 0600 root: REDISCLI_AUTH and `redis-cli -x` read it, never the command line. */
+  /**
+   * hastack's own password (hastack:passwords.redisSentinel) alone, no newline, 0600 root: Sentinel's requirepass and
+   * Redis' `default` user; REDISCLI_AUTH and `redis-cli -x` read it, never the command line. The application's password is on no host in clear.
+   */
   cliPass: "/etc/redis/hastack-cli.pass",
   health: "/etc/redis/hastack-health.sh",
   haproxy: "/etc/haproxy/haproxy.cfg",
@@ -56,15 +59,20 @@ export const MANAGED_DIRECTIVES = ["bind", "protected-mode", "port", "pidfile", 
   "replica-announce-ip", "appendonly", "maxmemory", "min-replicas-to-write", "min-replicas-max-lag"] as const;
 
 /**
- * Sentinel logs in to Redis as its own ACL user with a password derived from the group's secret
- * (64 hex digits). Redis 7.0's Sentinel writes `sentinel auth-pass` back to sentinel.conf
- * unquoted, so a password with quotes would leave a file Sentinel cannot read after its next
- * restart (seen in the lab: "Unbalanced quotes in configuration line").
+ * Sentinel logs in to Redis as its own ACL user with a password derived from hastack's own secret
+ * (64 hex digits; the application's password cannot derive it). Redis 7.0's Sentinel writes
+ * `sentinel auth-pass` back to sentinel.conf unquoted, so a password with quotes would leave a file
+ * Sentinel cannot read after its next restart (seen in the lab: "Unbalanced quotes in configuration line").
  */
 export const SENTINEL_USER = "hastack-sentinel";
+/** HAProxy's health check logs in as this user, which may only PING and read INFO. */
+export const CHECK_USER = "hastack-check";
 
-export function sentinelAuthPass(password: string): string {
-  return createHash("sha256").update(`hastack-sentinel:${password}`).digest("hex");
+export function sentinelAuthPass(internalPassword: string): string {
+  return createHmac("sha256", internalPassword).update(SENTINEL_USER).digest("hex");
+}
+export function checkAuthPass(internalPassword: string): string {
+  return createHmac("sha256", internalPassword).update(CHECK_USER).digest("hex");
 }
 
 /** The commands Sentinel needs on a monitored Redis (Redis' Sentinel ACL guidance). */
@@ -72,22 +80,31 @@ const SENTINEL_ACL = "allchannels +multi +slaveof +ping +exec +subscribe +config
 
 const sha256hex = (v: string) => createHash("sha256").update(v).digest("hex");
 
+export interface RedisAclParams {
+  readonly appUser: string;
+  /** Validated command rules (args.ts), written as given after "~* &*". */
+  readonly appCommands: readonly string[];
+}
+
 /**
- * The ACL file: the default user (the group password) and Sentinel's user, passwords as sha256
- * (`#…`), so no quoting is involved and no password is stored in clear. With an aclfile,
- * Redis' CONFIG REWRITE (run by Sentinel on every failover) no longer writes `user` lines into
- * redis.conf, where they would duplicate and break the next start.
+ * The ACL file, passwords as sha256 (`#…`), so no quoting is involved and no password is stored in clear:
+ * `default` is hastack's own login (replication, scripts, operators) with the internal password; the
+ * application gets its own user and only its command rules; Sentinel and HAProxy's check get what they use.
+ * With an aclfile, Redis' CONFIG REWRITE (run by Sentinel on every failover) no longer writes `user` lines
+ * into redis.conf, where they would duplicate and break the next start.
  */
-export function renderRedisAcl(password: string): string {
+export function renderRedisAcl(p: RedisAclParams, appPassword: string, internalPassword: string): string {
   return [
-    `user default on #${sha256hex(password)} ~* &* +@all`,
-    `user ${SENTINEL_USER} on #${sha256hex(sentinelAuthPass(password))} ${SENTINEL_ACL}`,
+    `user default on #${sha256hex(internalPassword)} ~* &* +@all`,
+    `user ${p.appUser} on #${sha256hex(appPassword)} ~* &* ${p.appCommands.join(" ")}`,
+    `user ${SENTINEL_USER} on #${sha256hex(sentinelAuthPass(internalPassword))} ${SENTINEL_ACL}`,
+    `user ${CHECK_USER} on #${sha256hex(checkAuthPass(internalPassword))} -@all +ping +info`,
     "",
   ].join("\n");
 }
 
 /** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
-export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string,
+export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, internalPassword: string,
   rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], aclPath: string = REDIS_PATHS.acl): string {
   return [
     "# Managed by hastack (RedisSentinelGroup); changes are overwritten. Included by redis.conf.",
@@ -98,9 +115,9 @@ export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: 
     `pidfile ${rt.pidfile}`,
     `logfile ${rt.logfile}`,
     `dir ${rt.dir}`,
-    // users and their passwords (the default user's is the group password) live in the ACL file
+    // users and their passwords live in the ACL file; replicas log in to the master as `default`
     `aclfile ${aclPath}`,
-    `masterauth ${redisQuote(password)}`,
+    `masterauth ${redisQuote(internalPassword)}`,
     `replica-announce-ip ${self.address}`,
     "appendonly yes",
     `min-replicas-to-write ${s.minReplicasToWrite}`,
@@ -122,7 +139,7 @@ export function renderRedisMain(master: string | undefined, port: number, manage
 }
 
 /** sentinel.conf as first written; `master` is MASTER_PLACEHOLDER when the host fills it in. */
-export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, password: string, master: string,
+export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, internalPassword: string, master: string,
   rt: RedisRuntimePaths = SENTINEL_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], port: number = s.sentinelPort): string {
   const m = s.masterName;
   return [
@@ -132,15 +149,15 @@ export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: 
     `pidfile ${rt.pidfile}`,
     `logfile ${rt.logfile}`,
     `dir ${rt.dir}`,
-    // all Sentinels share the password: they log in to each other with their own requirepass
-    `requirepass ${redisQuote(password)}`,
+    // all Sentinels share hastack's own password, not the application's: they log in to each other with their own requirepass
+    `requirepass ${redisQuote(internalPassword)}`,
     "sentinel resolve-hostnames no",
     "sentinel announce-hostnames no",
     `sentinel announce-ip ${self.address}`,
     "sentinel deny-scripts-reconfig yes",
     `sentinel monitor ${m} ${master} ${s.port} ${s.quorum}`,
     `sentinel auth-user ${m} ${SENTINEL_USER}`,
-    `sentinel auth-pass ${m} ${sentinelAuthPass(password)}`,
+    `sentinel auth-pass ${m} ${sentinelAuthPass(internalPassword)}`,
     `sentinel down-after-milliseconds ${m} ${s.downAfterMs}`,
     `sentinel failover-timeout ${m} ${s.failoverTimeoutMs}`,
     `sentinel parallel-syncs ${m} ${s.parallelSyncs}`,
@@ -148,16 +165,46 @@ export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: 
   ].join("\n");
 }
 
-/** Shell: sets $master to the master the running Sentinels report, or the first node for a new group. */
-export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings): string {
+/**
+ * Shell: sets $master to the group's master. In order: what a running Sentinel reports; else a peer Redis that
+ * is a master with replicas (a group whose Sentinels are all down); else `fallback`, the node chooseInitialMaster
+ * picked from every node's data (initialMaster.ts): after `pulumi destroy` no Sentinel runs, and the first node
+ * must not become master over newer data elsewhere.
+ */
+export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings, fallback: string, passFile: string = REDIS_PATHS.cliPass): string {
+  const peers = s.nodes.map((n) => n.address).join(" ");
   return [
-    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}); export REDISCLI_AUTH`,
+    `REDISCLI_AUTH=$(cat ${passFile}); export REDISCLI_AUTH`,
+    "ipv4() { printf '%s' \"$1\" | grep -Eqx '[0-9]{1,3}(\\.[0-9]{1,3}){3}'; }",
     "master=''",
-    `for peer in ${s.nodes.map((n) => n.address).join(" ")}; do`,
+    `for peer in ${peers}; do`,
     `  a=$(timeout 3 redis-cli -h "$peer" -p ${s.sentinelPort} SENTINEL get-master-addr-by-name ${s.masterName} 2>/dev/null | head -n 1 | tr -d '\\r') || a=''`,
-    "  if printf '%s' \"$a\" | grep -Eqx '[0-9]{1,3}(\\.[0-9]{1,3}){3}'; then master=$a; break; fi",
+    "  if ipv4 \"$a\"; then master=$a; echo \"master $master reported by the Sentinel on $peer\" >&2; break; fi",
     "done",
-    `[ -n "$master" ] || master=${s.nodes[0].address}`,
+    `if [ -z "$master" ]; then for peer in ${peers}; do`,
+    `  i=$(timeout 3 redis-cli -h "$peer" -p ${s.port} INFO replication 2>/dev/null | tr -d '\\r') || i=''`,
+    "  if printf '%s\\n' \"$i\" | grep -qx 'role:master' && ! printf '%s\\n' \"$i\" | grep -qx 'connected_slaves:0' && printf '%s\\n' \"$i\" | grep -q '^connected_slaves:'; then",
+    "    master=$peer; echo \"master $master: a running master with replicas\" >&2; break",
+    "  fi",
+    "done; fi",
+    `[ -n "$master" ] || { master=${fallback}; echo "master $master: the node with the newest data (no Sentinel or master answers)" >&2; }`,
+  ].join("\n");
+}
+
+/**
+ * Survey run before anything is written: the replication offset this node's dump.rdb was saved with
+ * (Redis saves it on every stop, so also on the one `pulumi destroy` makes), read from the AUX fields at
+ * the file's start without loading the data. One line, parsed by parseSurvey.
+ */
+export function renderSurveyScript(rt: RedisRuntimePaths = REDIS_RUNTIME): string {
+  const rdb = shq(`${rt.dir}/dump.rdb`);
+  return [
+    "offset=''",
+    // the AUX fields come first; awk stops at the first line after them, so a large file is not read through
+    `if [ -s ${rdb} ]; then offset=$(timeout 60 redis-check-rdb ${rdb} 2>/dev/null | ` +
+      `awk -F"'" '/AUX FIELD repl-offset = / { print $2; exit } /AUX FIELD/ || NR == 1 { next } { exit }') || offset=''; fi`,
+    "printf '%s' \"$offset\" | grep -Eqx '[0-9]{1,20}' || offset=none",
+    "echo \"hastack-redis-survey offset=$offset\"",
   ].join("\n");
 }
 
@@ -165,11 +212,11 @@ export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings): str
  * Write redis.conf only if hastack never wrote it (the packaged file does not count), pointing a new
  * replica at the master the Sentinels report: a redeploy never undoes a failover.
  */
-export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, self: HostSpec): string {
+export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, fallback: string): string {
   const P = REDIS_PATHS;
   return [
     `if [ -e ${P.main} ] && [ -e ${P.mainMarker} ]; then echo kept; exit 0; fi`,
-    renderDiscoverMaster(s),
+    renderDiscoverMaster(s, fallback),
     // the packaged instance runs on the packaged file; it must not outlive it
     "systemctl stop redis-server 2>/dev/null || true",
     `if [ -e ${P.main} ] && [ ! -e ${P.main}.dpkg-hastack ]; then cp -p ${P.main} ${P.main}.dpkg-hastack; fi`,
@@ -188,11 +235,11 @@ export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, sel
 }
 
 /** Write sentinel.conf (staged on stdin with MASTER_PLACEHOLDER) only if hastack never wrote it. */
-export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings): string {
+export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings, fallback: string): string {
   const P = REDIS_PATHS;
   return [
     `if [ -e ${P.sentinel} ] && [ -e ${P.sentinelMarker} ]; then cat >/dev/null; echo kept; exit 0; fi`,
-    renderDiscoverMaster(s),
+    renderDiscoverMaster(s, fallback),
     `NEW=$(mktemp /etc/redis/.hastack.XXXXXX)`,
     `trap 'rm -f "$NEW"' EXIT`,
     `chmod 0640 "$NEW"`,
@@ -228,7 +275,8 @@ export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, h
 
 /** Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then restart on the new settings. */
 export function renderRedisApplyScript(): string {
-  const names = [...MANAGED_DIRECTIVES, "user default", `user ${SENTINEL_USER}`].map((d) => d.replace(/ /g, "[[:space:]]+")).join("|");
+  // users belong to the ACL file only; a `user` line in redis.conf next to an aclfile stops Redis from starting
+  const names = [...MANAGED_DIRECTIVES, "user"].join("|");
   return [
     `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${REDIS_PATHS.main}`,
     `chown redis:redis ${REDIS_PATHS.main}`,
@@ -249,10 +297,11 @@ export function renderRedisManagedCheck(): string {
   ].join("\n");
 }
 
-/** RESP encoding of AUTH <password> as hex, for `tcp-check send-binary`. */
-export function respAuthHex(password: string): string {
-  const pw = Buffer.from(password, "utf8");
-  return Buffer.concat([Buffer.from(`*2\r\n$4\r\nAUTH\r\n$${pw.length}\r\n`), pw, Buffer.from("\r\n")]).toString("hex");
+/** RESP encoding of AUTH [user] <password> as hex, for `tcp-check send-binary`. */
+export function respAuthHex(password: string, user?: string): string {
+  const args = [Buffer.from("AUTH"), ...(user === undefined ? [] : [Buffer.from(user, "utf8")]), Buffer.from(password, "utf8")];
+  return Buffer.concat([Buffer.from(`*${args.length}\r\n`), ...args.flatMap((a) => [Buffer.from(`$${a.length}\r\n`), a, Buffer.from("\r\n")])])
+    .toString("hex");
 }
 
 export interface HaproxyOverrides {
@@ -262,8 +311,8 @@ export interface HaproxyOverrides {
   readonly servers?: { name: string; address: string; port: number }[];
 }
 
-/** haproxy.cfg: one TCP frontend that always reaches the current Redis master. Secret (the check logs in). */
-export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, password: string, o: HaproxyOverrides = {}): string {
+/** haproxy.cfg: one TCP frontend that always reaches the current Redis master. Secret (the check logs in as CHECK_USER). */
+export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, internalPassword: string, o: HaproxyOverrides = {}): string {
   const servers = o.servers ?? s.nodes.map((n) => ({ name: n.name, address: n.address, port: s.port }));
   return [
     "# Managed by hastack (RedisSentinelGroup); changes are overwritten.",
@@ -288,8 +337,8 @@ export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, password
     "backend redis_master",
     "    option tcp-check",
     "    tcp-check connect",
-    // AUTH <password>\r\n, sent as RESP: the inline protocol would split a password on quotes and spaces
-    `    tcp-check send-binary ${respAuthHex(password)}`,
+    // AUTH <user> <password>\r\n, sent as RESP: the inline protocol would split a password on quotes and spaces
+    `    tcp-check send-binary ${respAuthHex(checkAuthPass(internalPassword), CHECK_USER)}`,
     "    tcp-check expect string +OK",
     "    tcp-check send PING\\r\\n",
     "    tcp-check expect string +PONG",

@@ -9,9 +9,17 @@ import {
   REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisMain, renderRedisManaged,
   renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
 } from "../../components/redisSentinelGroup/render";
+import { ADMIN_COMMANDS, REDIS_ACL_CATEGORIES, REDIS_COMMANDS } from "../../components/redisSentinelGroup/commands";
+import { aclAllows } from "../../components/redisSentinelGroup/acl";
+import { chooseInitialMaster, parseSurvey } from "../../components/redisSentinelGroup/initialMaster";
+import { checkAuthPass, renderDiscoverMaster, renderSurveyScript } from "../../components/redisSentinelGroup/render";
+import * as fc from "fast-check";
 import { freePort } from "../support/ports";
 
+/** hastack's own password (hastack:passwords.redisSentinel): Redis' default user, Sentinel's requirepass. */
 const SPECIAL = `jhYg/=\\F'"$`;
+/** The application user's password (hastack:passwords.redis). */
+const APP = `app'"/=$\\pw`;
 const SUBNET = "10.213.7.0/24";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
 
@@ -80,7 +88,7 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     const r = rt(tag);
     const managed = path.join(r.dir, "hastack.conf");
     const acl = path.join(r.dir, "users.acl");
-    fs.writeFileSync(acl, renderRedisAcl(SPECIAL));
+    fs.writeFileSync(acl, renderRedisAcl(s, APP, SPECIAL));
     fs.writeFileSync(managed, renderRedisManaged({ ...s, port }, NODES[0], SPECIAL, r, ["127.0.0.1"], acl));
     const main = path.join(r.dir, "redis.conf");
     fs.writeFileSync(main, master === undefined ? renderRedisMain(undefined, 0, managed)
@@ -105,7 +113,7 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     const good = path.join(dir, "managed-good.conf");
     const bad = path.join(dir, "managed-bad.conf");
     const acl = path.join(dir, "check-users.acl");
-    fs.writeFileSync(acl, renderRedisAcl(SPECIAL));
+    fs.writeFileSync(acl, renderRedisAcl(s, APP, SPECIAL));
     fs.writeFileSync(good, renderRedisManaged(s, NODES[0], SPECIAL, rt("check"), ["127.0.0.1"], acl));
     fs.writeFileSync(bad, `${fs.readFileSync(good, "utf8")}requirepass "unterminated\n`);
     const run = (f: string) => spawnSync("sh", ["-euc", renderRedisManagedCheck()], { env: { ...process.env, NEW: f }, encoding: "utf8" });
@@ -200,4 +208,255 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     const r = spawnSync("keepalived", ["-t", "-f", f], { encoding: "utf8" });
     expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
   });
+});
+
+/** The UMask Debian's units run redis-server and redis-sentinel with: the mode of every file the daemons rewrite. */
+function unitUmask(unit: string): string {
+  const text = fs.readFileSync(`/lib/systemd/system/${unit}.service`, "utf8");
+  const m = /^UMask=([0-7]{3,4})$/m.exec(text);
+  if (!m) throw new Error(`${unit}.service sets no UMask; the file-mode checks below assume one`);
+  return m[1];
+}
+
+/** Send RESP commands on one connection and return everything read until `ms` of quiet. */
+function resp(host: string, port: number, cmds: string[][], ms = 400): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, host);
+    let out = "";
+    let timer: NodeJS.Timeout;
+    const done = () => { sock.destroy(); resolve(out); };
+    sock.on("connect", () => {
+      for (const c of cmds) sock.write(`*${c.length}\r\n${c.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
+      timer = setTimeout(done, ms);
+    });
+    sock.on("data", (d) => { out += d.toString("utf8"); clearTimeout(timer); timer = setTimeout(done, ms); });
+    sock.on("error", reject);
+  });
+}
+
+describe("a Redis Sentinel group of three on loopback addresses, as on the hosts (needs root)", () => {
+  const G = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `127.0.0.${n}` }));
+  let dir: string;
+  let g: ResolvedRedisSentinelGroupSettings;
+  const redis = new Map<string, ChildProcess>();
+  const sentinels: ChildProcess[] = [];
+  const umask = unitUmask("redis-server");
+  const sentinelUmask = unitUmask("redis-sentinel");
+  const paths = (h: { name: string }) => {
+    const d = path.join(dir, h.name);
+    return { dir: d, pidfile: path.join(d, "pid"), logfile: path.join(d, "log"), main: path.join(d, "redis.conf"), managed: path.join(d, "hastack.conf"),
+      acl: path.join(d, "users.acl"), sentinel: path.join(d, "sentinel", "sentinel.conf") };
+  };
+  /** As the unit runs it: its UMask, no daemonizing. */
+  const daemon = (bin: string, argv: string[], mask: string) => spawn("sh", ["-c", `umask ${mask}; exec "$0" "$@"`, bin, ...argv], { stdio: "ignore" });
+  const cliAt = (h: { address: string }, port: number, args: string[], auth: string | null = SPECIAL, user?: string) => {
+    const env = { ...process.env };
+    delete env.REDISCLI_AUTH;
+    if (auth !== null) env.REDISCLI_AUTH = auth;
+    const r = spawnSync("redis-cli", ["-h", h.address, "-p", String(port), ...(user ? ["--user", user] : []), ...args], { env, encoding: "utf8", timeout: 5000 });
+    return `${r.stdout ?? ""}${r.stderr ?? ""}`.replace(/\r/g, "").trim();
+  };
+  const info = (h: { address: string }) => cliAt(h, g.port, ["info", "replication"]);
+  const sentinelMaster = (h: { address: string }) => cliAt(h, g.sentinelPort, ["SENTINEL", "get-master-addr-by-name", g.masterName]).split("\n")[0];
+  const mode = (f: string) => (fs.statSync(f).mode & 0o777).toString(8);
+
+  /** Write a node's files as the deploy would: ACL file, hastack.conf, the once-written redis.conf. */
+  function writeNode(h: { name: string; address: string }, master: string | undefined): void {
+    const p = paths(h);
+    fs.mkdirSync(p.dir, { recursive: true });
+    fs.writeFileSync(p.acl, renderRedisAcl(g, APP, SPECIAL), { mode: 0o640 });
+    fs.writeFileSync(p.managed, renderRedisManaged(g, h, SPECIAL, p, [h.address], p.acl), { mode: 0o640 });
+    fs.writeFileSync(p.main, renderRedisMain(master, g.port, p.managed), { mode: 0o640 });
+  }
+  function startRedis(h: { name: string; address: string }): void {
+    redis.set(h.name, daemon("redis-server", [paths(h).main, "--daemonize", "no", "--supervised", "no"], umask));
+  }
+  async function stopRedis(h: { name: string }): Promise<void> {
+    const p = redis.get(h.name)!;
+    if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
+    await waitUntil(`${h.name} to stop`, () => p.exitCode !== null || p.signalCode !== null);
+  }
+
+  beforeAll(async () => {
+    if (process.getuid && process.getuid() !== 0) throw new Error("daemon tests need root");
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-redis-group-"));
+    // the same ports on every node, as on the hosts; 127.0.0.41-43 are all on lo without configuration
+    g = resolveRedisSentinelGroupSettings({ enabled: true, nodes: G, port: await freePort(), sentinelPort: await freePort(), haproxyPort: await freePort(),
+      downAfterMs: 1000, failoverTimeoutMs: 10000 }, "127.0.0.0/24")!;
+    fs.writeFileSync(path.join(dir, "pass"), SPECIAL, { mode: 0o600 });
+    for (const h of G) writeNode(h, h === G[0] ? undefined : G[0].address);
+    for (const h of G) startRedis(h);
+    for (const h of G) await waitUntil(`${h.name}`, () => cliAt(h, g.port, ["ping"]) === "PONG");
+    await waitUntil("both replicas in sync", () => info(G[0]).includes("connected_slaves:2") && G.slice(1).every((h) => info(h).includes("master_link_status:up")), 30000);
+  }, 60000);
+
+  afterAll(async () => {
+    const all = [...redis.values(), ...sentinels];
+    for (const p of all) if (p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    await sleep(300);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the application user can GET, SET, PUBLISH and SUBSCRIBE, and INFO", async () => {
+    const m = G[0];
+    expect(cliAt(m, g.port, ["set", "k", "v"], APP, "app")).toBe("OK");
+    expect(cliAt(m, g.port, ["get", "k"], APP, "app")).toBe("v");
+    expect(cliAt(m, g.port, ["info", "replication"], APP, "app")).toContain("role:master");
+    const sub = resp(m.address, g.port, [["AUTH", "app", APP], ["SUBSCRIBE", "news"]], 1500);
+    await sleep(300);
+    expect(cliAt(m, g.port, ["publish", "news", "hello"], APP, "app")).toBe("1");
+    const got = await sub;
+    expect(got).toContain("+OK\r\n");
+    expect(got).toContain("$5\r\nhello\r\n");
+  });
+
+  it.each([
+    ["config", "get", "requirepass"], ["config", "set", "appendonly", "no"], ["config", "rewrite"], ["flushall"], ["flushdb"], ["debug", "sleep", "0"],
+    ["acl", "list"], ["acl", "setuser", "evil", "on", ">x", "+@all"], ["shutdown", "nosave"], ["replicaof", "127.0.0.9", "1"], ["slaveof", "no", "one"],
+    ["module", "list"], ["keys", "*"], ["client", "kill", "127.0.0.1:1"], ["bgsave"], ["failover"], ["monitor"],
+  ].map((c) => [c.join(" "), c]))("the application user cannot run %s", async (_, cmd) => {
+    expect(cliAt(G[0], g.port, ["acl", "dryrun", "app", ...cmd])).toMatch(/^This user has no permissions to run the '/);
+    const out = cliAt(G[0], g.port, cmd, APP, "app");
+    // Redis 7.0 refuses DEBUG to everyone unless enable-debug-command is set; the ACL denies it as well (above)
+    expect(out).toMatch(cmd[0] === "debug" ? /NOPERM|no permissions|DEBUG command not allowed/ : /NOPERM|no permissions/);
+    expect(cliAt(G[0], g.port, ["ping"])).toBe("PONG");
+    expect(cliAt(G[0], g.port, ["dbsize"])).not.toBe("0");
+  });
+
+  it("the application's password opens neither the default user nor Sentinel's, and no login works without a password", () => {
+    expect(cliAt(G[0], g.port, ["ping"], APP)).toMatch(/WRONGPASS|invalid username-password/);
+    expect(cliAt(G[0], g.port, ["ping"], null)).toMatch(/NOAUTH/);
+    expect(cliAt(G[0], g.port, ["ping"], APP, "hastack-sentinel")).toMatch(/WRONGPASS|invalid username-password/);
+  });
+
+  it("hastack's tables match the installed Redis: every command and category, and each admin command's categories", () => {
+    const h = G[0];
+    const listed = cliAt(h, g.port, ["command", "list"]).split("\n");
+    const containers = new Set(listed.filter((c) => c.includes("|")).map((c) => c.split("|")[0]));
+    expect([...REDIS_COMMANDS].sort()).toEqual([...new Set([...listed, ...containers])].sort());
+    expect(cliAt(h, g.port, ["acl", "cat"]).split("\n")).toEqual(REDIS_ACL_CATEGORIES);
+    const members = new Map(REDIS_ACL_CATEGORIES.map((cat) => [cat, cliAt(h, g.port, ["acl", "cat", cat]).split("\n")]));
+    for (const [c, cats] of Object.entries(ADMIN_COMMANDS)) {
+      const real = REDIS_ACL_CATEGORIES.filter((cat) => members.get(cat)!.includes(c));
+      expect([c, real.sort()]).toEqual([c, [...cats].sort()]);
+    }
+  });
+
+  it("the pure ACL model grants exactly what Redis' ACL DRYRUN allows, for random rule lists", () => {
+    const h = G[0];
+    // DRYRUN also checks arity: find an argument count each admin command accepts once allowed
+    expect(cliAt(h, g.port, ["acl", "setuser", "probe", "reset", "on", "nopass", "~*", "&*", "+@all"])).toBe("OK");
+    const argv = Object.fromEntries(Object.keys(ADMIN_COMMANDS).map((c) => {
+      for (let n = 0; n < 6; n++) {
+        const a = [...c.split("|"), ...Array.from({ length: n }, () => "1")];
+        if (cliAt(h, g.port, ["acl", "dryrun", "probe", ...a]) === "OK") return [c, a];
+      }
+      throw new Error(`no argument count makes ACL DRYRUN accept ${c}`);
+    }));
+    const pool = ["+@all", "-@all", "-@dangerous", "+@dangerous", "-@admin", "+@admin", "+@keyspace", "-@keyspace", "+@write", "-@write", "+@slow", "-@slow",
+      "+@connection", "+config", "-config", "+config|get", "-config|set", "+flushall", "-flushall", "+acl", "-acl|setuser", "+client", "-client|kill",
+      "+debug", "+shutdown", "+replicaof", "+module", "-module|list", "allcommands", "nocommands", "+info", "+role", "-role"];
+    fc.assert(fc.property(fc.array(fc.constantFrom(...pool), { minLength: 1, maxLength: 6 }), (rules) => {
+      expect(cliAt(h, g.port, ["acl", "setuser", "probe", "reset", "on", "nopass", "~*", "&*", ...rules])).toBe("OK");
+      const lines = spawnSync("redis-cli", ["-h", h.address, "-p", String(g.port)], {
+        env: { ...process.env, REDISCLI_AUTH: SPECIAL }, encoding: "utf8",
+        input: Object.values(argv).map((a) => `acl dryrun probe ${a.join(" ")}`).join("\n") + "\n",
+      }).stdout.replace(/\r/g, "").trim().split("\n");
+      const real = Object.keys(argv).filter((_, i) => lines[i] === "OK");
+      const model = Object.entries(ADMIN_COMMANDS).filter(([c, cats]) => aclAllows(rules, c, cats)).map(([c]) => c);
+      expect({ rules, granted: real }).toEqual({ rules, granted: model });
+    }), { numRuns: 40 });
+    expect(cliAt(h, g.port, ["acl", "deluser", "probe"])).toBe("1");
+  });
+
+  it("Sentinels log in to each other with their own password and fail over when the master stops; HAProxy's check user follows", async () => {
+    for (const h of G) {
+      const p = paths(h);
+      const sd = path.dirname(p.sentinel);
+      fs.mkdirSync(sd, { recursive: true });
+      const rt = { dir: sd, pidfile: path.join(sd, "pid"), logfile: path.join(sd, "log") };
+      fs.writeFileSync(p.sentinel, renderSentinelConf(g, h, SPECIAL, G[0].address, rt, [h.address]), { mode: 0o640 });
+      sentinels.push(daemon("redis-sentinel", [p.sentinel, "--daemonize", "no"], sentinelUmask));
+    }
+    for (const h of G) await waitUntil(`Sentinel on ${h.name}`, () => cliAt(h, g.sentinelPort, ["ping"]) === "PONG");
+    // the application's password does not open Sentinel
+    expect(cliAt(G[1], g.sentinelPort, ["ping"], APP)).not.toBe("PONG");
+    // every Sentinel found the two others (they log in to each other with requirepass) and both replicas
+    await waitUntil("Sentinels to see each other and the replicas", () => G.every((h) => {
+      const m = cliAt(h, g.sentinelPort, ["SENTINEL", "master", g.masterName]);
+      return /num-other-sentinels\n2(\n|$)/.test(m) && /num-slaves\n2(\n|$)/.test(m);
+    }), 30000);
+    await waitUntil("the replicas to be in sync", () => G.slice(1).every((h) => info(h).includes("master_link_status:up")), 30000);
+
+    await stopRedis(G[0]);
+    await waitUntil("a failover", () => G.every((h) => [G[1].address, G[2].address].includes(sentinelMaster(h))) && sentinelMaster(G[1]) === sentinelMaster(G[2]), 30000);
+    const next = G.find((h) => h.address === sentinelMaster(G[1]))!;
+    await waitUntil("the new master to take writes", () => cliAt(next, g.port, ["set", "after-failover", "1"], APP, "app") === "OK", 30000);
+    // HAProxy's check user sees which node is master
+    expect(cliAt(next, g.port, ["info", "replication"], checkPass(), "hastack-check")).toContain("role:master");
+    expect(cliAt(next, g.port, ["config", "get", "port"], checkPass(), "hastack-check")).toMatch(/NOPERM|no permissions/);
+
+    // the old master comes back as a replica of the new one (Sentinel rewrites its redis.conf)
+    startRedis(G[0]);
+    await waitUntil("the old master to rejoin as replica", () => info(G[0]).includes(`master_host:${next.address}`) && info(G[0]).includes("master_link_status:up"), 30000);
+    await waitUntil("its redis.conf to carry the new master", () => fs.readFileSync(paths(G[0]).main, "utf8").includes(`replicaof ${next.address} ${g.port}`), 15000);
+  }, 120000);
+
+  it("files holding secrets stay 0600/0640 after the daemons rewrote them (CONFIG REWRITE, Sentinel's rewrite, ACL SAVE)", async () => {
+    for (const h of G) expect(cliAt(h, g.port, ["acl", "save"])).toBe("OK");
+    for (const h of G) {
+      const p = paths(h);
+      const sentinelText = fs.readFileSync(p.sentinel, "utf8");
+      // Sentinel did rewrite its file (it records the other Sentinels), and kept the secret only as requirepass/auth-pass
+      expect(sentinelText).toMatch(/^sentinel known-sentinel /m);
+      expect(sentinelText).not.toContain(APP);
+      for (const f of [p.main, p.sentinel, p.acl, p.managed]) {
+        expect([f, mode(f)]).toEqual([f, expect.stringMatching(/^6[04]0$/)]);
+      }
+      expect(fs.readFileSync(p.acl, "utf8")).not.toContain(APP);
+    }
+  });
+
+  it("after pulumi destroy, the node with the newest data becomes master, not the first node (issue 7 §5)", async () => {
+    // the first node stops first and so misses the writes below; then the group stops as destroy stops it
+    const master = G.find((h) => info(h).includes("role:master"))!;
+    const firstNode = G[0];
+    expect(master).not.toBe(firstNode);
+    for (const p of sentinels) p.kill("SIGTERM");
+    await stopRedis(firstNode);
+    await waitUntil("the master to see one replica", () => info(master).includes("connected_slaves:1"), 15000);
+    for (let i = 0; i < 20; i++) expect(cliAt(master, g.port, ["set", `newer:${i}`, "x"], APP, "app")).toBe("OK");
+    const other = G.find((h) => h !== master && h !== firstNode)!;
+    await waitUntil("the other replica to have the newer data", () => cliAt(other, g.port, ["get", "newer:19"]) === "x");
+    await stopRedis(master);
+    await stopRedis(other);
+    // what destroy's delete scripts remove; the data directories stay
+    for (const h of G) for (const f of [paths(h).main, paths(h).sentinel]) fs.rmSync(f, { force: true });
+
+    const surveys = G.map((h) => spawnSync("sh", ["-euc", renderSurveyScript(paths(h))], { encoding: "utf8" }));
+    for (const r of surveys) expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    const parsed = surveys.map((r) => parseSurvey(r.stdout));
+    for (const v of parsed) expect(v.offset).toBeDefined();
+    expect(parsed[0].offset!).toBeLessThan(parsed[G.indexOf(master)].offset!);
+    const chosen = chooseInitialMaster(G, parsed);
+    expect([master.name, other.name]).toContain(chosen.name);
+
+    // the start-up step, with nothing running (no Sentinel, no master), settles on the surveyed node
+    const discover = (fallback: string) => spawnSync("sh", ["-euc", `${renderDiscoverMaster(g, fallback, path.join(dir, "pass"))}\necho "$master"`], { encoding: "utf8" });
+    expect(discover(chosen.address).stdout.trim()).toBe(chosen.address);
+
+    // start as the deploy would: the chosen node without replicaof, the others its replicas
+    for (const h of G) writeNode(h, h === chosen ? undefined : chosen.address);
+    for (const h of G) startRedis(h);
+    for (const h of G) await waitUntil(`${h.name} to sync from ${chosen.name}`, () => h === chosen ? cliAt(h, g.port, ["ping"]) === "PONG"
+      : info(h).includes(`master_host:${chosen.address}`) && info(h).includes("master_link_status:up"), 30000);
+    // nothing acknowledged was lost: the first node now has the writes it missed
+    for (const h of G) expect([h.name, cliAt(h, g.port, ["get", "newer:19"])]).toEqual([h.name, "x"]);
+    // a later start-up step asks the running nodes: a master with replicas wins over a stale fallback
+    expect(discover(firstNode.address).stdout.trim()).toBe(chosen.address);
+  }, 120000);
+
+  function checkPass(): string {
+    return checkAuthPass(SPECIAL);
+  }
 });

@@ -1,5 +1,5 @@
 import { ConfigError } from "../../components/common/validate";
-import { RedisSentinelGroupDefaults, checkRedisPassword, redisBytes, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
+import { RedisSentinelGroupDefaults, checkRedisPasswords, redisBytes, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
 
 const SUBNET = "10.213.7.0/24";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
@@ -22,8 +22,9 @@ describe("resolveRedisSentinelGroupSettings", () => {
     expect(resolveRedisSentinelGroupSettings({ enabled: false, nodes: "garbage" }, SUBNET)).toBeUndefined();
   });
   it("applies every default, with a majority quorum", () => {
-    const { enabled, ...d } = RedisSentinelGroupDefaults;
+    const { enabled, appAllowAdminCommands, ...d } = RedisSentinelGroupDefaults;
     expect(enabled).toBe(false);
+    expect(appAllowAdminCommands).toBe(false);
     expect(resolveRedisSentinelGroupSettings(on, SUBNET)).toEqual({ ...d, nodes: NODES, quorum: 2, maxmemory: undefined, vip: undefined, vipPrefix: 24 });
   });
   it("uses floor(n/2)+1 as the default quorum for 5 nodes", () => {
@@ -143,12 +144,86 @@ describe("hastack:redis values Redis and keepalived would refuse or misread (iss
     expect(redisBytes("1KB")).toBe(1024n);
     expect(redisBytes("2gb")).toBe(2n * 1024n ** 3n);
   });
-  it("fails if the group password is empty or spans lines, without showing it", () => {
-    expect(() => checkRedisPassword("")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 0 characters>"; expected a non-empty password on one line, without NUL.`);
-    expect(() => checkRedisPassword("a\nb")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 3 characters>"`);
-    expect(() => checkRedisPassword(`jhYg/=\\F'"$`)).not.toThrow();
+  it("fails if the application's Redis password is empty or spans lines, without showing it", () => {
+    expect(() => checkRedisPasswords("", "internal")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 0 characters>"; expected a non-empty password on one line, without NUL.`);
+    expect(() => checkRedisPasswords("a\nb", "internal")).toThrow(`Invalid hastack:passwords.redis: got "<secret of 3 characters>"`);
+    expect(() => checkRedisPasswords(`jhYg/=\\F'"$`, "internal")).not.toThrow();
+  });
+  it("fails if the Sentinel (hastack's own) Redis password is empty, without showing it", () => {
+    expect(() => checkRedisPasswords("app-secret", "")).toThrow(
+      `Invalid hastack:passwords.redisSentinel: got "<secret of 0 characters>"; expected a non-empty password on one line, without NUL.`);
+    expect(() => checkRedisPasswords("app-secret", "x\0y")).toThrow(`Invalid hastack:passwords.redisSentinel: got "<secret of 3 characters>"`);
+  });
+  it("fails if Sentinel's password is the application's, without showing either", () => {
+    expect(() => checkRedisPasswords("same-secret", "same-secret")).toThrow(
+      `Invalid hastack:passwords.redisSentinel: got "<secret of 11 characters>, the same as hastack:passwords.redis"; ` +
+      "expected a password other than hastack:passwords.redis (it opens Sentinel and hastack's admin login, which the application must not have).");
   });
   it("fails if the subnet is wider than /16", () => {
     expect(() => resolveRedisSentinelGroupSettings(on, "10.0.0.0/8")).toThrow(`Invalid hastack:subnet: got "10.0.0.0/8"; expected a prefix of /16 or longer`);
+  });
+});
+
+describe("the application's Redis user (issue 7 §2)", () => {
+  it("defaults to user app with every command but the dangerous ones, plus INFO", () => {
+    const r = resolveRedisSentinelGroupSettings(on, SUBNET)!;
+    expect(r.appUser).toBe("app");
+    expect(r.appCommands).toEqual(["+@all", "-@dangerous", "+info"]);
+  });
+  it("accepts an explicit allow-list and a user name", () => {
+    const r = resolveRedisSentinelGroupSettings({ ...on, appUser: "workspad", appCommands: ["-@all", "+@read", "+@write", "-@dangerous", "+client|setname"] }, SUBNET)!;
+    expect(r.appUser).toBe("workspad");
+    expect(r.appCommands).toEqual(["-@all", "+@read", "+@write", "-@dangerous", "+client|setname"]);
+  });
+  it("fails if the user name has characters Redis would split on", () => {
+    expect(err({ ...on, appUser: "my app" })).toBe(`Invalid hastack:redis.appUser: got "my app"; expected 1..64 letters, digits, '_', '.' or '-'.`);
+  });
+  it.each(["default", "hastack-sentinel", "hastack-check"])("fails if the user name is hastack's own %s", (u) => {
+    expect(err({ ...on, appUser: u })).toBe(
+      `Invalid hastack:redis.appUser: got "${u}"; expected a name other than default, hastack-sentinel, hastack-check (hastack's own Redis users).`);
+  });
+  it("fails if appCommands is not a list of rules", () => {
+    expect(err({ ...on, appCommands: "+@all" })).toBe(
+      `Invalid hastack:redis.appCommands: got "+@all"; expected a list of 1..100 Redis ACL command rules, such as ["+@all","-@dangerous","+info"].`);
+    expect(err({ ...on, appCommands: [] })).toContain("expected a list of 1..100 Redis ACL command rules");
+  });
+  it("fails if a rule is a key or channel pattern, or not a rule at all", () => {
+    expect(err({ ...on, appCommands: ["+@all", "-@dangerous", "~cache:*"] })).toBe(
+      `Invalid hastack:redis.appCommands[2]: got "~cache:*"; expected a command rule: +command, -command, +command|subcommand, +@category, -@category, allcommands or nocommands (keys and channels are always ~* and &*).`);
+    expect(err({ ...on, appCommands: ["+get +set"] })).toContain("Invalid hastack:redis.appCommands[0]");
+  });
+  it("fails if a rule names a category Redis 7.0 does not know", () => {
+    expect(err({ ...on, appCommands: ["+@reads"] })).toBe(
+      `Invalid hastack:redis.appCommands[0]: got "+@reads"; expected a category Redis 7.0 knows (all, keyspace, read, write, set, sortedset, list, hash, string, bitmap, hyperloglog, geo, stream, pubsub, admin, fast, slow, blocking, dangerous, connection, transaction, scripting).`);
+  });
+  it("fails if a rule names a command or subcommand Redis 7.0 does not know (or the deprecated first-argument form)", () => {
+    expect(err({ ...on, appCommands: ["+gett"] })).toBe(
+      `Invalid hastack:redis.appCommands[0]: got "+gett"; expected a command or command|subcommand that Redis 7.0 knows (COMMAND LIST).`);
+    expect(err({ ...on, appCommands: ["+client|nosuch"] })).toContain("that Redis 7.0 knows");
+    expect(err({ ...on, appCommands: ["+select|db"] })).toContain("that Redis 7.0 knows");
+  });
+  it.each([
+    [["+@all"], "acl|deluser"],
+    [["+@all", "-@admin"], "flushall"],
+    [["-@all", "+@read", "+config"], "config|get"],
+    [["+@all", "-@dangerous", "+debug"], "debug"],
+    [["+@all", "-@dangerous", "+acl"], "acl|deluser"],
+    [["+@all", "-@dangerous", "+shutdown"], "shutdown"],
+    [["+@all", "-@dangerous", "+replicaof", "+slaveof"], "replicaof"],
+    [["+@all", "-@dangerous", "+module|load"], "module|load"],
+    [["-@all", "+@keyspace"], "flushall"],
+    [["allcommands", "-@admin", "-flushall", "-flushdb"], "migrate"],
+  ])("fails if the rules %j grant an admin command (%s first)", (rules, first) => {
+    const msg = err({ ...on, appCommands: rules });
+    expect(msg).toMatch(new RegExp(`^Invalid hastack:redis\\.appCommands: got .*; expected rules that grant the application no admin command \\(these grant ${first.replace("|", "\\|")}[,;]`));
+    expect(msg).toContain("or set hastack:redis.appAllowAdminCommands to true)");
+  });
+  it("accepts admin commands for the application only when appAllowAdminCommands is set", () => {
+    expect(resolveRedisSentinelGroupSettings({ ...on, appCommands: ["+@all"], appAllowAdminCommands: true }, SUBNET)!.appCommands).toEqual(["+@all"]);
+    expect(err({ ...on, appAllowAdminCommands: "yes" })).toBe(`Invalid hastack:redis.appAllowAdminCommands: got "yes"; expected true or false.`);
+  });
+  it("accepts subtracting a granted admin command again", () => {
+    expect(() => resolveRedisSentinelGroupSettings({ ...on, appCommands: ["+@all", "-@dangerous", "+config", "-config"] }, SUBNET)).not.toThrow();
+    expect(() => resolveRedisSentinelGroupSettings({ ...on, appCommands: ["+@all", "-@dangerous", "+keys", "+sort", "+client|setname"] }, SUBNET)).not.toThrow();
   });
 });

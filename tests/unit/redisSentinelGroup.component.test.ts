@@ -1,11 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
+import { redisQuote } from "../../components/redisSentinelGroup/render";
 import { byName, installMocks, isSecret, ofType, recorded, resolve, settle } from "./mocks";
 
 const SUBNET = "10.213.7.0/24";
 const SPECIAL = `jhYg/=\\F'"$`;
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
-const STEPS = ["packages", "password", "sentinel-password", "health-script", "redis-users", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
+const STEPS = ["packages", "redis-survey", "password", "sentinel-password", "health-script", "redis-users", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
   "sentinel-conf", "sentinel", "sentinel-settings", "haproxy-conf", "haproxy", "haproxy-reload"];
 const KA_STEPS = ["keepalived-check", "keepalived-conf", "keepalived", "keepalived-reload"];
 
@@ -22,6 +23,7 @@ async function build(name: string, vip?: string) {
     settings,
     ssh: { privateKey: pulumi.secret("ssh-key"), user: "root", port: 22 },
     password: pulumi.secret(SPECIAL),
+    sentinelPassword: pulumi.secret(`sentinel-${SPECIAL}`),
     keepalivedAuthPass: vip ? pulumi.secret("vrrp-" + SPECIAL) : undefined,
   }, {
     transformations: [(a) => {
@@ -63,7 +65,7 @@ describe("RedisSentinelGroup wiring", () => {
     for (const s of seen) expect(s.parent).toBe(g);
   });
 
-  it("exposes the endpoint, master name, Sentinel addresses and a secret password", async () => {
+  it("exposes the endpoint, master name, Sentinel addresses, the application user and its secret password", async () => {
     const { g } = await build("cache");
     expect(await resolve(g.vip)).toBe("10.213.7.41");
     expect(await resolve(g.port)).toBe(6380);
@@ -71,6 +73,30 @@ describe("RedisSentinelGroup wiring", () => {
     expect(await resolve(g.sentinelAddresses)).toEqual(["10.213.7.41:26379", "10.213.7.42:26379", "10.213.7.43:26379"]);
     expect(await isSecret(g.password)).toBe(true);
     expect(await resolve(g.password)).toBe(SPECIAL);
+    expect(await resolve(g.user)).toBe("app");
+  });
+
+  it("surveys every node's data before any redis.conf is written, and falls back to the surveyed master", async () => {
+    const { dep } = await build("cache");
+    for (const h of NODES) expect(dep(`cache-${h.name}-redis-survey`)).toEqual([`cache-${h.name}-packages`]);
+    expect(byName("cache-redis1-redis-survey").inputs.create).toContain("redis-check-rdb '/var/lib/redis/dump.rdb'");
+    // the mocks' surveys report no data: a new group starts on the first node
+    expect(byName("cache-redis2-redis-conf").inputs.create).toContain("[ -n \"$master\" ] || { master=10.213.7.41;");
+    expect(byName("cache-redis2-sentinel-conf").inputs.create).toContain("[ -n \"$master\" ] || { master=10.213.7.41;");
+  });
+
+  it("puts hastack's own password, not the application's, into the files on the hosts", async () => {
+    const { seen } = await build("cache");
+    const stdin = (n: string) => resolve(seen.find((x) => x.name === n)!.props.stdin) as Promise<string>;
+    expect(await stdin("cache-redis1-password")).toBe(`sentinel-${SPECIAL}`);
+    const acl = await stdin("cache-redis1-redis-users");
+    expect(acl).toMatch(/^user default on #[0-9a-f]{64} ~\* &\* \+@all\nuser app on #[0-9a-f]{64} ~\* &\* \+@all -@dangerous \+info\n/);
+    // the only clear secret in these files is hastack's own password (quoted for Redis); the application's is nowhere
+    const internal = redisQuote(`sentinel-${SPECIAL}`);
+    for (const n of ["cache-redis1-redis-users", "cache-redis1-redis-settings", "cache-redis1-sentinel-conf", "cache-redis1-haproxy-conf"]) {
+      expect([n, (await stdin(n)).split(internal).join("").includes("jhYg")]).toEqual([n, false]);
+    }
+    expect(await stdin("cache-redis1-sentinel-conf")).toContain(`requirepass ${internal}`);
   });
 
   it("writes redis.conf and sentinel.conf only once and applies later changes through hashes", async () => {
@@ -118,10 +144,21 @@ describe("RedisSentinelGroup wiring", () => {
     }
   });
 
+  it.each([
+    ["same", "same", `Invalid hastack:passwords.redisSentinel: got "<secret of 4 characters>, the same as hastack:passwords.redis"`],
+    ["", "sentinel", `Invalid hastack:passwords.redis: got "<secret of 0 characters>"; expected a non-empty password`],
+    ["app", "", `Invalid hastack:passwords.redisSentinel: got "<secret of 0 characters>"; expected a non-empty password`],
+  ])("fails if the passwords are %j and %j (one empty, or both the same)", async (pw, spw, message) => {
+    const { RedisSentinelGroup, resolveRedisSentinelGroupSettings } = await import("../../components/redisSentinelGroup");
+    const settings = resolveRedisSentinelGroupSettings({ enabled: true, nodes: NODES }, SUBNET)!;
+    expect(() => new RedisSentinelGroup(`bad${pw}${spw}`, { settings, ssh: { privateKey: "k", user: "root", port: 22 }, password: pw, sentinelPassword: spw }))
+      .toThrow(message);
+  });
+
   it("fails if a VIP has no keepalived secret", async () => {
     const { RedisSentinelGroup, resolveRedisSentinelGroupSettings } = await import("../../components/redisSentinelGroup");
     const settings = resolveRedisSentinelGroupSettings({ enabled: true, nodes: NODES, vip: "10.213.7.70" }, SUBNET)!;
-    expect(() => new RedisSentinelGroup("bad", { settings, ssh: { privateKey: "k", user: "root", port: 22 }, password: "p" }))
+    expect(() => new RedisSentinelGroup("bad", { settings, ssh: { privateKey: "k", user: "root", port: 22 }, password: "p", sentinelPassword: "s" }))
       .toThrow("Invalid keepalivedAuthPass: got nothing; expected a secret when the Redis group has a vip.");
   });
 });

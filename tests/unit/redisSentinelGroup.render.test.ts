@@ -1,5 +1,5 @@
 import { resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
-import { sentinelAuthPass,
+import { CHECK_USER, SENTINEL_USER, checkAuthPass, renderRedisAcl, renderSurveyScript, sentinelAuthPass,
   MASTER_PLACEHOLDER, redisQuote, renderDiscoverMaster, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMain, renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
   renderSentinelScript, renderSentinelSetScript, respAuthHex,
@@ -30,9 +30,11 @@ describe("Redis files", () => {
     expect(renderRedisMain("10.213.7.41", 6379)).toMatchSnapshot();
   });
   it("write-once redis.conf script discovers the master from the Sentinels", () => {
-    const script = renderRedisMainScript(s, NODES[1]);
+    const script = renderRedisMainScript(s, NODES[1], "10.213.7.43");
     expect(script).toMatchSnapshot();
     expect(script.split("\n")[0]).toContain("echo kept; exit 0");
+    // with no Sentinel and no running master, the node chosen from the surveys, not simply the first node
+    expect(script).toContain(`[ -n "$master" ] || { master=10.213.7.43;`);
   });
   it("apply script, staged check", () => {
     expect(renderRedisApplyScript()).toMatchSnapshot();
@@ -51,8 +53,8 @@ describe("Sentinel files", () => {
     expect(sentinelAuthPass(pw)).toMatch(/^[0-9a-f]{64}$/);
   });
   it("write-once sentinel.conf script, master discovery, SENTINEL SET script", () => {
-    expect(renderSentinelScript(s)).toMatchSnapshot();
-    expect(renderDiscoverMaster(s)).toMatchSnapshot();
+    expect(renderSentinelScript(s, "10.213.7.41")).toMatchSnapshot();
+    expect(renderDiscoverMaster(s, "10.213.7.41")).toMatchSnapshot();
     const set = renderSentinelSetScript(tuned);
     expect(set).toMatchSnapshot();
     expect(set).toContain("SENTINEL SET hastack quorum 3");
@@ -70,6 +72,12 @@ describe("HAProxy, keepalived and health files", () => {
   });
   it("AUTH goes out as RESP bytes", () => {
     expect(Buffer.from(respAuthHex(SPECIAL), "hex").toString()).toBe(`*2\r\n$4\r\nAUTH\r\n$11\r\n${SPECIAL}\r\n`);
+    expect(Buffer.from(respAuthHex(SPECIAL, "hastack-check"), "hex").toString()).toBe(`*3\r\n$4\r\nAUTH\r\n$13\r\nhastack-check\r\n$11\r\n${SPECIAL}\r\n`);
+  });
+  it("HAProxy's check logs in as the check user with its derived password, never as default", () => {
+    const cfg = renderHaproxyCfg(s, SPECIAL);
+    expect(cfg).toContain(`tcp-check send-binary ${respAuthHex(checkAuthPass(SPECIAL), CHECK_USER)}`);
+    expect(cfg).not.toContain(respAuthHex(SPECIAL));
   });
   it.each([0, 2])("keepalived node %i with the special password, and its check", (i) => {
     const conf = renderRedisKeepalived(tuned, i, SPECIAL);
@@ -79,5 +87,32 @@ describe("HAProxy, keepalived and health files", () => {
   });
   it("health script", () => {
     expect(renderHealthScript(s)).toMatchSnapshot();
+  });
+});
+
+describe("Redis users", () => {
+  const app = { appUser: "app", appCommands: ["+@all", "-@dangerous", "+info"] };
+  it("ACL file: hastack's default user, the application's user with its rules, Sentinel's and the check's", () => {
+    const acl = renderRedisAcl(app, "app-" + SPECIAL, SPECIAL);
+    expect(acl).toMatchSnapshot();
+    expect(acl).not.toContain(SPECIAL);
+    const lines = acl.trimEnd().split("\n");
+    expect(lines.map((l) => l.split(" ")[1])).toEqual(["default", "app", SENTINEL_USER, CHECK_USER]);
+    expect(lines[1]).toMatch(/^user app on #[0-9a-f]{64} ~\* &\* \+@all -@dangerous \+info$/);
+    expect(lines[3]).toMatch(/ -@all \+ping \+info$/);
+  });
+  it("the application's password opens only the application user (different hashes)", () => {
+    const hashes = renderRedisAcl(app, "one", "two").match(/#[0-9a-f]{64}/g)!;
+    expect(new Set(hashes).size).toBe(4);
+  });
+  it("derived passwords depend on hastack's own secret, not on anything the application knows", () => {
+    expect(sentinelAuthPass("a")).not.toBe(sentinelAuthPass("b"));
+    expect(checkAuthPass("a")).not.toBe(sentinelAuthPass("a"));
+    expect(checkAuthPass("a")).toMatch(/^[0-9a-f]{64}$/);
+  });
+  it("survey script reads the replication offset from dump.rdb's AUX fields", () => {
+    const script = renderSurveyScript();
+    expect(script).toMatchSnapshot();
+    expect(script).toContain("redis-check-rdb '/var/lib/redis/dump.rdb'");
   });
 });
