@@ -24,6 +24,10 @@ function passwordRules(name: string, v: unknown): Rule[] {
     // files and protocols carry passwords line-wise (pgpass, userlist, debconf, REDISCLI_AUTH=$(cat …)); a shell variable cannot hold NUL
     { field: key, given, ok: () => !/[\r\n\0]/.test(s), accepted: "a password on one line, without NUL, CR or LF" },
   ];
+  if (name === "etcdRoot" || name === "etcdPatroni") {
+    // etcdctl reads a password from stdin as one word (PatroniCluster sets them that way, never in argv)
+    rules.push({ field: key, given, ok: () => !/\s/.test(s), accepted: "a password without spaces or tabs (etcdctl reads it as one word)" });
+  }
   if (name === "postgresApp") {
     rules.push(
       { field: key, given, ok: () => Buffer.byteLength(s, "utf8") <= PGBOUNCER_MAX_PASSWORD_BYTES,

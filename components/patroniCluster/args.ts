@@ -27,8 +27,18 @@ export type FailoverProfile = keyof typeof FailoverProfiles;
 export interface PatroniClusterSettings {
   /** Members (each runs etcd, PostgreSQL and Patroni); an odd number, at least 3, so etcd keeps a quorum. */
   readonly nodes: HostSpec[];
-  /** Patroni scope and etcd cluster token. @default "hastack" */
+  /**
+   * Patroni scope and etcd cluster token. A deploy refuses to change it on hosts that already run a cluster
+   * (see allowClusterRename). @default "hastack"
+   */
   readonly clusterName?: string;
+  /**
+   * Let a deploy change `clusterName` on hosts that already run a cluster. Patroni then finds no state under
+   * the new name: the members race for leadership as an uninitialised cluster (a lagging replica may win and
+   * drop acknowledged writes) and etcd moves to a new, empty data directory. Safe only on a cluster that is
+   * rebuilt from a backup anyway. @default false
+   */
+  readonly allowClusterRename?: boolean;
   /** PostgreSQL major version (package `postgresql-<v>`, binaries in /usr/lib/postgresql/<v>/bin). @default 15 */
   readonly pgVersion?: number;
   /** PostgreSQL port. @default 5432 */
@@ -73,6 +83,7 @@ export interface PatroniClusterSettings {
 
 export const PatroniClusterDefaults = {
   clusterName: "hastack",
+  allowClusterRename: false,
   pgVersion: 15,
   pgPort: 5432,
   restApiPort: 8008,
@@ -94,6 +105,7 @@ export const PatroniClusterDefaults = {
 export interface ResolvedPatroniClusterSettings {
   readonly nodes: HostSpec[];
   readonly clusterName: string;
+  readonly allowClusterRename: boolean;
   readonly pgVersion: number;
   readonly pgPort: number;
   readonly restApiPort: number;
@@ -145,6 +157,7 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
 
   const s = {
     clusterName: get("clusterName", d.clusterName),
+    allowClusterRename: get("allowClusterRename", d.allowClusterRename as boolean),
     pgVersion: get("pgVersion", d.pgVersion),
     pgPort: get("pgPort", d.pgPort),
     restApiPort: get("restApiPort", d.restApiPort),
@@ -164,6 +177,7 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
   const f = (p: string) => `${K}.${p}`;
   checkRules([
     { field: f("clusterName"), given: s.clusterName, ok: typeof s.clusterName === "string" && /^[a-z][a-z0-9-]{0,62}$/.test(s.clusterName), accepted: "a lower-case name of letters, digits and '-', starting with a letter" },
+    { field: f("allowClusterRename"), given: s.allowClusterRename, ok: typeof s.allowClusterRename === "boolean", accepted: "true or false" },
     { field: f("pgVersion"), given: s.pgVersion, ok: isInt(s.pgVersion, 12, 17), accepted: "a PostgreSQL major version from 12 to 17" },
     { field: f("pgPort"), given: s.pgPort, ok: isPort(s.pgPort), accepted: "a TCP port from 1 to 65535" },
     { field: f("restApiPort"), given: s.restApiPort, ok: isPort(s.restApiPort), accepted: "a TCP port from 1 to 65535" },

@@ -18,6 +18,10 @@ export interface PatroniClusterArgs {
   readonly appPassword: pulumi.Input<string>;
   /** Basic-auth password of Patroni's REST API, needed by its unsafe methods (secret). */
   readonly restApiPassword: pulumi.Input<string>;
+  /** Password of etcd's root user; etcd authentication is enabled with it (secret). */
+  readonly etcdRootPassword: pulumi.Input<string>;
+  /** Password of Patroni's etcd user, whose role may write Patroni's namespace only (secret). */
+  readonly etcdPatroniPassword: pulumi.Input<string>;
   /** Who besides the members may reach PostgreSQL, and as which role (pg_hba). @default {} (members and loopback only) */
   readonly access?: r.PatroniAccess;
   /**
@@ -43,10 +47,16 @@ export interface PatroniSiteArgs {
 const ETCD_TIMEOUT_S = 180;
 const CLUSTER_TIMEOUT_S = 300;
 
-/** A password reaches files and psql variables line-wise: it must be one line. */
-function checkedSecret(field: string, v: pulumi.Input<string>): pulumi.Output<string> {
+/**
+ * A password reaches files and psql variables line-wise: it must be one line. `oneWord`: etcdctl reads a
+ * password from stdin as one word, so etcd's may hold no space or tab either.
+ */
+function checkedSecret(field: string, v: pulumi.Input<string>, oneWord = false): pulumi.Output<string> {
   return pulumi.secret(pulumi.output(v).apply((p) => {
-    if (typeof p !== "string" || p.length === 0 || /[\n\r\0]/.test(p)) invalid(field, `<secret of ${typeof p === "string" ? p.length : 0} characters>`, "a non-empty single-line password");
+    const bad = oneWord ? /\s|\0/ : /[\n\r\0]/;
+    if (typeof p !== "string" || p.length === 0 || bad.test(p)) {
+      invalid(field, `<secret of ${typeof p === "string" ? p.length : 0} characters>`, oneWord ? "a non-empty password without spaces, tabs or line breaks" : "a non-empty single-line password");
+    }
     return p;
   }));
 }
@@ -77,6 +87,8 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const rewindPassword = checkedSecret("hastack:passwords.postgresRewind", args.rewindPassword);
     const appPassword = checkedSecret("hastack:passwords.postgresApp", args.appPassword);
     const restApiPassword = checkedSecret("hastack:passwords.patroniRest", args.restApiPassword);
+    const etcdRootPassword = checkedSecret("hastack:passwords.etcdRoot", args.etcdRootPassword, true);
+    const etcdPatroniPassword = checkedSecret("hastack:passwords.etcdPatroni", args.etcdPatroniPassword, true);
     const access = args.access ?? {};
     const remoteSubnets = args.site?.remoteSubnets ?? [];
     const isStandby = args.site?.standby !== undefined;
@@ -93,7 +105,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const n = (step: string) => `${name}-${h.name}-${step}`;
       const pkgs = installPackages(n("packages"), conn, packages, o([]));
       const packagedOff = runScript(n("packaged-cluster-off"), { connection: conn, create: r.disablePackagedClusterScript(s.pgVersion) }, o([pkgs]));
-      const dirs = runScript(n("data-dirs"), { connection: conn, create: r.dataDirsScript(s) }, o([pkgs]));
+      // first, before any file or directory named after the cluster: a renamed running cluster would start empty
+      const nameGuard = runScript(n("cluster-name-guard"), { connection: conn, create: r.clusterNameGuardScript(s.clusterName, s.allowClusterRename) }, o([pkgs]));
+      const dirs = runScript(n("data-dirs"), { connection: conn, create: r.dataDirsScript(s) }, o([nameGuard]));
       const etcdEnv = r.renderEtcdEnv({ member: h, nodes: s.nodes, clientPort: s.etcdClientPort, peerPort: s.etcdPeerPort, dataDir: s.etcdDataDir, clusterName: s.clusterName });
       const etcdConfig = putFile(n("etcd-config"), { connection: conn, path: r.ETCD_ENV_PATH, content: etcdEnv }, o([dirs]));
       const etcdService = runScript(n("etcd-service"), {
@@ -106,6 +120,10 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const restAuth = putFile(n("rest-auth"), {
         connection: conn, path: r.REST_AUTH_PATH, content: restApiPassword.apply((pw) => r.renderRestCurlConfig(pw)), secret: true,
       }, o([pkgs]));
+      // for operators and tests: etcdctl as root once auth is on, the password in the environment, not argv
+      putFile(n("etcdctl-env"), {
+        connection: conn, path: r.ETCDCTL_ENV_PATH, content: etcdRootPassword.apply((pw) => r.renderEtcdctlEnv(pw)), secret: true,
+      }, o([pkgs]));
       return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth };
     });
 
@@ -114,9 +132,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const configHashes: pulumi.Output<string>[] = [];
     const members = hosts.map(({ h, conn, n, packagedOff, dirs }) => {
       const etcdHealthy = waitFor(n("etcd-healthy"), conn, r.etcdHealthProbe(s.nodes, s.etcdClientPort), ETCD_TIMEOUT_S, o(allEtcdStarted));
-      const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, siteRole])
-        .apply(([superuser, replication, rewind, restApi, role]) =>
-          r.renderPatroniConfig(s, h, { superuser, replication, rewind, restApi }, role, remoteSubnets, access)));
+      const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, etcdPatroniPassword, siteRole])
+        .apply(([superuser, replication, rewind, restApi, etcd, role]) =>
+          r.renderPatroniConfig(s, h, { superuser, replication, rewind, restApi, etcd }, role, remoteSubnets, access)));
       const hash = contentHash(content);
       configHashes.push(hash);
       const config = putFile(n("patroni-config"), {
@@ -125,6 +143,16 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const service = serviceEnabled(n("patroni-service"), conn, "patroni.service", o([config]));
       return restartOnChange(n("patroni-reload"), conn, r.patroniReloadScript(), [hash], o([service]));
     });
+
+    // etcd authentication, only once every Patroni runs with its etcd login: one without it can still renew its
+    // lease, but writes no key (member, status, a new leader key after a failover). Patroni given a login while
+    // auth is still off keeps working without one (AuthNotEnabled), so a first deploy and an upgrade agree.
+    const authStdin = pulumi.secret(pulumi.all([etcdRootPassword, etcdPatroniPassword]).apply(([root, patroni]) => r.renderEtcdAuthStdin(root, patroni)));
+    const authScript = r.etcdAuthScript(s.nodes, s.etcdClientPort);
+    const authTriggers = [contentHash(authStdin, authScript)];
+    const patroniLoggedIn = waitFor(hosts[0].n("patroni-etcd-login"), hosts[0].conn,
+      r.patroniEtcdCredentialsProbe(r.restUrl(hosts[0].h, s.restApiPort), s.nodes.length), CLUSTER_TIMEOUT_S, o(members), authTriggers);
+    runScript(hosts[0].n("etcd-auth"), { connection: hosts[0].conn, create: authScript, stdin: authStdin, triggers: authTriggers, quiet: true }, o([patroniLoggedIn]));
 
     // Phase 3, from the first member: wait for a leader and streaming replicas, apply dynamic settings, app role/db, observe leader.
     const first = hosts[0];

@@ -14,7 +14,21 @@ export interface PatroniPasswords {
   readonly rewind: string;
   /** Basic-auth password of Patroni's REST API (its unsafe methods: PATCH, POST, PUT, DELETE). */
   readonly restApi: string;
+  /** Password of Patroni's etcd user (ETCD_PATRONI_USER). */
+  readonly etcd: string;
 }
+
+/** etcd user Patroni logs in as; its role may read and write Patroni's namespace only. */
+export const ETCD_PATRONI_USER = "patroni";
+/** Patroni's key prefix in etcd (its `namespace` setting, left at the default). */
+export const PATRONI_NAMESPACE = "/service/";
+/**
+ * A Patroni tag that says "this member runs with its etcd credentials": Patroni publishes its tags in its
+ * member key, so /cluster shows which members have loaded them before etcd starts asking for them.
+ */
+export const ETCD_AUTH_TAG = "etcd_user";
+/** etcd root credentials for an operator's or a test's etcdctl (`. FILE` exports them), root only. */
+export const ETCDCTL_ENV_PATH = "/etc/etcd/hastack-etcdctl.env";
 
 /** User name of Patroni's REST API basic auth. */
 export const REST_USER = "patroni";
@@ -186,7 +200,8 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       // unsafe methods need it; GET/OPTIONS health checks (HAProxy) stay open
       authentication: { username: REST_USER, password: pw.restApi },
     },
-    etcd3: { hosts: s.nodes.map((n) => `${n.address}:${s.etcdClientPort}`) },
+    // with these, Patroni logs in once etcd asks for it (and works on until then): https://patroni.readthedocs.io/en/latest/yaml_configuration.html#etcdv3
+    etcd3: { hosts: s.nodes.map((n) => `${n.address}:${s.etcdClientPort}`), username: ETCD_PATRONI_USER, password: pw.etcd },
     bootstrap: {
       dcs: bootstrapDcs(s, site),
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
@@ -209,7 +224,7 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       parameters: { unix_socket_directories: SOCKET_DIR },
       pg_hba: pgHba(s, remoteSubnets, access),
     },
-    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
   };
   return "# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.\n" +
     yaml.dump(config, { lineWidth: -1, noRefs: true, quotingType: '"' });
@@ -266,7 +281,7 @@ export function etcdStartScript(): string {
  * cluster still forming there is no quorum to wait for: restart without blocking.
  */
 export function etcdRestartScript(self: HostSpec, clientPort: number): string {
-  const own = `ETCDCTL_API=3 etcdctl --endpoints=http://${self.address}:${clientPort} --command-timeout=3s endpoint health`;
+  const own = etcdMemberHealthy(`http://${self.address}:${clientPort}`, 3);
   return [
     `if ${own} >/dev/null 2>&1; then`,
     "  timeout 120 systemctl restart etcd.service",
@@ -282,8 +297,108 @@ export function etcdRestartScript(self: HostSpec, clientPort: number): string {
   ].join("\n");
 }
 
+/**
+ * etcd's /health: true only when the member has a leader and a linearizable read went through the quorum.
+ * It needs no credentials with auth on (a refused read still proves the quorum), so no probe holds a password.
+ */
+function etcdMemberHealthy(url: string, timeoutSeconds: number): string {
+  return `curl -sf --max-time ${timeoutSeconds} ${shq(`${url}/health`)} | grep -q '"health":"true"'`;
+}
+
+/** Every member healthy (see etcdMemberHealthy). */
 export function etcdHealthProbe(nodes: readonly HostSpec[], clientPort: number): string {
-  return `ETCDCTL_API=3 etcdctl --endpoints=${etcdEndpoints(nodes, clientPort)} --command-timeout=5s endpoint health`;
+  return nodes.map((n) => etcdMemberHealthy(`http://${n.address}:${clientPort}`, 5)).join(" && ");
+}
+
+/**
+ * /etc/etcd/hastack-etcdctl.env: etcdctl's root login in its own environment variables (never in argv).
+ * No ETCDCTL_ENDPOINTS: etcdctl refuses to run when that variable and an --endpoints flag are both given.
+ */
+export function renderEtcdctlEnv(rootPassword: string): string {
+  return [
+    "# Managed by hastack (PatroniCluster): etcd root credentials for etcdctl; `. this file` then run etcdctl.",
+    "export ETCDCTL_API=3 ETCDCTL_USER=root",
+    `export ETCDCTL_PASSWORD=${shq(rootPassword)}`,
+    "",
+  ].join("\n");
+}
+
+/** Stdin of etcdAuthScript: root's and Patroni's etcd passwords, one a line. */
+export function renderEtcdAuthStdin(rootPassword: string, patroniPassword: string): string {
+  if (/\s/.test(rootPassword + patroniPassword) || !rootPassword || !patroniPassword) throw new Error("render: etcd passwords must be one word");
+  return `${rootPassword}\n${patroniPassword}\n`;
+}
+
+/**
+ * Probe: every member's key shows the ETCD_AUTH_TAG, so every Patroni has read a config with its etcd
+ * login (a reload takes effect at its next loop, not at SIGHUP).
+ */
+export function patroniEtcdCredentialsProbe(rest: string, memberCount: number): string {
+  const py = [
+    "import json, sys",
+    "m = json.load(sys.stdin).get('members', [])",
+    `ok = len(m) == int(sys.argv[1]) and all(x.get('tags', {}).get(${JSON.stringify(ETCD_AUTH_TAG)}) == ${JSON.stringify(ETCD_PATRONI_USER)} for x in m)`,
+    "sys.exit(0 if ok else 1)",
+  ].join("\n");
+  return `curl -sf --max-time 5 ${shq(`${rest}/cluster`)} | python3 -c ${shq(py)} ${memberCount}`;
+}
+
+/**
+ * etcd authentication, from one member, passwords on stdin (etcdctl reads each as one word: --interactive=false).
+ * With auth off: the root user, the patroni user and role (read-write on Patroni's namespace only), then
+ * `auth enable`. With auth on: logs in as root (its password cannot be changed from here: a refused login
+ * fails with what to do) and refreshes the patroni user. Logins travel in ETCDCTL_USER/ETCDCTL_PASSWORD.
+ */
+export function etcdAuthScript(nodes: readonly HostSpec[], clientPort: number, namespace: string = PATRONI_NAMESPACE): string {
+  const u = ETCD_PATRONI_USER;
+  return [
+    "IFS= read -r root_pw",
+    "IFS= read -r patroni_pw",
+    `ctl() { ETCDCTL_API=3 etcdctl --endpoints=${shq(etcdEndpoints(nodes, clientPort))} --command-timeout=10s "$@"; }`,
+    // without a login: answers only while auth is off
+    `if users=$(ctl user list 2>/dev/null); then auth=off; else`,
+    "  auth=on",
+    `  export ETCDCTL_USER=root ETCDCTL_PASSWORD="$root_pw"`,
+    "  if ! users=$(ctl user list 2>&1); then",
+    `    case "$users" in *"authentication failed"*)`,
+    `      echo "etcd refuses user root with hastack:passwords.etcdRoot: it was changed after etcd authentication was enabled. Set the previous value back, or first change it on the cluster (on a member: . ${ETCDCTL_ENV_PATH}; etcdctl user passwd root), then deploy." >&2;;`,
+    `    *) printf '%s\\n' "$users" >&2;;`,
+    "    esac",
+    "    exit 1",
+    "  fi",
+    "fi",
+    `has() { printf '%s\\n' "$users" | grep -qx "$1"; }`,
+    `if [ "$auth" = off ]; then`,
+    `  if has root; then printf '%s\\n' "$root_pw" | ctl user passwd root --interactive=false >/dev/null; else printf '%s\\n' "$root_pw" | ctl user add root --interactive=false >/dev/null; fi`,
+    // auth enable requires root to hold the root role
+    "  ctl role list | grep -qx root || ctl role add root >/dev/null",
+    "  ctl user grant-role root root >/dev/null",
+    "fi",
+    `if has ${u}; then printf '%s\\n' "$patroni_pw" | ctl user passwd ${u} --interactive=false >/dev/null; else printf '%s\\n' "$patroni_pw" | ctl user add ${u} --interactive=false >/dev/null; fi`,
+    `ctl role list | grep -qx ${u} || ctl role add ${u} >/dev/null`,
+    `ctl role grant-permission ${u} --prefix=true readwrite ${shq(namespace)} >/dev/null`,
+    `ctl user grant-role ${u} ${u} >/dev/null`,
+    `if [ "$auth" = off ]; then ctl auth enable >/dev/null; echo "etcd authentication enabled"; else echo "etcd authentication on; user ${u} refreshed"; fi`,
+  ].join("\n");
+}
+
+/**
+ * Before anything derived from the cluster name is written: refuse a changed `clusterName` on a host whose
+ * Patroni config names another scope (Patroni would start a new, empty cluster; etcd a new data directory).
+ */
+export function clusterNameGuardScript(clusterName: string, allowRename: boolean, configPath: string = PATRONI_CONFIG_PATH): string {
+  const py = "import sys, yaml\nc = yaml.safe_load(open(sys.argv[1])) or {}\nprint(c.get('scope', '') if isinstance(c, dict) else '')";
+  const forced = `echo "hastack:postgres.clusterName changes from '$old' to '${clusterName}' (allowClusterRename: true): Patroni starts the cluster again under the new name" >&2`;
+  const refused = `echo "hastack:postgres.clusterName: got '${clusterName}', but $(hostname) already runs cluster '$old' (${configPath}). ` +
+    "Renaming a running cluster is refused: Patroni would find no state under the new name, the members would race for leadership as an uninitialised cluster " +
+    "(a lagging replica can win and drop acknowledged writes) and etcd would start on an empty data directory. Keep clusterName '$old'; " +
+    'a rename is safe only by re-bootstrapping (a new cluster restored from a backup). To force it anyway set hastack:postgres.allowClusterRename: true." >&2';
+  return [
+    `if [ ! -s ${shq(configPath)} ]; then echo "no cluster yet"; exit 0; fi`,
+    `old=$(python3 -c ${shq(py)} ${shq(configPath)})`,
+    `if [ -z "$old" ] || [ "$old" = ${shq(clusterName)} ]; then echo "cluster name unchanged"; exit 0; fi`,
+    allowRename ? forced : `${refused}\nexit 1`,
+  ].join("\n");
 }
 
 /**

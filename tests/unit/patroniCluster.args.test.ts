@@ -14,7 +14,7 @@ describe("resolvePatroniClusterSettings", () => {
   it("applies every default", () => {
     const s = resolvePatroniClusterSettings(ok(), SUBNET);
     expect(s).toEqual({
-      nodes, subnet: SUBNET, clusterName: "hastack", pgVersion: 15, pgPort: 5432, restApiPort: 8008, etcdClientPort: 2379, etcdPeerPort: 2380,
+      nodes, subnet: SUBNET, clusterName: "hastack", allowClusterRename: false, pgVersion: 15, pgPort: 5432, restApiPort: 8008, etcdClientPort: 2379, etcdPeerPort: 2380,
       dataDir: "/var/lib/postgresql/15/hastack", database: "workspad", appUser: "workspad", superuser: "postgres", replicationUser: "replicator",
       rewindUser: "rewind", failoverProfile: "default", ttl: 30, loopWait: 10, retryTimeout: 10, synchronousMode: false, maxConnections: 200,
       maxSlotWalKeepSize: "1GB", etcdDataDir: "/var/lib/etcd/hastack",
@@ -173,5 +173,14 @@ describe("hastack:postgres names and directories the daemons reserve (issue 7 §
 describe("hastack:postgres.maxSlotWalKeepSize", () => {
   it.each(["-1", "1gb", "1.5GB", "0MB", 1024])("fails if it is %p, not a bounded PostgreSQL size with a unit", (v) => {
     expect(resolve({ maxSlotWalKeepSize: v })).toThrow(`Invalid hastack:postgres.maxSlotWalKeepSize: got ${JSON.stringify(v)}; expected a PostgreSQL size such as "512MB", "1GB" or "1TB" (a slot may never hold back unlimited WAL).`);
+  });
+});
+
+describe("hastack:postgres.allowClusterRename", () => {
+  it("is off unless set to true", () => {
+    expect(resolvePatroniClusterSettings(ok({ allowClusterRename: true }), SUBNET).allowClusterRename).toBe(true);
+  });
+  it.each(["yes", 1, "true"])("fails if it is %p, not a boolean", (v) => {
+    expect(resolve({ allowClusterRename: v })).toThrow(`Invalid hastack:postgres.allowClusterRename: got ${JSON.stringify(v)}; expected true or false.`);
   });
 });

@@ -7,7 +7,8 @@ const nodes = [
   { name: "pg2", address: "10.213.7.12" },
   { name: "pg3", address: "10.213.7.13" },
 ];
-const PASSWORDS = { superuserPassword: `su-${SPECIAL}`, replicationPassword: `repl-${SPECIAL}`, rewindPassword: `rw-${SPECIAL}`, appPassword: `app-${SPECIAL}`, restApiPassword: `rest-${SPECIAL}` };
+const PASSWORDS = { superuserPassword: `su-${SPECIAL}`, replicationPassword: `repl-${SPECIAL}`, rewindPassword: `rw-${SPECIAL}`, appPassword: `app-${SPECIAL}`, restApiPassword: `rest-${SPECIAL}`,
+  etcdRootPassword: `etcdroot-${SPECIAL}`, etcdPatroniPassword: `etcdpat-${SPECIAL}` };
 
 // how the mock engine passes a secret input value
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -40,6 +41,8 @@ beforeAll(async () => {
     rewindPassword: pulumi.secret(PASSWORDS.rewindPassword),
     appPassword: PASSWORDS.appPassword, // a plain string must come out secret as well
     restApiPassword: pulumi.secret(PASSWORDS.restApiPassword),
+    etcdRootPassword: pulumi.secret(PASSWORDS.etcdRootPassword),
+    etcdPatroniPassword: pulumi.secret(PASSWORDS.etcdPatroniPassword),
     access: { proxies: ["10.213.7.21", "10.213.7.22"], admin: ["10.213.7.1/32"] },
   }, {
     transformations: [(a) => {
@@ -52,7 +55,7 @@ beforeAll(async () => {
   await settle(200);
 });
 
-const STEPS = ["packages", "packaged-cluster-off", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "rest-auth", "etcd-healthy",
+const STEPS = ["packages", "packaged-cluster-off", "cluster-name-guard", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "rest-auth", "etcdctl-env", "etcd-healthy",
   "patroni-config", "patroni-service", "patroni-reload", "app-database"];
 
 describe("PatroniCluster wiring", () => {
@@ -64,14 +67,14 @@ describe("PatroniCluster wiring", () => {
     const names = ofType("command:remote:Command").map((r) => r.name).sort();
     const expected = [
       ...nodes.flatMap((n) => STEPS.map((s) => `db-${n.name}-${s}`)),
-      "db-pg1-cluster-healthy", "db-pg1-dynamic-config",
+      "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-patroni-etcd-login", "db-pg1-etcd-auth",
     ].sort();
     expect(names).toEqual(expected);
   });
 
   it("parents every child to the component", async () => {
     const children = seen.filter((s) => s.type !== "hastack:db:PatroniCluster");
-    expect(children.length).toBe(nodes.length * STEPS.length + 2);
+    expect(children.length).toBe(nodes.length * STEPS.length + 4);
     for (const c of children) expect([c.name, c.parent && (await nameOf(c.parent))]).toEqual([c.name, "db"]);
   });
 
@@ -79,13 +82,16 @@ describe("PatroniCluster wiring", () => {
     for (const n of nodes) {
       const p = (s: string) => `db-${n.name}-${s}`;
       expect(await depsOf(p("packaged-cluster-off"))).toEqual([p("packages")]);
-      expect(await depsOf(p("data-dirs"))).toEqual([p("packages")]);
+      expect(await depsOf(p("cluster-name-guard"))).toEqual([p("packages")]);
+      // nothing named after the cluster (etcd's data dir, its config, Patroni's) before the rename guard
+      expect(await depsOf(p("data-dirs"))).toEqual([p("cluster-name-guard")]);
       expect(await depsOf(p("etcd-config"))).toEqual([p("data-dirs")]);
       expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config")]);
       const i = nodes.indexOf(n);
       // rolling: each member's etcd restart waits for the previous member's
       expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service"), ...(i > 0 ? [`db-${nodes[i - 1].name}-etcd-restart`] : [])]);
       expect(await depsOf(p("rest-auth"))).toEqual([p("packages")]);
+      expect(await depsOf(p("etcdctl-env"))).toEqual([p("packages")]);
       expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
       expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config")]);
       expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);
@@ -100,6 +106,30 @@ describe("PatroniCluster wiring", () => {
     expect((await depsOf("db-pg1-cluster-healthy")).sort()).toEqual(nodes.map((m) => `db-${m.name}-patroni-reload`).sort());
     expect(await depsOf("db-pg1-dynamic-config")).toEqual(["db-pg1-cluster-healthy", "db-pg1-rest-auth"]);
     for (const n of nodes) expect(await depsOf(`db-${n.name}-app-database`)).toEqual(["db-pg1-dynamic-config"]);
+  });
+
+  it("enables etcd authentication only after every Patroni has reloaded and shows its etcd login in /cluster", async () => {
+    expect((await depsOf("db-pg1-patroni-etcd-login")).sort()).toEqual(nodes.map((m) => `db-${m.name}-patroni-reload`).sort());
+    expect(byName("db-pg1-patroni-etcd-login").inputs.create).toContain("'http://10.213.7.11:8008/cluster'");
+    expect(await depsOf("db-pg1-etcd-auth")).toEqual(["db-pg1-patroni-etcd-login"]);
+    const auth = byName("db-pg1-etcd-auth").inputs;
+    expect(auth.create).toContain("ctl auth enable");
+    expect(auth.create).toContain("ctl role grant-permission patroni --prefix=true readwrite '/service/'");
+    expect(unwrap(auth.stdin)).toBe(`${PASSWORDS.etcdRootPassword}\n${PASSWORDS.etcdPatroniPassword}\n`);
+  });
+
+  it("gives Patroni its etcd login, and root's etcdctl login to a root-only file on every member", () => {
+    for (const n of nodes) {
+      expect(unwrap(byName(`db-${n.name}-patroni-config`).inputs.stdin)).toMatch(/etcd3:\n(  .*\n)*  username: patroni\n  password: etcdpat-jhYg/);
+      const env = byName(`db-${n.name}-etcdctl-env`).inputs;
+      expect(env.create).toContain("chmod 0600");
+      expect(env.create).toContain("chown root:root");
+      expect(unwrap(env.stdin)).toContain(`export ETCDCTL_PASSWORD='etcdroot-jhYg/=\\F'\\''"$'`);
+    }
+  });
+
+  it("checks the cluster name on every host before anything named after it", () => {
+    for (const n of nodes) expect(byName(`db-${n.name}-cluster-name-guard`).inputs.create).toContain(`[ "$old" = 'hastack' ]`);
   });
 
   it("creates the app database on whichever member leads, locally over the socket, never as superuser over TCP", () => {
@@ -130,7 +160,7 @@ describe("PatroniCluster wiring", () => {
   });
 
   it("uses content hashes, not contents, as triggers", async () => {
-    for (const name of ["db-pg1-etcd-restart", "db-pg2-patroni-reload", "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg3-app-database"]) {
+    for (const name of ["db-pg1-etcd-restart", "db-pg2-patroni-reload", "db-pg1-etcd-auth", "db-pg1-patroni-etcd-login", "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-app-database", "db-pg3-app-database"]) {
       const triggers = unwrap(byName(name).inputs.triggers);
       expect([name, triggers.length > 0, triggers.every((t: unknown) => typeof t === "string" && /^[0-9a-f]{64}$/.test(t))]).toEqual([name, true, true]);
     }
@@ -156,9 +186,9 @@ describe("PatroniCluster wiring", () => {
 
   it("sends secrets only on stdin of quiet steps", async () => {
     // every password starts with a marker that survives any quoting
-    const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app|rest)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
+    const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app|rest|etcdroot|etcdpat)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
     expect(withSecrets.map((r) => r.name).sort())
-      .toEqual(nodes.flatMap((n) => ["app-database", "patroni-config", "rest-auth"].map((s) => `db-${n.name}-${s}`)).sort());
+      .toEqual([...nodes.flatMap((n) => ["app-database", "patroni-config", "rest-auth", "etcdctl-env"].map((s) => `db-${n.name}-${s}`)), "db-pg1-etcd-auth"].sort());
     for (const r of withSecrets) expect([r.name, r.inputs.logging, isSecretInput(r.inputs.stdin)]).toEqual([r.name, "none", true]);
   });
 

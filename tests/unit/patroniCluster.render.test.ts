@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import * as yaml from "js-yaml";
 import { resolvePatroniClusterSettings } from "../../components/patroniCluster/args";
 import * as r from "../../components/patroniCluster/render";
@@ -27,15 +28,15 @@ describe("PatroniCluster render", () => {
   });
 
   it("renders the Patroni config of a member", () => {
-    expect(r.renderPatroniConfig(s, nodes[0], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw" })).toMatchSnapshot();
+    expect(r.renderPatroniConfig(s, nodes[0], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw", etcd: "etcd-pw" })).toMatchSnapshot();
   });
 
   it("renders the Patroni config with the fast profile and synchronous mode", () => {
-    expect(r.renderPatroniConfig(fast, nodes[2], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw" })).toMatchSnapshot();
+    expect(r.renderPatroniConfig(fast, nodes[2], { superuser: "su-pw", replication: "repl-pw", rewind: "rw-pw", restApi: "rest-pw", etcd: "etcd-pw" })).toMatchSnapshot();
   });
 
   it("keeps a password with / = \\ quotes and $ intact through YAML", () => {
-    const text = r.renderPatroniConfig(s, nodes[0], { superuser: SPECIAL, replication: SPECIAL, rewind: SPECIAL, restApi: SPECIAL });
+    const text = r.renderPatroniConfig(s, nodes[0], { superuser: SPECIAL, replication: SPECIAL, rewind: SPECIAL, restApi: SPECIAL, etcd: "etcd-pw" });
     expect(text).toMatchSnapshot();
     const c = yaml.load(text) as any;
     expect(c.postgresql.authentication).toEqual({
@@ -46,7 +47,7 @@ describe("PatroniCluster render", () => {
   });
 
   it("listens on the member address and loopback with one port at the end", () => {
-    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" })) as any;
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: "e" })) as any;
     expect(c.postgresql.listen).toBe("10.213.7.11,127.0.0.1:5432");
     expect(c.postgresql.connect_address).toBe("10.213.7.11:5432");
     expect(c.etcd3.hosts).toEqual(["10.213.7.11:2379", "10.213.7.12:2379", "10.213.7.13:2379"]);
@@ -57,7 +58,7 @@ describe("PatroniCluster render", () => {
 
   it("admits the superuser only over the socket and loopback, replication and pg_rewind only from members, the app role only from proxies and operators", () => {
     const access = { proxies: ["10.213.7.21", "10.213.7.22"], remoteMembers: ["10.99.0.11"], admin: ["10.213.7.1/32", "192.168.5.0/28"] };
-    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" }, undefined, [], access)) as any;
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: "e" }, undefined, [], access)) as any;
     const hba: string[] = c.postgresql.pg_hba;
     expect(hba).toMatchSnapshot();
     expect(c.bootstrap.pg_hba).toEqual(hba);
@@ -82,7 +83,7 @@ describe("PatroniCluster render", () => {
   });
 
   it("protects Patroni's REST API with basic auth and connects to PostgreSQL through the socket", () => {
-    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: SPECIAL })) as any;
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: SPECIAL, etcd: "etcd-pw" })) as any;
     expect(c.restapi.authentication).toEqual({ username: r.REST_USER, password: SPECIAL });
     expect(c.postgresql.use_unix_socket).toBe(true);
     expect(c.postgresql.parameters.unix_socket_directories).toBe(r.SOCKET_DIR);
@@ -96,7 +97,7 @@ describe("PatroniCluster render", () => {
   it("renders the PATCH /config body from the same dynamic settings as bootstrap.dcs", () => {
     const body = r.renderDynamicConfigJson(fast);
     expect(body).toMatchSnapshot();
-    const c = yaml.load(r.renderPatroniConfig(fast, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d" })) as any;
+    const c = yaml.load(r.renderPatroniConfig(fast, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: "e" })) as any;
     expect(JSON.parse(body)).toEqual(c.bootstrap.dcs);
   });
 
@@ -120,7 +121,29 @@ describe("PatroniCluster render", () => {
       leader: r.leaderQueryScript(rest),
       patch: r.patchConfigScript(rest),
       appDb: r.appDbScript(rest, 5432, "postgres"),
+      etcdAuth: r.etcdAuthScript(nodes, 2379),
+      patroniEtcdLogin: r.patroniEtcdCredentialsProbe(rest, 3),
+      clusterNameGuard: r.clusterNameGuardScript("hastack", false),
+      clusterNameGuardForced: r.clusterNameGuardScript("hastack", true),
     }).toMatchSnapshot();
+  });
+
+  it("gives Patroni an etcd login and a tag that shows it was loaded", () => {
+    const c = yaml.load(r.renderPatroniConfig(s, nodes[0], { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: SPECIAL })) as any;
+    expect(c.etcd3).toEqual({ hosts: ["10.213.7.11:2379", "10.213.7.12:2379", "10.213.7.13:2379"], username: "patroni", password: SPECIAL });
+    expect(c.tags[r.ETCD_AUTH_TAG]).toBe(r.ETCD_PATRONI_USER);
+  });
+
+  it("writes etcd's root login as a file a shell sources back to the exact password", () => {
+    const text = r.renderEtcdctlEnv(SPECIAL);
+    const out = spawnSync("bash", ["-c", 'eval "$1"; printf "%s|%s|%s|%s" "$ETCDCTL_API" "${ETCDCTL_ENDPOINTS-unset}" "$ETCDCTL_USER" "$ETCDCTL_PASSWORD"', "-", text], { encoding: "utf8" });
+    expect(out.stdout).toBe(`3|unset|root|${SPECIAL}`);
+  });
+
+  it("refuses etcd passwords etcdctl would cut at a space", () => {
+    expect(r.renderEtcdAuthStdin(SPECIAL, "p")).toBe(`${SPECIAL}\np\n`);
+    expect(() => r.renderEtcdAuthStdin("two words", "p")).toThrow("one word");
+    expect(() => r.renderEtcdAuthStdin("r", "")).toThrow("one word");
   });
 
   it("parses the observed leader, and yields empty values when nothing was observed", () => {

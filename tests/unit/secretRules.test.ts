@@ -23,6 +23,13 @@ describe("hastack:passwords", () => {
       expect(msg).not.toContain(pw);
     }
   });
+  it.each(["etcdRoot", "etcdPatroni"])("fails if %s holds a space or tab (etcdctl reads a password from stdin as one word)", (name) => {
+    expect(() => checkSuppliedPasswords({ [name]: NASTY })).not.toThrow();
+    for (const pw of ["two words", "tab\there"]) {
+      expect(() => checkSuppliedPasswords({ [name]: pw })).toThrow(
+        `Invalid hastack:passwords.${name}: got "<secret of ${pw.length} characters>"; expected a password without spaces or tabs (etcdctl reads it as one word).`);
+    }
+  });
   it("fails if a password is not a string", () => {
     expect(() => checkSuppliedPasswords({ redis: 12345678 })).toThrow(`Invalid hastack:passwords.redis: got "<number>"; expected a string.`);
   });
