@@ -289,7 +289,7 @@ export async function worksPadCrash(endpoint: string): Promise<DrillResult> {
 const DRILL_TABLE = "hastack_drill";
 
 /** On `name`, drop everything from and to `others` (addresses). The lab host stays reachable for SSH. */
-async function cutOff(name: string, others: readonly string[]): Promise<void> {
+export async function cutOff(name: string, others: readonly string[]): Promise<void> {
   const set = others.join(", ");
   await ssh(name, [
     `nft -f - <<'EOF'`,
@@ -301,7 +301,7 @@ async function cutOff(name: string, others: readonly string[]): Promise<void> {
   ].join("\n"));
 }
 
-async function heal(names: readonly string[]): Promise<void> {
+export async function heal(names: readonly string[]): Promise<void> {
   await Promise.all(names.map((n) => ssh(n, `nft delete table inet ${DRILL_TABLE} 2>/dev/null || true`)));
 }
 

@@ -9,7 +9,7 @@ import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/o
 export const LAB = __dirname;
 export const STATE = path.join(LAB, ".state");
 export const layout = JSON.parse(fs.readFileSync(path.join(LAB, "layout.json"), "utf8")) as {
-  subnet: string; hostAddress: string; vips: { proxy: string; redis: string };
+  bridge: string; subnet: string; hostAddress: string; vips: { proxy: string; nginx: string; redis: string };
   vms: { name: string; address: string; role: string }[];
 };
 
@@ -47,6 +47,8 @@ export interface LabOptions {
   readonly synchronousMode?: boolean;
   /** PgBouncer default_pool_size. @default 20 */
   readonly poolSize?: number;
+  /** hastack:nginx.balanceMethod. @default "ipHash" (the component's default) */
+  readonly balanceMethod?: "ipHash" | "remoteAddress";
 }
 
 /** The lab stack's config; `opts` are the settings tests vary between runs. */
@@ -62,7 +64,8 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "aggressive", synchronousMode: opts.synchronousMode ?? false }),
     "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20 }),
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
-    "hastack:nginx": obj({ nodes: byRole("nginx") }),
+    // two balancers behind a VIP (the reference design has one nginx: a single point of failure)
+    "hastack:nginx": obj({ nodes: byRole("nginx"), vip: layout.vips.nginx, interface: "host0", ...(opts.balanceMethod ? { balanceMethod: opts.balanceMethod } : {}) }),
     "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0", downAfterMs: 2000 }),
     // the tests and drills run on the lab host (the bridge address)
     "hastack:firewall": obj({ adminSources: [`${layout.hostAddress}/32`] }),

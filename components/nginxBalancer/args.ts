@@ -31,6 +31,24 @@ export interface NginxBalancerSettings {
   readonly clientMaxBodySize?: string;
   /** Name the WorksPad certificates carry, checked only when a CA for the upstreams is given. @default "workspad" */
   readonly upstreamTlsName?: string;
+  /**
+   * How a client is kept on one WorksPad node: `ipHash` (nginx `ip_hash`: the first three octets of the
+   * client's IPv4 address, so a whole /24 or everyone behind one NAT shares a node), `remoteAddress`
+   * (`hash $remote_addr consistent`: the full address), `cookie` (`hash $cookie_<balanceCookie> consistent`:
+   * a cookie the application sets; requests without it all share one node). See README "Sessions".
+   * @default "ipHash"
+   */
+  readonly balanceMethod?: "ipHash" | "remoteAddress" | "cookie";
+  /** Cookie whose value picks the node; required with balanceMethod `cookie` (no default), refused otherwise. */
+  readonly balanceCookie?: string;
+  /**
+   * Path the VIP's health check requests through the local nginx (with 2 nodes). Any answer a WorksPad
+   * node gives passes, a 404 included; no answer, or nginx's own 502/504 (no node answered), fails. Pick
+   * a path the application answers without its database: the check must not fail on both balancers at
+   * once when the database is slow or down (a balancer cannot help then, and no VIP means no answer at all).
+   * @default "/"
+   */
+  readonly checkPath?: string;
 }
 
 export const NginxBalancerDefaults = {
@@ -45,7 +63,12 @@ export const NginxBalancerDefaults = {
   proxyConnectTimeoutSeconds: 5,
   clientMaxBodySize: "100m",
   upstreamTlsName: "workspad",
+  balanceMethod: "ipHash",
+  checkPath: "/",
 } as const;
+
+export const BALANCE_METHODS = ["ipHash", "remoteAddress", "cookie"] as const;
+export type BalanceMethod = typeof BALANCE_METHODS[number];
 
 /** Fixed, not configurable: older protocols are off. */
 export const TLS_PROTOCOLS = ["TLSv1.2", "TLSv1.3"] as const;
@@ -66,11 +89,15 @@ export interface ResolvedNginxBalancerSettings {
   readonly proxyConnectTimeoutSeconds: number;
   readonly clientMaxBodySize: string;
   readonly upstreamTlsName: string;
+  readonly balanceMethod: BalanceMethod;
+  /** Set exactly when balanceMethod is `cookie`. */
+  readonly balanceCookie?: string;
+  readonly checkPath: string;
   readonly tlsProtocols: readonly string[];
 }
 
 const KEY = "hastack:nginx";
-const KNOWN = new Set(["nodes", "vip", ...Object.keys(NginxBalancerDefaults)]);
+const KNOWN = new Set(["nodes", "vip", ...Object.keys(NginxBalancerDefaults), "balanceCookie"]);
 
 const isInt = (n: unknown, min: number, max: number): n is number =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
@@ -137,6 +164,20 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
     { field: `${KEY}.upstreamTlsName`, given: s.upstreamTlsName,
       ok: typeof s.upstreamTlsName === "string" && /^[A-Za-z0-9.-]{1,253}$/.test(s.upstreamTlsName),
       accepted: "a host name of letters, digits, '.' and '-'" },
+    { field: `${KEY}.balanceMethod`, given: s.balanceMethod, ok: (BALANCE_METHODS as readonly unknown[]).includes(s.balanceMethod),
+      accepted: `one of ${BALANCE_METHODS.map((m) => `"${m}"`).join(", ")}` },
+    { field: `${KEY}.checkPath`, given: s.checkPath, ok: typeof s.checkPath === "string" && /^\/[A-Za-z0-9._~\/-]{0,255}$/.test(s.checkPath),
+      accepted: `a URL path starting with "/" of letters, digits and . _ ~ / - (no query)` },
+  ]);
+  checkRules([
+    { field: `${KEY}.balanceCookie`, given: s.balanceCookie, ok: s.balanceMethod !== "cookie" || s.balanceCookie !== undefined,
+      accepted: `a cookie name when balanceMethod is "cookie"` },
+    { field: `${KEY}.balanceCookie`, given: s.balanceCookie, ok: s.balanceMethod === "cookie" || s.balanceCookie === undefined,
+      accepted: `nothing unless balanceMethod is "cookie"` },
+    // nginx exposes a cookie as $cookie_<name>, and variable names are letters, digits and '_' only
+    { field: `${KEY}.balanceCookie`, given: s.balanceCookie,
+      ok: s.balanceCookie === undefined || (typeof s.balanceCookie === "string" && /^[A-Za-z0-9_]{1,64}$/.test(s.balanceCookie)),
+      accepted: "a cookie name of 1..64 letters, digits and '_' (nginx reads it as $cookie_<name>)" },
   ]);
 
   return {
@@ -154,6 +195,9 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
     proxyConnectTimeoutSeconds: s.proxyConnectTimeoutSeconds,
     clientMaxBodySize: s.clientMaxBodySize,
     upstreamTlsName: s.upstreamTlsName,
+    balanceMethod: s.balanceMethod,
+    ...(s.balanceCookie !== undefined ? { balanceCookie: s.balanceCookie } : {}),
+    checkPath: s.checkPath,
     tlsProtocols: TLS_PROTOCOLS,
   };
 }

@@ -6,7 +6,7 @@ import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { invalid } from "../common/validate";
 import { ResolvedNginxBalancerSettings, checkUpstreams } from "./args";
-import { NGINX_PATHS, Upstream, healthProbe, renderBalancerKeepalived, renderSite, renderSiteCheck } from "./render";
+import { NGINX_PATHS, Upstream, healthProbe, renderBalancerCheck, renderBalancerKeepalived, renderSite, renderSiteCheck } from "./render";
 
 /** A WorksPad node as another component reports it. */
 export interface NginxUpstreamInput {
@@ -116,11 +116,15 @@ export class NginxBalancer extends pulumi.ComponentResource {
 
     const keepalived: command.remote.Command[] = [];
     if (s.vip) {
+      const check = putFile(`${p}-keepalived-check`, {
+        connection: conn, path: NGINX_PATHS.keepalivedCheck, mode: "0700", validate: `sh -n "$NEW"`,
+        content: renderBalancerCheck({ listenPort: s.listenPort, serverName: s.serverName, path: s.checkPath }),
+      }, after(health));
       const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw));
       const kaFile = putFile(`${p}-keepalived-conf`, {
         connection: conn, path: NGINX_PATHS.keepalived, content: pulumi.secret(conf), secret: true,
         validate: `keepalived -t -f "$NEW"`,
-      }, after(health));
+      }, after(check));
       const kaService = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
       keepalived.push(restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))],
         after(kaService)));

@@ -1,5 +1,6 @@
-import { ResolvedNginxBalancerSettings } from "./args";
-import { renderKeepalivedConf } from "../common/vrrp";
+import { BalanceMethod, ResolvedNginxBalancerSettings } from "./args";
+import { renderKeepalivedConf } from "../keepalived";
+import { shq } from "../common/shell";
 
 /** One WorksPad node behind the balancer; WorksPad itself listens HTTPS. */
 export interface Upstream {
@@ -18,6 +19,8 @@ export const NGINX_PATHS = {
   key: "/etc/nginx/hastack/server.key",
   upstreamCa: "/etc/nginx/hastack/upstream-ca.crt",
   keepalived: "/etc/keepalived/keepalived.conf",
+  /** keepalived's enable_script_security wants the script and its directories writable by root only. */
+  keepalivedCheck: "/etc/keepalived/hastack-nginx-check.sh",
 } as const;
 
 export interface SiteFiles {
@@ -32,6 +35,17 @@ export interface ListenOverride {
   readonly address?: string;
   /** Port of the plain-HTTP redirect server. @default 80 */
   readonly httpPort?: number;
+}
+
+/** The upstream directive that keeps a client on one node; `consistent` (ketama) moves only a failed node's clients. */
+export function balanceDirective(method: BalanceMethod, cookie?: string): string {
+  switch (method) {
+    case "ipHash": return "ip_hash;";
+    case "remoteAddress": return "hash $remote_addr consistent;";
+    case "cookie":
+      if (!cookie || !/^[A-Za-z0-9_]+$/.test(cookie)) throw new Error(`balanceDirective: cookie name ${JSON.stringify(cookie)} is not an nginx variable name`);
+      return `hash $cookie_${cookie} consistent;`;
+  }
 }
 
 /** The nginx site: upstream with passive health checks, TLS termination, websocket pass-through. */
@@ -50,7 +64,7 @@ export function renderSite(s: ResolvedNginxBalancerSettings, upstreams: readonly
     "",
     "upstream workspad {",
     "    # one client stays on one node (WorksPad keeps per-node session state)",
-    "    ip_hash;",
+    `    ${balanceDirective(s.balanceMethod, s.balanceCookie)}`,
     ...upstreams.map((u) => `    server ${u.address}:${u.port} max_fails=${s.maxFails} fail_timeout=${s.failTimeoutSeconds}s; # ${u.name}`),
     "}",
     "",
@@ -141,7 +155,49 @@ export function healthProbe(port: number): string {
   return `curl -sk -o /dev/null --max-time 3 https://127.0.0.1:${port}/`;
 }
 
-/** keepalived for node `index` of a 2-node balancer; the check is a real HTTPS request. */
+/**
+ * Host name the VIP check sends (SNI and Host): the first server name, made concrete when it is a
+ * wildcard; "localhost" for "_" (the site is then the only server on its port and takes any name).
+ */
+export function checkHostName(serverName: string): string {
+  if (serverName === "_") return "localhost";
+  const first = serverName.split(" ")[0];
+  if (first.startsWith("*.")) return `check${first.slice(1)}`;
+  if (first.startsWith(".")) return first.slice(1);
+  if (first.endsWith(".*")) return `${first.slice(0, -2)}.local`;
+  return first;
+}
+
+export interface BalancerCheckParams {
+  readonly listenPort: number;
+  readonly serverName: string;
+  /** hastack:nginx.checkPath, requested through nginx. */
+  readonly path: string;
+}
+
+/**
+ * The VIP's health check (a file keepalived runs): an HTTPS request through the local nginx to a
+ * WorksPad node, so a node whose nginx does not serve, or reaches no WorksPad node, gives up the VIP.
+ * Any status a WorksPad node produced passes (404, 503 included): with the database slow or down both
+ * balancers would otherwise drop the VIP at once, and clients would get no answer at all.
+ */
+export function renderBalancerCheck(p: BalancerCheckParams): string {
+  const host = checkHostName(p.serverName);
+  return [
+    "#!/bin/sh",
+    "# Managed by hastack: the nginx VIP stays only where the local nginx answers HTTPS and reaches a WorksPad node.",
+    `code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 --resolve ${shq(`${host}:${p.listenPort}:127.0.0.1`)} ${shq(`https://${host}:${p.listenPort}${p.path}`)})`,
+    // 000: nginx did not answer; 502/504: nginx answered itself because no WorksPad node did
+    "case \"$code\" in",
+    "  502|504) exit 1 ;;",
+    "  [1-5][0-9][0-9]) exit 0 ;;",
+    "  *) exit 1 ;;",
+    "esac",
+    "",
+  ].join("\n");
+}
+
+/** keepalived for node `index` of a 2-node balancer; the check is renderBalancerCheck's script. */
 export function renderBalancerKeepalived(s: ResolvedNginxBalancerSettings, index: number, authPass: string): string {
   if (!s.vip) throw new Error("renderBalancerKeepalived needs a vip");
   const self = s.nodes[index];
@@ -155,6 +211,13 @@ export function renderBalancerKeepalived(s: ResolvedNginxBalancerSettings, index
     vip: s.vip,
     vipPrefix: s.vipPrefix,
     authPass,
-    checkScript: `/usr/bin/curl -sk -o /dev/null --max-time 2 https://127.0.0.1:${s.listenPort}/`,
+    checkScript: NGINX_PATHS.keepalivedCheck,
+    // every second, two failures: a balancer that stopped serving gives up the VIP within ~2-3 s. Up to
+    // 3 s per request: with 2 s (and a path that queried the database) a loaded lab host failed the check
+    // on both balancers at once, leaving no VIP for 6 s
+    checkIntervalSeconds: 1,
+    checkTimeoutSeconds: 4,
+    checkFall: 2,
+    checkRise: 2,
   });
 }

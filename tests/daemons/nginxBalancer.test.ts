@@ -5,7 +5,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { resolveNginxBalancerSettings } from "../../components/nginxBalancer/args";
-import { renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
+import { NGINX_PATHS, renderBalancerCheck, renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
 import { freePort } from "../support/ports";
 
 const SPECIAL = `jhYg/=\\F'"$`;
@@ -41,10 +41,11 @@ async function waitUntil(what: string, ok: () => boolean, ms = 15000): Promise<v
 const UPSTREAM_PY = `
 import http.server, ssl, sys
 port, name, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+status = int(sys.argv[5]) if len(sys.argv) > 5 else 200
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = name.encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -112,6 +113,15 @@ describe("NginxBalancer rendered files on the real daemons (needs root)", () => 
     }
   });
 
+  it("nginx -t accepts each balanceMethod's upstream directive", async () => {
+    for (const extra of [{ balanceMethod: "remoteAddress" }, { balanceMethod: "cookie", balanceCookie: "wpnode" }]) {
+      const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }], listenPort: await freePort(), ...extra }, SUBNET);
+      const site = renderSite(s, [{ name: "wp1", address: "10.213.7.21", port: 4430 }], files(), { address: "127.0.0.1", httpPort: await freePort() });
+      const r = spawnSync(nginx, ["-t", "-c", mainConf(site, `m-${extra.balanceMethod}`)], { encoding: "utf8" });
+      expect({ ...extra, status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ ...extra, status: 0, stderr: "" });
+    }
+  });
+
   it("the staged check passes a good site against the host's nginx.conf and refuses a broken one", () => {
     const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }] }, SUBNET);
     const good = path.join(dir, "staged-good.conf");
@@ -161,11 +171,49 @@ describe("NginxBalancer rendered files on the real daemons (needs root)", () => 
     await waitUntil("nginx to stop", () => n.exitCode !== null || n.signalCode !== null);
   });
 
+  it("the VIP check passes while nginx reaches a WorksPad node (a 503 from the node included) and fails when nginx is down or reaches none", async () => {
+    const ports = { up: await freePort(), https: await freePort(), http: await freePort() };
+    const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }], listenPort: ports.https }, SUBNET);
+    const site = renderSite(s, [{ name: "wp1", address: "127.0.0.1", port: ports.up }], files(), { address: "127.0.0.1", httpPort: ports.http });
+    const script = path.join(dir, "check.sh");
+    fs.writeFileSync(script, renderBalancerCheck({ listenPort: ports.https, serverName: "_", path: "/health" }), { mode: 0o700 });
+    const check = () => spawnSync("sh", [script]).status;
+    const upstream = (status: number) => {
+      const p = spawn("python3", [path.join(dir, "upstream.py"), String(ports.up), "wp1", path.join(dir, "upstream.crt"), path.join(dir, "upstream.key"), String(status)],
+        { stdio: "ignore" });
+      procs.push(p);
+      return p;
+    };
+    const stopped = (p: ChildProcess) => { p.kill("SIGKILL"); return waitUntil("process gone", () => p.exitCode !== null || p.signalCode !== null); };
+
+    expect(check()).toBe(1); // no nginx at all
+    const n = spawn(nginx, ["-c", mainConf(site, "check"), "-g", "daemon off;"], { stdio: "ignore" });
+    procs.push(n);
+    await waitUntil("nginx", () => get(`https://127.0.0.1:${ports.https}/`)[0] !== 0);
+    expect(check()).toBe(1); // nginx answers 502 itself: no WorksPad node
+    let up = upstream(200);
+    await waitUntil("upstream", () => get(`https://127.0.0.1:${ports.up}/`)[0] === 200);
+    await sleep(10500); // the node was marked failed for fail_timeout (10 s) by the 502 above
+    expect(check()).toBe(0);
+    await stopped(up);
+    up = upstream(503); // a node whose database is down still answers: the balancer keeps the VIP
+    await waitUntil("503 upstream", () => get(`https://127.0.0.1:${ports.up}/`)[0] === 503);
+    expect(check()).toBe(0);
+    await stopped(up);
+    expect(check()).toBe(1);
+    n.kill("SIGQUIT");
+    await waitUntil("nginx to stop", () => n.exitCode !== null || n.signalCode !== null);
+    expect(check()).toBe(1);
+  }, 60000);
+
   it.each([0, 1])("keepalived -t accepts the pair's config for node %i with the special password", (i) => {
     const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }, { name: "lb2", address: "10.213.7.32" }],
       vip: "10.213.7.60" }, SUBNET);
     const f = path.join(dir, `keepalived-${i}.conf`);
-    fs.writeFileSync(f, renderBalancerKeepalived(s, i, SPECIAL));
+    // keepalived -t checks that the script exists and is safe: point it at an executable root-owned copy
+    const check = path.join(dir, "ka-check.sh");
+    fs.writeFileSync(check, renderBalancerCheck({ listenPort: 443, serverName: "_", path: "/health" }), { mode: 0o700 });
+    fs.writeFileSync(f, renderBalancerKeepalived(s, i, SPECIAL).replace(NGINX_PATHS.keepalivedCheck, check));
     const r = spawnSync("keepalived", ["-t", "-f", f], { encoding: "utf8" });
     expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
   });

@@ -53,14 +53,14 @@ describe("npm run preview:prod: a real offline preview of the prod stack", () =>
     if (!r.plugins.tls) expect(r.resources.filter((x) => x.type.startsWith("tls:"))).toEqual([]);
   });
 
-  it("has remote commands on each of the 9 prod hosts, under the component that owns the host", () => {
+  it("has remote commands on each of the 10 prod hosts, under the component that owns the host", () => {
     const sections: [string, string][] = [
       ["hastack:postgres", "hastack:db:PatroniCluster"], ["hastack:proxy", "hastack:proxy:PgBouncerVipPair"],
       ["hastack:workspad", "hastack:app:WorksPadNode"], ["hastack:nginx", "hastack:edge:NginxBalancer"],
     ];
     const hosts = sections.flatMap(([key, component]) => nodes(key).map((n) => ({ ...n, component })));
     expect(hosts.map((h) => h.address).sort()).toEqual([
-      "192.168.1.122", "192.168.1.123", "192.168.1.124", "192.168.1.127",
+      "192.168.1.122", "192.168.1.123", "192.168.1.124", "192.168.1.127", "192.168.1.128",
       "192.168.1.130", "192.168.1.131", "192.168.1.132", "192.168.1.140", "192.168.1.141",
     ]);
     const commands = r.resources.filter((x) => x.type === "command:remote:Command");
@@ -84,7 +84,9 @@ describe("npm run preview:prod: a real offline preview of the prod stack", () =>
 
   it("keeps every secret it put in config out of the preview text, the engine events, the state and the config file", () => {
     // the SSH key, the passwords and every certificate key (when made offline)
-    expect(r.secrets.length).toBe(1 + (r.plugins.random ? 0 : PASSWORD_NAMES.length) + (r.plugins.tls ? 0 : 5));
+    // a key per TLS host (WorksPad and nginx nodes) and the data-protection key
+    const tlsKeys = nodes("hastack:workspad").length + nodes("hastack:nginx").length + 1;
+    expect(r.secrets.length).toBe(1 + (r.plugins.random ? 0 : PASSWORD_NAMES.length) + (r.plugins.tls ? 0 : tlsKeys));
     const state = readStateFiles(r.backendDir);
     const stackConfigFile = path.join(r.workDir, `Pulumi.${STACK}.yaml`);
     const stackConfig = fs.readFileSync(stackConfigFile, "utf8");
@@ -122,7 +124,7 @@ describe("npm run preview:prod: a real offline preview of the prod stack", () =>
     }
     if (!r.plugins.tls) {
       const c = doc.config["hastack:certificates"];
-      expect(Object.keys(c.servers).sort()).toEqual(["ngx1", "wp1", "wp2", "wp3"]);
+      expect(Object.keys(c.servers).sort()).toEqual(["ngx1", "ngx2", "wp1", "wp2", "wp3"]);
       for (const s of [...Object.values(c.servers), c.dataProtection] as any[]) expect(s).toEqual({ certPem: secure, keyPem: secure });
     }
     // everything else is the prod config itself, in plaintext

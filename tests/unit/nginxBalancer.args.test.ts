@@ -117,6 +117,32 @@ describe("resolveNginxBalancerSettings", () => {
   it("fails if upstreamTlsName is not a host name", () => {
     expect(err({ ...one, upstreamTlsName: "a b" })).toBe(`Invalid hastack:nginx.upstreamTlsName: got "a b"; expected a host name of letters, digits, '.' and '-'.`);
   });
+  it("keeps clients by ip_hash unless told otherwise, and accepts the two hash methods", () => {
+    expect(resolveNginxBalancerSettings(one, SUBNET).balanceMethod).toBe("ipHash");
+    expect(resolveNginxBalancerSettings({ ...one, balanceMethod: "remoteAddress" }, SUBNET).balanceMethod).toBe("remoteAddress");
+    const c = resolveNginxBalancerSettings({ ...one, balanceMethod: "cookie", balanceCookie: "wpnode" }, SUBNET);
+    expect([c.balanceMethod, c.balanceCookie]).toEqual(["cookie", "wpnode"]);
+  });
+  it("fails if balanceMethod is not one nginx offers here", () => {
+    expect(err({ ...one, balanceMethod: "least_conn" }))
+      .toBe(`Invalid hastack:nginx.balanceMethod: got "least_conn"; expected one of "ipHash", "remoteAddress", "cookie".`);
+  });
+  it("fails if balanceMethod is cookie without a cookie name", () => {
+    expect(err({ ...one, balanceMethod: "cookie" }))
+      .toBe(`Invalid hastack:nginx.balanceCookie: got nothing; expected a cookie name when balanceMethod is "cookie".`);
+  });
+  it("fails if a cookie name is given without balanceMethod cookie", () => {
+    expect(err({ ...one, balanceCookie: "wpnode" }))
+      .toBe(`Invalid hastack:nginx.balanceCookie: got "wpnode"; expected nothing unless balanceMethod is "cookie".`);
+  });
+  it("fails if the check path could not go into the check script as a plain path", () => {
+    expect(err({ ...two, checkPath: "/health?x='1'" }))
+      .toBe(`Invalid hastack:nginx.checkPath: got "/health?x='1'"; expected a URL path starting with "/" of letters, digits and . _ ~ / - (no query).`);
+  });
+  it("fails if the cookie name is not an nginx variable name", () => {
+    expect(err({ ...one, balanceMethod: "cookie", balanceCookie: "wp-node; ip_hash" }))
+      .toBe(`Invalid hastack:nginx.balanceCookie: got "wp-node; ip_hash"; expected a cookie name of 1..64 letters, digits and '_' (nginx reads it as $cookie_<name>).`);
+  });
 });
 
 describe("checkUpstreams", () => {

@@ -84,7 +84,8 @@ describe("NginxBalancer wiring", () => {
     const names = seen.map((s) => s.name);
     for (const h of ["lb1", "lb2"]) {
       expect(names).toEqual(expect.arrayContaining([`edge-${h}-ca`, `edge-${h}-keepalived-conf`, `edge-${h}-keepalived`, `edge-${h}-keepalived-reload`]));
-      expect(seen.find((s) => s.name === `edge-${h}-keepalived-conf`)!.dependsOn).toEqual([`edge-${h}-health`]);
+      expect(seen.find((s) => s.name === `edge-${h}-keepalived-check`)!.dependsOn).toEqual([`edge-${h}-health`]);
+      expect(seen.find((s) => s.name === `edge-${h}-keepalived-conf`)!.dependsOn).toEqual([`edge-${h}-keepalived-check`]);
       expect(seen.find((s) => s.name === `edge-${h}-site`)!.dependsOn).toEqual([`edge-${h}-ca`]);
     }
     expect(seen.find((s) => s.name === "edge-vip-health")!.dependsOn)
@@ -93,6 +94,11 @@ describe("NginxBalancer wiring", () => {
     expect(endpoint).toBe("https://10.213.7.60:443");
     expect(await resolve(lb.caCertPem)).toBe("ca-pem");
     expect(byName("edge-lb1-keepalived-conf").inputs.create).toContain("keepalived -t -f \"$NEW\"");
+    // the VIP check goes through nginx to WorksPad's health path, as a root-only file keepalived runs
+    const check = byName("edge-lb1-keepalived-check");
+    expect(unwrap(check.inputs.stdin)).toContain("'https://localhost:443/'");
+    expect(check.inputs.create).toMatch(/chmod 0700/);
+    expect(check.inputs.create).toContain(`sh -n "$NEW"`);
   });
 
   it("marks the key and keepalived config secret, logs nothing for them and never puts a secret in command text", async () => {

@@ -1,6 +1,8 @@
 import { resolveNginxBalancerSettings } from "../../components/nginxBalancer/args";
-import { NGINX_PATHS, healthProbe, renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
-import { vrrpAuthPass } from "../../components/common/vrrp";
+import {
+  NGINX_PATHS, balanceDirective, checkHostName, healthProbe, renderBalancerCheck, renderBalancerKeepalived, renderSite, renderSiteCheck,
+} from "../../components/nginxBalancer/render";
+import { vrrpAuthPass } from "../../components/keepalived";
 
 const SUBNET = "10.213.7.0/24";
 const SPECIAL = `jhYg/=\\F'"$`;
@@ -46,6 +48,15 @@ describe("nginx site", () => {
     expect(site).toContain("listen 127.0.0.1:443 ssl;");
     expect(site).toContain("listen 127.0.0.1:18080;");
   });
+  it.each([["ipHash", undefined, "ip_hash;"], ["remoteAddress", undefined, "hash $remote_addr consistent;"],
+    ["cookie", "wpnode", "hash $cookie_wpnode consistent;"]] as const)("balanceMethod %s renders %s %s", (method, cookie, line) => {
+    expect(balanceDirective(method, cookie)).toBe(line);
+    const s = resolveNginxBalancerSettings({ nodes: single.nodes, balanceMethod: method, ...(cookie ? { balanceCookie: cookie } : {}) }, SUBNET);
+    expect(renderSite(s, upstreams, files)).toContain(`    ${line}\n`);
+  });
+  it("refuses a cookie name that is not an nginx variable name even past validation", () => {
+    expect(() => balanceDirective("cookie", "a;b")).toThrow("not an nginx variable name");
+  });
   it("staged check script", () => {
     expect(renderSiteCheck()).toMatchSnapshot();
   });
@@ -60,12 +71,23 @@ describe("keepalived for the balancer pair", () => {
     expect(conf).toMatchSnapshot();
     expect(conf).not.toContain(SPECIAL);
     expect(conf).toContain(`auth_pass ${vrrpAuthPass(SPECIAL)}`);
-    expect(conf).toContain(`script "/usr/bin/curl -sk -o /dev/null --max-time 2 https://127.0.0.1:8443/"`);
+    expect(conf).toContain(`script "${NGINX_PATHS.keepalivedCheck}"`);
+    expect(conf).toMatch(/interval 1\n\s+timeout 4\n\s+fall 2\n\s+rise 2/);
     expect(conf).toContain("10.213.7.60/24 dev eth0");
   });
   it("auth_pass is 8 safe characters that depend on the whole secret", () => {
     expect(vrrpAuthPass(SPECIAL)).toMatch(/^[0-9a-f]{8}$/);
     expect(vrrpAuthPass("abcdefgh1")).not.toBe(vrrpAuthPass("abcdefgh2"));
+  });
+  it("the VIP check requests the health path through the local nginx with the site's name, and fails on 000, 502 and 504", () => {
+    const check = renderBalancerCheck({ listenPort: 8443, serverName: pair.serverName, path: "/health" });
+    expect(check).toMatchSnapshot();
+    expect(check).toContain("--resolve 'wp.example.org:8443:127.0.0.1' 'https://wp.example.org:8443/health'");
+    expect(check).toContain("502|504) exit 1 ;;");
+  });
+  it.each([["_", "localhost"], ["wp.example.org", "wp.example.org"], ["*.example.org a.org", "check.example.org"],
+    [".example.net", "example.net"], ["www.example.*", "www.example.local"]])("checks server_name %s as %s", (names, host) => {
+    expect(checkHostName(names)).toBe(host);
   });
   it("refuses a single node without vip", () => {
     expect(() => renderBalancerKeepalived(single, 0, "x")).toThrow("needs a vip");
