@@ -102,6 +102,7 @@ export class Datacenter extends pulumi.ComponentResource {
       settings: r.postgres, ssh,
       superuserPassword: dbPw.superuser, replicationPassword: dbPw.replication,
       rewindPassword: dbPw.rewind, appPassword: dbPw.app, restApiPassword: pw("patroniRest"),
+      etcdRootPassword: pw("etcdRoot"), etcdPatroniPassword: pw("etcdPatroni"),
       site: r.site === undefined ? undefined : {
         standby: standby ? { hosts: primaryMembers.map((m) => m.address), port: primaryMembers[0].pgPort, slotName: standbySlotName(site.name) } : undefined,
         permanentSlots: standby ? [] : site.peers.map(standbySlotName),
@@ -145,7 +146,7 @@ export class Datacenter extends pulumi.ComponentResource {
 
     if (r.redis) {
       this.redis = new RedisSentinelGroup(`${name}-cache`, {
-        settings: r.redis, ssh, password: pw("redis"),
+        settings: r.redis, ssh, password: pw("redis"), sentinelPassword: pw("redisSentinel"),
         keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined,
       }, child);
     }
@@ -181,6 +182,7 @@ export class Datacenter extends pulumi.ComponentResource {
       workspadNodes: this.apps.map((a) => pulumi.interpolate`${a.address}:${a.port}`),
       ...(this.redis ? {
         redis: { vip: this.redis.vip, port: this.redis.port, masterName: this.redis.masterName, sentinels: this.redis.sentinelAddresses },
+        redisUser: this.redis.user,
         redisPassword: this.redis.password,
       } : {}),
     };

@@ -4,7 +4,7 @@ import * as random from "@pulumi/random";
 /** Names of the passwords a datacenter uses; each may be supplied under `hastack:passwords.<name>`. */
 export const PASSWORD_NAMES = [
   "postgresSuperuser", "postgresReplication", "postgresRewind", "postgresApp",
-  "proxyKeepalived", "nginxKeepalived", "redis", "redisKeepalived", "patroniRest",
+  "proxyKeepalived", "nginxKeepalived", "redis", "redisSentinel", "redisKeepalived", "patroniRest", "etcdRoot", "etcdPatroni",
 ] as const;
 export type PasswordName = (typeof PASSWORD_NAMES)[number];
 

@@ -36,8 +36,8 @@ async function run(cfg: Record<string, string>) {
 }
 
 const PASSWORDS = { postgresSuperuser: "a/=\\'\"$1", postgresReplication: "b/=\\'\"$2", postgresRewind: "c3", postgresApp: "d/=\\'\"$4",
-  proxyKeepalived: "abcd1234", nginxKeepalived: "efgh5678", redis: "e/=\\'\"$5", redisKeepalived: "ijkl9012",
-  patroniRest: "f/=\\'\"$6" };
+  proxyKeepalived: "abcd1234", nginxKeepalived: "efgh5678", redis: "e/=\\'\"$5", redisSentinel: "s/=\\'\"$9", redisKeepalived: "ijkl9012",
+  patroniRest: "f/=\\'\"$6", etcdRoot: "g/=\\'\"$7", etcdPatroni: "h/=\\'\"$8" };
 // real PEMs: supplied certificates are parsed and matched to their keys at preview
 const fx = certFixtures();
 const cert = { certPem: fx.serverCertPem, keyPem: fx.serverKeyPem };
@@ -47,7 +47,7 @@ describe("datacenter program", () => {
   it("generates every password and certificate it is not given (random and tls resources)", async () => {
     await run(config());
     const types = recorded.map((r) => r.type);
-    expect(types.filter((t) => t === "random:index/randomPassword:RandomPassword")).toHaveLength(7);
+    expect(types.filter((t) => t === "random:index/randomPassword:RandomPassword")).toHaveLength(10);
     expect(types).toContain("tls:index/selfSignedCert:SelfSignedCert");
     expect(types.filter((t) => t === "tls:index/locallySignedCert:LocallySignedCert")).toHaveLength(3);
     const kp = recorded.find((r) => r.name === "dc-proxyKeepalived")!;
@@ -117,6 +117,8 @@ describe("datacenter program", () => {
     expect(out.replicationPassword).toBeUndefined();
     expect(await isSecret(out.site)).toBe(false);
     expect(await isSecret(out.redisPassword)).toBe(true);
+    // applications log in as the Redis application user with the application password, never Sentinel's
+    expect([await resolve(out.redisUser), await resolve(out.redisPassword)]).toEqual(["app", PASSWORDS.redis]);
     expect(await resolve(out.dbVip)).toBe("192.168.1.200");
     for (const c of recorded.filter((r) => r.type === "command:remote:Command")) {
       const text = [c.inputs.create, c.inputs.update, c.inputs.delete].join("\n");
