@@ -32,14 +32,23 @@ export const SITES_ENV = {
 export function sitesUp(): void { execFileSync("bash", [path.join(LAB, "sites.sh"), "up"], { stdio: "inherit" }); }
 export function sitesDown(): void { execFileSync("bash", [path.join(LAB, "sites.sh"), "down"], { stdio: "inherit" }); }
 
+/** The database role passwords, the same in every site (the sites share one database). */
+const SHARED = ["postgresSuperuser", "postgresReplication", "postgresRewind", "postgresApp"];
+
 function secretsOf(site: string): { passwords: Record<string, string>; certificates: Record<string, string> } {
+  const shared = path.join(SITES_STATE, "secrets-shared.json");
+  if (!fs.existsSync(shared)) {
+    const all = offlinePasswords() as Record<string, string>;
+    fs.writeFileSync(shared, JSON.stringify(Object.fromEntries(SHARED.map((k) => [k, all[k]]))), { mode: 0o600 });
+  }
   const f = path.join(SITES_STATE, `secrets-${site}.json`);
   if (!fs.existsSync(f)) {
     // no app tier in the sites lab: the CA only (the stack PKI signs nothing else)
     const c = offlineCertificates([]) as Record<string, unknown>;
     fs.writeFileSync(f, JSON.stringify({ passwords: offlinePasswords(), certificates: { caCertPem: c.caCertPem, caKeyPem: c.caKeyPem } }), { mode: 0o600 });
   }
-  return JSON.parse(fs.readFileSync(f, "utf8"));
+  const own = JSON.parse(fs.readFileSync(f, "utf8"));
+  return { ...own, passwords: { ...own.passwords, ...JSON.parse(fs.readFileSync(shared, "utf8")) } };
 }
 
 export interface SiteOptions {
@@ -73,12 +82,24 @@ export function siteConfig(name: string, o: SiteOptions = {}): ConfigMap {
   };
 }
 
-/** Both stacks live in one backend and one project directory (Pulumi.yaml) under lab/.sites-state. */
+/** The roles the lab's stacks were last given (a switchover records them here, as a user commits config). */
+export function recordedRole(): SiteOptions {
+  const f = path.join(SITES_STATE, "role.json");
+  return fs.existsSync(f) ? JSON.parse(fs.readFileSync(f, "utf8")) : {};
+}
+export function recordRole(o: SiteOptions): void {
+  fs.writeFileSync(path.join(SITES_STATE, "role.json"), JSON.stringify(o));
+}
+
+/**
+ * Both stacks live in one backend and one project directory (Pulumi.yaml) under lab/.sites-state. The
+ * role is `o`, else the recorded one, else dc1 leading at epoch 1.
+ */
 export function openSiteStack(name: string, o: SiteOptions = {}): Promise<Stack> {
   const workDir = path.join(SITES_STATE, "project");
   fs.mkdirSync(workDir, { recursive: true });
   fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
-  return openStack({ stackName: name, config: siteConfig(name, o), workDir }, SITES_ENGINE);
+  return openStack({ stackName: name, config: siteConfig(name, { ...recordedRole(), ...o }), workDir }, SITES_ENGINE);
 }
 
 async function main(): Promise<void> {

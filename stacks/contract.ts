@@ -102,8 +102,26 @@ export function parseSecrets(ref: string, v: unknown): SiteSecrets {
 export interface CheckedPeers {
   /** The primary site's contract, when this site is a standby. */
   readonly primary?: SiteContract;
-  /** The primary site's role passwords (secret), when this site is a standby. */
-  readonly primarySecrets?: pulumi.Output<SiteSecrets>;
+  /** Every deployed peer's contract (a primary checks them before it takes the lead; HAProxy falls back to their members). */
+  readonly others?: SiteContract[];
+}
+
+/** The database role passwords, named as in `hastack:passwords`, with the contract field that carries each. */
+export const SHARED_DB_PASSWORDS = [
+  ["postgresSuperuser", "superuserPassword"], ["postgresReplication", "replicationPassword"],
+  ["postgresRewind", "rewindPassword"], ["postgresApp", "appPassword"],
+] as const;
+
+/**
+ * Sites share one database and so its roles: every site's stack sets the same four role passwords (a site
+ * that takes the lead keeps using them). Compared with each deployed peer's `siteSecrets`; errors never show a value.
+ */
+export function checkSharedPasswords(own: Partial<Record<string, string>>, peer: string, theirs: SiteSecrets): void {
+  for (const [key, field] of SHARED_DB_PASSWORDS) {
+    if (own[key] !== theirs[field]) {
+      invalid(`hastack:passwords.${key}`, "[secret]", `the same value as peer ${peer} (its siteSecrets.${field} differs): the sites share one database, so every site's stack sets the same role passwords`);
+    }
+  }
 }
 
 /**
@@ -122,16 +140,19 @@ export async function readPeers(self: SelfView, opts?: pulumi.CustomResourceOpti
     return { stack, ref, sr, contract: v === undefined ? undefined : parseContract(ref, v) };
   }));
   const primary = checkPeers(self, read);
-  if (!primary) return {};
-  const p = read.find((x) => x.stack === self.site.primarySite)!;
-  const d = await p.sr.getOutputDetails("siteSecrets");
-  return { primary, primarySecrets: pulumi.secret(parseSecrets(p.ref, d.secretValue ?? d.value)) };
+  for (const p of read.filter((x) => x.contract)) {
+    const d = await p.sr.getOutputDetails("siteSecrets");
+    checkSharedPasswords(self.dbPasswords ?? {}, p.stack, parseSecrets(p.ref, d.secretValue ?? d.value));
+  }
+  return { primary, others: read.flatMap((x) => (x.contract ? [x.contract] : [])) };
 }
 
 /** What checkPeers needs to know about this site. */
 export interface SelfView {
   readonly site: ResolvedSite;
   readonly members: readonly { name: string; address: string }[];
+  /** This stack's `hastack:passwords` (plain values, compared with the peers'; never shown). */
+  readonly dbPasswords?: Partial<Record<string, string>>;
 }
 
 /**

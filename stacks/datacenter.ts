@@ -10,7 +10,7 @@ import { password } from "./secrets";
 import { StackPki } from "./pki";
 import { checkAcrossSections, checkTopology, rawAddresses } from "./topology";
 import { hostKeysFor } from "./hostKeys";
-import { CheckedPeers, LEADER_RULE, SiteContract, SiteSecrets, siteOutputs } from "./contract";
+import { CheckedPeers, LEADER_RULE, SHARED_DB_PASSWORDS, SiteContract, SiteSecrets, siteOutputs } from "./contract";
 import { ResolvedSite, resolveSiteSettings, standbySlotName } from "./site";
 import { HostFirewall } from "../components/firewall";
 import { firewallPlan } from "./firewall";
@@ -50,6 +50,12 @@ export function resolveDatacenter(cfg: StackConfig) {
       { setting: "port", port: redis.port }, { setting: "sentinelPort", port: redis.sentinelPort }, { setting: "haproxyPort", port: redis.haproxyPort }] }] : []),
   ]);
   checkAcrossSections({ postgres, proxy, workspad, nginx, redis }, { passwords: cfg.passwords, certificates: cfg.certificates });
+  // the sites share one database: its role passwords cannot be generated per stack (readPeers compares them)
+  if (site) {
+    for (const [key] of SHARED_DB_PASSWORDS) {
+      if (cfg.passwords[key] === undefined) invalid(`hastack:passwords.${key}`, "(not set)", "a password set in this stack's config when hastack:site is set: every site's stack sets the same value (the sites share one database)");
+    }
+  }
   return { postgres, proxy, workspad, nginx, redis, site };
 }
 
@@ -90,13 +96,11 @@ export class Datacenter extends pulumi.ComponentResource {
     // `peers` were read and checked against this site by readPeers before this component (program.ts)
     const site = this.site;
     const standby = site.role === "standby";
-    if (standby && !(peers.primary && peers.primarySecrets)) invalid("hastack:site.primarySite", site.primarySite, "a peer whose contract was read (readPeers) before the datacenter is built");
-    // one database, one set of roles: a standby site uses the primary site's role passwords
-    const fromPrimary = (k: keyof SiteSecrets) => pulumi.secret(peers.primarySecrets!.apply((x) => x[k]));
-    const dbPw = standby
-      ? { superuser: fromPrimary("superuserPassword"), replication: fromPrimary("replicationPassword"), rewind: fromPrimary("rewindPassword"), app: fromPrimary("appPassword") }
-      : { superuser: pw("postgresSuperuser"), replication: pw("postgresReplication"), rewind: pw("postgresRewind"), app: pw("postgresApp") };
+    if (standby && !peers.primary) invalid("hastack:site.primarySite", site.primarySite, "a peer whose contract was read (readPeers) before the datacenter is built");
+    // one database, one set of roles: every site sets the same role passwords (checked against the peers by readPeers)
+    const dbPw = { superuser: pw("postgresSuperuser"), replication: pw("postgresReplication"), rewind: pw("postgresRewind"), app: pw("postgresApp") };
     const primaryMembers = peers.primary?.postgres.members ?? [];
+    const otherMembers = (peers.others ?? []).flatMap((c) => c.postgres.members);
 
     this.db = new PatroniCluster(`${name}-db`, {
       settings: r.postgres, ssh,
@@ -107,6 +111,8 @@ export class Datacenter extends pulumi.ComponentResource {
         standby: standby ? { hosts: primaryMembers.map((m) => m.address), port: primaryMembers[0].pgPort, slotName: standbySlotName(site.name) } : undefined,
         permanentSlots: standby ? [] : site.peers.map(standbySlotName),
         remoteSubnets: site.remoteSubnets,
+        otherSiteMembers: otherMembers.map((m) => ({ address: m.address, pgPort: m.pgPort, restApiPort: m.restApiPort })),
+        slotName: standbySlotName(site.name),
       },
       access: { proxies: r.proxy.nodes.map((h) => h.address), admin: cfg.firewall.adminSources },
     }, child);
@@ -114,8 +120,9 @@ export class Datacenter extends pulumi.ComponentResource {
     this.proxy = new PgBouncerVipPair(`${name}-proxy`, {
       settings: r.proxy, ssh,
       patroniMembers: r.postgres.nodes, pgPort: r.postgres.pgPort, restApiPort: r.postgres.restApiPort,
-      // a standby site's clients write through their own VIP to the leading site (local members first)
-      remoteMembers: standby ? primaryMembers : undefined,
+      // every site's clients write through their own VIP to whichever site leads (local members first), so a
+      // change of the leading site needs no HAProxy change anywhere
+      remoteMembers: r.site ? otherMembers : undefined,
       database: this.db.database, appUser: this.db.appUser, appPassword: this.db.appPassword,
       keepalivedAuthPass: pw("proxyKeepalived"),
     }, { parent: this, dependsOn: [this.db] });

@@ -7,7 +7,7 @@ export async function program(): Promise<Record<string, unknown>> {
   const cfg = readStackConfig(pulumiConfigReader());
   // peers first: their contracts decide this site's role, and a disagreement must stop the preview
   const r = resolveDatacenter(cfg);
-  const peers = r.site ? await readPeers({ site: r.site, members: r.postgres.nodes }) : {};
+  const peers = r.site ? await readPeers({ site: r.site, members: r.postgres.nodes, dbPasswords: cfg.passwords }) : {};
   const dc = new Datacenter("dc", cfg, undefined, peers);
   return dc.exports();
 }

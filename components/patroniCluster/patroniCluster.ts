@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, runScript, serviceEnabled, sha256, waitFor } from "../common";
 import { ResolvedPatroniClusterSettings } from "./args";
 import * as r from "./render";
+import * as role from "./siteRole";
 
 export interface PatroniClusterArgs {
   /** Resolved `hastack:postgres` settings (see resolvePatroniClusterSettings). */
@@ -41,6 +42,13 @@ export interface PatroniSiteArgs {
   readonly permanentSlots?: pulumi.Input<string[]>;
   /** Other sites' subnets pg_hba admits (replication and logins). @default [] */
   readonly remoteSubnets?: readonly string[];
+  /**
+   * Members of the other deployed sites. Before a standby site takes the lead, its standby leader checks
+   * them: none may still accept writes, and it replays everything they hold. @default []
+   */
+  readonly otherSiteMembers?: pulumi.Input<{ address: string; pgPort: number; restApiPort: number }[]>;
+  /** This site's permanent slot name on whichever site leads (its standby_cluster primary_slot_name). */
+  readonly slotName: string;
 }
 
 /** Seconds to wait for etcd quorum, and for a leader with streaming replicas. */
@@ -96,7 +104,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const siteRole: pulumi.Output<r.SiteRoleConfig | undefined> = args.site === undefined ? pulumi.output(undefined)
       : pulumi.all([args.site.standby, args.site.permanentSlots ?? []]).apply(([standby, permanentSlots]) =>
         ({ standby: standby as r.StandbySource | undefined, permanentSlots: permanentSlots as string[] }));
-    const packages = [`postgresql-${s.pgVersion}`, "postgresql-common", "patroni", "etcd-server", "etcd-client", "python3-psycopg2", "curl"];
+    const packages = [`postgresql-${s.pgVersion}`, "postgresql-common", "patroni", "etcd-server", "etcd-client", "python3-psycopg2", "curl",
+      // site-role (multi-site role changes) reads Patroni's JSON with jq
+      ...(args.site ? ["jq"] : [])];
 
     // Phase 1, per host: packages, packaged cluster off, data dirs, etcd config and start.
     let previousEtcdRestart: pulumi.Resource | undefined;
@@ -124,7 +134,22 @@ export class PatroniCluster extends pulumi.ComponentResource {
       putFile(n("etcdctl-env"), {
         connection: conn, path: r.ETCDCTL_ENV_PATH, content: etcdRootPassword.apply((pw) => r.renderEtcdctlEnv(pw)), secret: true,
       }, o([pkgs]));
-      return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth };
+      // multi-site: the role-change script and its settings on every member
+      const siteFiles = args.site === undefined ? [] : [
+        putFile(n("site-role-script"), { connection: conn, path: role.SITE_ROLE_PATH, content: role.siteRoleScript(), mode: "0755" }, o([pkgs])),
+        putFile(n("site-role-env"), {
+          connection: conn, path: role.SITE_ENV_PATH,
+          content: pulumi.output(args.site.otherSiteMembers ?? []).apply((otherSites) => role.renderSiteEnv({
+            member: h, restApiPort: s.restApiPort, dataDir: s.dataDir, pgVersion: s.pgVersion, pgPort: s.pgPort,
+            clusterName: s.clusterName, etcdClientPort: s.etcdClientPort, slotName: args.site!.slotName, otherSites })),
+        }, o([pkgs])),
+      ];
+      // the fence before every start of Patroni (see site-role.sh); systemd reads a new drop-in on daemon-reload
+      if (args.site !== undefined) {
+        const dropIn = putFile(n("site-fence-dropin"), { connection: conn, path: role.FENCE_DROPIN_PATH, content: role.renderFenceDropIn() }, o([pkgs]));
+        siteFiles.push(restartOnChange(n("site-fence-reload"), conn, "systemctl daemon-reload", [sha256(role.renderFenceDropIn())], o([dropIn])));
+      }
+      return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth, siteFiles };
     });
 
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
@@ -160,9 +185,17 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const clusterHash = contentHash(...configHashes);
     const healthy = waitFor(first.n("cluster-healthy"), first.conn, r.clusterHealthyProbe(rest, s.nodes.length), CLUSTER_TIMEOUT_S, o(members), [clusterHash]);
     const dynamicJson = siteRole.apply((role) => r.renderDynamicConfigJson(s, role));
+    // multi-site: the leading member of each site applies a change of role first (safe demotion, or promotion
+    // only once no other site accepts writes and this one holds all they wrote); the others do nothing
+    const siteRoleSteps = args.site === undefined ? [] : hosts.map((m) => {
+      const cmd = pulumi.output(args.site!.otherSiteMembers ?? []).apply((others) =>
+        role.siteRoleCommand(isStandby ? "standby" : "primary", role.memberRestUrls(others)));
+      return runScript(m.n("site-role"), { connection: m.conn, create: cmd, stdin: dynamicJson, triggers: [contentHash(dynamicJson)] },
+        o([healthy, m.restAuth, ...m.siteFiles]));
+    });
     const dynamic = runScript(first.n("dynamic-config"), {
       connection: first.conn, create: r.patchConfigScript(rest), stdin: dynamicJson, triggers: [contentHash(dynamicJson)],
-    }, o([healthy, first.restAuth]));
+    }, o([healthy, first.restAuth, ...siteRoleSteps]));
     const appStdin = pulumi.secret(pulumi.all([superuserPassword, appPassword])
       .apply(([su, app]) => r.renderAppDbStdin(s.superuser, su, s.database, s.appUser, app)));
     // a standby cluster is read-only: the role and database arrive with the primary site's data

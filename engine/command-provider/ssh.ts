@@ -13,6 +13,8 @@ export interface Connection {
   hostKey?: string;
   dialErrorLimit?: number;
   perDialTimeout?: number;
+  /** Reuse the master connection at this control socket (see openMaster): no new handshake per command. */
+  controlPath?: string;
 }
 
 export interface RunResult {
@@ -40,8 +42,34 @@ function sshArgs(conn: Connection, dir: string): string[] {
   } else {
     args.push("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null");
   }
+  if (conn.controlPath) args.push("-o", "ControlMaster=no", "-o", `ControlPath=${conn.controlPath}`);
   args.push(`${conn.user ?? "root"}@${conn.host}`);
   return args;
+}
+
+/**
+ * Start a background master connection at `controlPath` (later runs with conn.controlPath reuse it, which
+ * saves a handshake per command when seconds count). Resolves false when the host cannot be reached.
+ * Stop it with closeMaster.
+ */
+export function openMaster(conn: Connection, controlPath: string): Promise<boolean> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-ssh-"));
+  const args = sshArgs({ ...conn, controlPath: undefined }, dir);
+  const target = args.pop()!;
+  return new Promise<boolean>((resolve) => {
+    // -f: ssh goes to the background once authenticated; its stdio is not ours, so nothing waits on it
+    const child = spawn("ssh", [...args, "-M", "-N", "-f", "-o", `ControlPath=${controlPath}`, "-o", "ControlPersist=no", target], { stdio: "ignore" });
+    child.on("error", () => resolve(false));
+    child.on("close", (code) => resolve(code === 0));
+  }).finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+}
+
+export function closeMaster(conn: Connection, controlPath: string): Promise<void> {
+  return new Promise((resolve) => {
+    const child = spawn("ssh", ["-o", `ControlPath=${controlPath}`, "-O", "exit", `${conn.user ?? "root"}@${conn.host}`], { stdio: "ignore" });
+    child.on("error", () => resolve());
+    child.on("close", () => resolve());
+  });
 }
 
 function once(conn: Connection, script: string, stdin: string | Buffer | fs.ReadStream | undefined): Promise<RunResult> {

@@ -10,6 +10,8 @@ import axios from "axios";
 import { Stack } from "@pulumi/pulumi/automation";
 import { changes } from "../../engine/automation";
 import { hostsOf, openSiteStack, SiteOptions, SITES_ENV, SITES_STATE, siteOf, sitesDown, sitesUp } from "../../lab/sites";
+import { bootSite, failoverDrill, labHandles, switchoverDrill } from "../../bench/sitesDrills";
+import { failover, switchover } from "../../ops/sites";
 
 const run = promisify(execFile);
 const LAB = path.resolve(__dirname, "..", "..", "lab");
@@ -45,7 +47,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 const sql = (db: string, q: string) => `cd /tmp && runuser -u postgres -- psql -X -tA -d ${db} -c "${q}"`;
 /** The application's login, as a pgpass line on stdin (the app password is the primary site's). */
 const appPgpass = () => {
-  const pw = JSON.parse(fs.readFileSync(path.join(SITES_STATE, "secrets-dc1.json"), "utf8")).passwords.postgresApp as string;
+  const pw = JSON.parse(fs.readFileSync(path.join(SITES_STATE, "secrets-shared.json"), "utf8")).postgresApp as string;
   return `*:*:*:workspad:${pw.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}\n`;
 };
 /** psql run on a VM as the application, through `host:port`, password from stdin into a 0600 temp file. */
@@ -113,9 +115,9 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
   });
 
   it("a second pulumi up on each stack changes nothing", async () => {
-    // dc1's first up read dc2 before dc2 existed: its next up re-reads the peer (a read, not a change of any host)
+    // dc1's first up ran before dc2 existed: its next up learns dc2's members (HAProxy fallback, the promotion check)
     const first = changes((await up("dc1")).summary.resourceChanges);
-    expect(Object.keys(first).filter((op) => op !== "read")).toEqual([]);
+    expect(Object.keys(first).filter((op) => !["read", "update", "replace", "create", "delete"].includes(op))).toEqual([]);
     expect(changes((await up("dc2")).summary.resourceChanges)).toEqual({});
     expect(changes((await up("dc1")).summary.resourceChanges)).toEqual({});
   });
@@ -128,5 +130,88 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
     expect(res.stderr).toContain('Invalid hastack:site.primarySite: got "dc2"; expected "dc1", what peer dc2 says at the same epoch 1');
     await open("dc1");
     expect(changes((await stacks.dc1.preview()).changeSummary)).toEqual({});
+  });
+
+  const drills: Record<string, unknown>[] = [];
+  afterAll(() => {
+    fs.mkdirSync(path.join(LAB, "..", "bench", ".work"), { recursive: true });
+    fs.writeFileSync(path.join(LAB, "..", "bench", ".work", "e2e-sites.json"), JSON.stringify(drills, null, 2));
+  });
+  /**
+   * After a role change: each stack's `pulumi up` (old primary first), then a second one that changes nothing on
+   * any host. A "read" is the StackReference re-reading a peer whose outputs its own up just changed.
+   */
+  const converge = async (order: string[]) => {
+    for (const n of order) { await open(n); expect((await up(n)).summary.result).toBe("succeeded"); }
+    for (const n of order) {
+      const { read: _peerRead, ...rest } = changes((await up(n)).summary.resourceChanges);
+      expect(rest).toEqual({});
+    }
+  };
+
+  it("a planned switchover to dc2 pauses a dc1 client's writes for seconds and loses none; both stacks converge with nothing left to change", async () => {
+    const d = await switchoverDrill("dc2", "dc1", progress);
+    drills.push({ drill: "switchover dc1→dc2", ...d, report: { ...d.report, lines: undefined } });
+    expect(d.lost).toBe(0);
+    expect(d.acked).toBeGreaterThan(100);
+    expect(d.report.writePauseSeconds).toBeLessThanOrEqual(30);
+    expect(d.clientGapSeconds).toBeLessThanOrEqual(30);
+    expect(await memberAnswering("dc2", "/primary")).toBeDefined();
+    expect(await memberAnswering("dc1", "/primary")).toBeUndefined();
+    expect(await memberAnswering("dc1", "/standby-leader")).toBeDefined();
+    await converge(["dc1", "dc2"]);
+    expect((await stacks.dc2.outputs()).site.value).toMatchObject({ role: "primary", primarySite: "dc2", epoch: 2 });
+  });
+
+  it("running the switchover again changes nothing", async () => {
+    const { handles, setRole } = await labHandles();
+    const r = await switchover(handles, "dc2", { setRole, log: progress });
+    expect(r.nothingToDo).toBe(true);
+    expect(await memberAnswering("dc2", "/primary")).toBeDefined();
+  });
+
+  it("switches back to dc1 the same way, a dc2 client losing nothing", async () => {
+    const d = await switchoverDrill("dc1", "dc2", progress);
+    drills.push({ drill: "switchover dc2→dc1", ...d, report: { ...d.report, lines: undefined } });
+    expect(d.lost).toBe(0);
+    expect(d.report.writePauseSeconds).toBeLessThanOrEqual(30);
+    expect(await memberAnswering("dc1", "/primary")).toBeDefined();
+    expect(await memberAnswering("dc2", "/standby-leader")).toBeDefined();
+    await converge(["dc2", "dc1"]);
+  });
+
+  it("unplanned loss of dc1 (every VM crashed): a forced failover makes dc2 accept writes and reports its WAL position", async () => {
+    const d = await failoverDrill("dc1", "dc2", progress);
+    drills.push({ drill: "failover dc1 lost → dc2", ...d, report: { ...d.report, lines: undefined } });
+    expect(d.report.promotedAt?.replayed).toBeGreaterThan(0);
+    expect(d.decisionToWritesSeconds).toBeLessThan(60);
+    expect(await memberAnswering("dc2", "/primary")).toBeDefined();
+    await open("dc2");
+    expect((await up("dc2")).summary.result).toBe("succeeded");
+    expect(changes((await up("dc2")).summary.resourceChanges)).toEqual({});
+  });
+
+  it("a planned switchover, and a failover without --force, are refused with a clear error while dc1 is down", async () => {
+    const { handles, setRole } = await labHandles();
+    await expect(switchover(handles, "dc1", { setRole, log: progress })).rejects.toThrow(/site dc1 does not answer .*a planned switchover needs every site/);
+    // dc2 leads already: a failover to it is a no-op, one to the lost site is refused
+    await expect(failover(handles, "dc1", false, { setRole, log: progress })).rejects.toThrow(/dc2 still accepts writes: use `npm run switchover -- --to dc1`/);
+  });
+
+  it("dc1 comes back as a standby of dc2 with its own pulumi up (never a second primary), streams again, and converges", async () => {
+    const t0 = Date.now();
+    await bootSite("dc1");
+    // the fence (site-role fence before Patroni starts): dc2 leads, so dc1 comes up as its standby before any deploy
+    await until("a dc1 standby leader after the boot", () => memberAnswering("dc1", "/standby-leader"), 240);
+    expect(await memberAnswering("dc1", "/primary")).toBeUndefined();
+    await open("dc1");
+    const r = await up("dc1");
+    expect(r.summary.result).toBe("succeeded");
+    expect(r.outputs.site.value).toMatchObject({ role: "standby", primarySite: "dc2" });
+    const leader = (await memberAnswering("dc2", "/primary"))!;
+    await until("dc1 streaming from dc2", async () => (await ssh(leader.name, sql("postgres", "select active from pg_replication_slots where slot_name = 'standby_dc1'"))) === "t", 180);
+    drills.push({ drill: "dc1 returns as standby", secondsUntilStreaming: (Date.now() - t0) / 1000 });
+    expect(await memberAnswering("dc1", "/primary")).toBeUndefined();
+    await converge(["dc1", "dc2"]);
   });
 });

@@ -62,11 +62,17 @@ describe("hastack:site", () => {
 describe("the example site stacks (Pulumi.dc1.yaml, Pulumi.dc2.yaml)", () => {
   const deb = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hastack-deb-")), "workspad.deb");
   fs.writeFileSync(deb, "not really a deb");
-  const load = (f: string) => {
+  // what the header of each file tells the user to set as secrets: the key, and the same four role passwords in both
+  const shared = { postgresSuperuser: "su-pw", postgresReplication: "repl-pw", postgresRewind: "rw-pw", postgresApp: "app-pw" };
+  const load = (f: string, passwords: Record<string, string> = shared) => {
     const c = (yaml.load(fs.readFileSync(path.join(__dirname, "..", "..", f), "utf8")) as { config: Record<string, any> }).config;
-    const get = (k: string) => (k === "sshPrivateKey" ? KEY : k === "workspad" ? { ...c["hastack:workspad"], packagePath: deb } : c[`hastack:${k}`]);
+    const get = (k: string) => (k === "sshPrivateKey" ? KEY : k === "passwords" ? passwords : k === "workspad" ? { ...c["hastack:workspad"], packagePath: deb } : c[`hastack:${k}`]);
     return resolveDatacenter(readStackConfig(get));
   };
+
+  it("fail without the shared database passwords, naming the first missing key", () => {
+    expect(() => load("Pulumi.dc2.yaml", {})).toThrow('Invalid hastack:passwords.postgresSuperuser: got "(not set)"');
+  });
 
   it("resolve, and agree with each other as primary and standby", () => {
     const [d1, d2] = [load("Pulumi.dc1.yaml"), load("Pulumi.dc2.yaml")];
@@ -136,8 +142,11 @@ describe("the contract between sites", () => {
 
 describe("a standby site's stack under mocks (peer dc1 mocked as a StackReference)", () => {
   const PRIMARY_SECRETS = { replicationPassword: "repl/=\\'\"$1", superuserPassword: "su/=1", rewindPassword: "rw2", appPassword: "app/=3" };
-  const cfg = (site: Record<string, unknown>, net: string, prefix: string) => Object.fromEntries(Object.entries({
-    subnet: `${net}.0/24`, sshPrivateKey: KEY,
+  // the sites share one database: every stack sets the same four role passwords
+  const DB_PASSWORDS = { postgresSuperuser: PRIMARY_SECRETS.superuserPassword, postgresReplication: PRIMARY_SECRETS.replicationPassword,
+    postgresRewind: PRIMARY_SECRETS.rewindPassword, postgresApp: PRIMARY_SECRETS.appPassword };
+  const cfg = (site: Record<string, unknown>, net: string, prefix: string, passwords: Record<string, string> = DB_PASSWORDS) => Object.fromEntries(Object.entries({
+    subnet: `${net}.0/24`, sshPrivateKey: KEY, passwords,
     ssh: { hostKeys: Object.fromEntries([11, 12, 13, 21, 22].map((i) => [`${net}.${i}`, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITEST"])) },
     postgres: { nodes: members(prefix, net).map(({ name, address }) => ({ name, address })) },
     proxy: { nodes: [{ name: `${prefix}px1`, address: `${net}.21` }, { name: `${prefix}px2`, address: `${net}.22` }], vip: `${net}.20` },
@@ -162,7 +171,7 @@ describe("a standby site's stack under mocks (peer dc1 mocked as a StackReferenc
       { "organization/hastack/dc1": { site: contract(), siteSecrets: PRIMARY_SECRETS } });
   }, 300000);
 
-  it("bootstraps Patroni as a standby cluster of every primary member, with its own slot, and the primary's passwords", () => {
+  it("bootstraps Patroni as a standby cluster of every primary member, with its own slot, and the shared passwords", () => {
     const yml: any = yaml.load(stdinOf("dc-db-d2pg1-patroni-config"));
     expect(yml.bootstrap.dcs.standby_cluster).toEqual({ host: "10.1.0.11,10.1.0.12,10.1.0.13", port: 5432, primary_slot_name: "standby_dc2", create_replica_methods: ["basebackup"] });
     expect(yml.bootstrap.dcs.slots).toBeUndefined();
@@ -175,6 +184,12 @@ describe("a standby site's stack under mocks (peer dc1 mocked as a StackReferenc
     const body = JSON.parse(stdinOf("dc-db-d2pg1-dynamic-config"));
     expect(body.standby_cluster).toEqual({ host: "10.1.0.11,10.1.0.12,10.1.0.13", port: 5432, primary_slot_name: "standby_dc2", create_replica_methods: ["basebackup"] });
     expect(body.slots).toBeNull();
+  });
+
+  it("demotes safely on every member before the PATCH (only the leading member acts), and promotes only after checking the other site", async () => {
+    const cmd = (n: string) => unwrap(recorded.find((r) => r.name === n)!.inputs.create) as string;
+    for (const m of ["d2pg1", "d2pg2", "d2pg3"]) expect(cmd(`dc-db-${m}-site-role`)).toBe("set -eu\n/usr/local/lib/hastack/site-role demote");
+    expect(JSON.parse(stdinOf("dc-db-d2pg2-site-role"))).toEqual(JSON.parse(stdinOf("dc-db-d2pg1-dynamic-config")));
   });
 
   it("does not create the application role in a read-only standby", () => {
@@ -210,5 +225,28 @@ describe("a standby site's stack under mocks (peer dc1 mocked as a StackReferenc
     expect(body.standby_cluster).toBeNull();
     expect(body.postgresql.parameters.max_slot_wal_keep_size).toBe("1GB");
     expect(recorded.some((r) => r.name.endsWith("-app-database"))).toBe(true);
+  }, 300000);
+
+  it("promotes (after the role change) only once no member of the deployed peer accepts writes, and falls back to the peer's members in HAProxy", async () => {
+    const p = await run(cfg({ name: "dc1", peers: ["dc2"], primarySite: "dc1", epoch: 1, remoteSubnets: ["10.2.0.0/24"] }, "10.1.0", "d1"), "dc1",
+      { "organization/hastack/dc2": { site: contract({ site: "dc2", role: "standby", subnet: "10.2.0.0/24", postgres: { ...contract().postgres, members: dc2Members } }), siteSecrets: PRIMARY_SECRETS } });
+    expect(p.site.role).toBe("primary");
+    expect(unwrap(recorded.find((r) => r.name === "dc-db-d1pg1-site-role")!.inputs.create))
+      .toBe("set -eu\n/usr/local/lib/hastack/site-role promote 'http://10.2.0.11:8008' 'http://10.2.0.12:8008' 'http://10.2.0.13:8008'");
+    const cfgText = recorded.find((r) => r.name === "dc-proxy-d1px1-haproxy-cfg")!.inputs.stdin as string;
+    expect(cfgText).toContain("server d2pg1 10.2.0.11:5432 check port 8008 backup\n");
+  }, 300000);
+
+  it("fails if a database role password differs from a deployed peer's, without showing either", async () => {
+    await expect(run(cfg({ name: "dc2", peers: ["dc1"], primarySite: "dc1", epoch: 1, remoteSubnets: ["10.1.0.0/24"] }, "10.2.0", "d2",
+      { ...DB_PASSWORDS, postgresApp: "another-app-pw" }), "dc2", { "organization/hastack/dc1": { site: contract(), siteSecrets: PRIMARY_SECRETS } }))
+      .rejects.toThrow("Invalid hastack:passwords.postgresApp: got \"[secret]\"; expected the same value as peer dc1 (its siteSecrets.appPassword differs)");
+    expect(recorded.filter((r) => r.type.startsWith("command:"))).toEqual([]);
+  }, 300000);
+
+  it("fails if a multi-site stack leaves a database role password to be generated", async () => {
+    const { postgresRewind: _unset, ...three } = DB_PASSWORDS;
+    await expect(run(cfg({ name: "dc1", peers: ["dc2"], primarySite: "dc1", epoch: 1, remoteSubnets: ["10.2.0.0/24"] }, "10.1.0", "d1", three), "dc1",
+      { "organization/hastack/dc2": {} })).rejects.toThrow('Invalid hastack:passwords.postgresRewind: got "(not set)"; expected a password set in this stack\'s config when hastack:site is set');
   }, 300000);
 });

@@ -1,0 +1,114 @@
+// `npm run bench:sites [-- RUNS]`: the two-site lab (lab/sites.ts) from nothing, then RUNS planned switchovers
+// each way (a client writing through the old primary site's VIP, one kept connection) and RUNS unplanned losses
+// of the leading site (every VM crashed, a forced failover, the lost site back as a standby with its own
+// `pulumi up`). Writes bench/results-sites.{json,md}. Needs root; removes the sites lab at the end.
+// The switchovers measure the data path (`npm run switchover` before its `pulumi up`s); that the stacks then
+// converge with nothing left to change is proven by tests/e2e/sites.test.ts.
+import { execFile } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { promisify } from "util";
+import { changes } from "../engine/automation";
+import { openSiteStack, recordedRole, sitesDown, sitesUp, SITES_ENV, siteOf } from "../lab/sites";
+import { bootSite, failoverDrill, switchoverDrill } from "./sitesDrills";
+import { shq } from "../components/common";
+
+const run = promisify(execFile);
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const log = (l: string) => console.log(`bench: ${l}`);
+
+async function up(site: string): Promise<void> {
+  const t0 = Date.now();
+  const r = await (await openSiteStack(site)).up();
+  if (r.summary.result !== "succeeded") throw new Error(`pulumi up ${site}: ${r.summary.result}`);
+  log(`up ${site} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${JSON.stringify(changes(r.summary.resourceChanges))}`);
+}
+
+/** Seconds until the leading site's slot for `site` is active again (it streams). */
+async function untilStreaming(leaderSite: string, site: string, t0: number): Promise<number> {
+  const q = `select active from pg_replication_slots where slot_name = 'standby_${site}'`;
+  for (;;) {
+    for (const v of siteOf(leaderSite).vms.filter((x) => x.role === "postgres")) {
+      try {
+        const { stdout } = await run("bash", [path.join(__dirname, "..", "lab", "ssh.sh"), v.name, `cd / && runuser -u postgres -- psql -X -qAt -h /var/run/postgresql -d postgres -c ${shq(q)}`], { env: SITES_ENV, timeout: 10000 });
+        if (stdout.trim() === "t") return (Date.now() - t0) / 1000;
+      } catch { /* not yet */ }
+    }
+    if (Date.now() - t0 > 600000) throw new Error(`${site} does not stream from ${leaderSite} after 600 s`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function main(): Promise<void> {
+  const runs = Number(process.argv[2] ?? 3);
+  sitesUp();
+  try {
+    await openSiteStack("dc1"); await openSiteStack("dc2");
+    // dc1 twice: its first up runs before dc2 exists
+    await up("dc1"); await up("dc2"); await up("dc1");
+    const switches: Record<string, unknown>[] = [];
+    for (let i = 1; i <= runs; i++) {
+      for (const [to, client] of [["dc2", "dc1"], ["dc1", "dc2"]]) {
+        const d = await switchoverDrill(to, client, log);
+        const row = { run: i, to, clientSite: client, toolPauseSeconds: d.report.writePauseSeconds, clientGapSeconds: d.clientGapSeconds, acked: d.acked, lost: d.lost,
+          clientErrors: d.errors, streamsAgainSeconds: d.report.streamsAgainSeconds, phases: d.report.phases };
+        log(`switchover ${JSON.stringify(row)}`);
+        switches.push(row);
+      }
+    }
+    const failovers: Record<string, unknown>[] = [];
+    for (let i = 1; i <= runs; i++) {
+      const lost = recordedRole().primarySite ?? "dc1";
+      const to = lost === "dc1" ? "dc2" : "dc1";
+      const d = await failoverDrill(lost, to, log);
+      await up(to);
+      const t0 = Date.now();
+      await bootSite(lost);
+      await up(lost);
+      const returnSeconds = await untilStreaming(to, lost, t0);
+      const row = { run: i, lost, to, decisionToWritesSeconds: d.decisionToWritesSeconds, acked: d.acked, lostWrites: d.lost,
+        promotedAt: d.report.promotedAt, returnUntilStreamingSeconds: returnSeconds, phases: d.report.phases };
+      log(`failover ${JSON.stringify(row)}`);
+      failovers.push(row);
+    }
+    const num = (rows: Record<string, unknown>[], k: string) => rows.map((r) => Number(r[k]));
+    const summary = {
+      switchoverToolPauseSeconds: median(num(switches, "toolPauseSeconds")),
+      switchoverClientGapSeconds: median(num(switches, "clientGapSeconds")),
+      switchoverLostPerRun: num(switches, "lost"),
+      switchoverClientErrorsPerRun: num(switches, "clientErrors"),
+      switchoverStreamsAgainSeconds: median(num(switches, "streamsAgainSeconds")),
+      failoverDecisionToWritesSeconds: median(num(failovers, "decisionToWritesSeconds")),
+      failoverLostWritesPerRun: num(failovers, "lostWrites"),
+      returnUntilStreamingSeconds: median(num(failovers, "returnUntilStreamingSeconds")),
+    };
+    const command = `npm run bench:sites -- ${runs}`;
+    const date = new Date().toISOString();
+    fs.writeFileSync(path.join(__dirname, "results-sites.json"), JSON.stringify({ command, date, summary, switches, failovers }, null, 2));
+    const md = [
+      "# Two sites: planned switchover and unplanned loss of the leading site", "",
+      `Made by \`${command}\` on ${date} (2 cores, the routed two-site lab: 2 × (3 PostgreSQL + 2 proxies), Patroni profile "aggressive", synchronous_mode off).`, "",
+      "| figure | median | per run | target |", "| --- | --- | --- | --- |",
+      `| planned switchover: writes paused (PgBouncer pause → resume, the tool's clock) | ${summary.switchoverToolPauseSeconds} s | ${num(switches, "toolPauseSeconds").map((x) => x.toFixed(1)).join(", ")} | ≤ 30 s (by hand: 10–15 min) |`,
+      `| planned switchover: longest gap between a client's acknowledged writes (one kept connection) | ${summary.switchoverClientGapSeconds} s | ${num(switches, "clientGapSeconds").join(", ")} | ≤ 30 s |`,
+      `| planned switchover: acknowledged writes lost | — | ${summary.switchoverLostPerRun.join(", ")} | 0 |`,
+      `| planned switchover: failed writes the client saw | — | ${summary.switchoverClientErrorsPerRun.join(", ")} | 0 (clients wait) |`,
+      `| planned switchover: old site streams again after the resume | ${summary.switchoverStreamsAgainSeconds} s | ${num(switches, "streamsAgainSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+      `| unplanned loss: from \`failover --force\` to the first accepted write | ${summary.failoverDecisionToWritesSeconds} s | ${num(failovers, "decisionToWritesSeconds").join(", ")} | |`,
+      `| unplanned loss: acknowledged writes lost (async replication) | — | ${summary.failoverLostWritesPerRun.join(", ")} | reported |`,
+      `| unplanned loss: lost site booted → its \`pulumi up\` → streaming as a standby | ${summary.returnUntilStreamingSeconds.toFixed(1)} s | ${num(failovers, "returnUntilStreamingSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+      "",
+      "Switchovers alternate dc1→dc2 (client on dc1's VIP) and dc2→dc1 (client on dc2's VIP), RUNS each way. The client writes every 100 ms on one kept " +
+      "connection with a 30 s timeout (as an application's pool). Unplanned loss: every VM of the leading site is killed (kill -9 of its init), a client of the other " +
+      "site writes with a new connection per attempt, `failover --force` promotes, then the lost site boots and its own `pulumi up` turns it into a standby " +
+      "(pg_rewind where its timeline went further). Lost writes: acknowledged ids missing afterwards.",
+      "",
+    ].join("\n");
+    fs.writeFileSync(path.join(__dirname, "results-sites.md"), md);
+    console.log(md);
+  } finally {
+    if (!process.env.HASTACK_KEEP_LAB) sitesDown();
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
