@@ -156,8 +156,10 @@ async function onMembers(v: SiteView, cmd: string, stdin: string): Promise<strin
 /**
  * PgBouncer PAUSE/RESUME by signal on every proxy (SIGUSR1/SIGUSR2): clients wait instead of failing. PAUSE
  * lets running queries end, then closes every server connection; the pause is complete when SHOW SERVERS is
- * empty (PgBouncer 1.18, Debian 12's, has no SHOW STATE). Waited for up to 5 s, so a long query does not hold
- * the switchover: the demotion ends it (that client gets an error).
+ * empty (PgBouncer 1.18, Debian 12's, has no SHOW STATE). Waited for up to 2 s only: in session pooling (the
+ * default poolMode) a client's open connection keeps its server connection, so the pause never completes for
+ * it; the demotion ends that session (the client sees one error and reconnects). In transaction pooling clients
+ * wait without an error.
  */
 async function pgbouncers(sites: SiteView[], action: "pause" | "resume"): Promise<string> {
   const sig = action === "pause" ? "SIGUSR1" : "SIGUSR2";
@@ -165,10 +167,10 @@ async function pgbouncers(sites: SiteView[], action: "pause" | "resume"): Promis
     const servers = `PGPASSFILE=${shq(PGB.checkPgpass)} psql -X -qAt -w -h 127.0.0.1 -p ${v.contract.vips.db.port} -U ${CHECK_USER} -d pgbouncer -c 'SHOW SERVERS' | wc -l`;
     const script = action === "resume" ? `systemctl kill -s ${sig} pgbouncer.service` : [
       `systemctl kill -s ${sig} pgbouncer.service`, "i=0",
-      `while [ "$(${servers})" != 0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done`,
+      `while [ "$(${servers})" != 0 ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done`,
       `[ "$(${servers})" = 0 ] && echo drained || echo busy`].join("\n");
     const r = await onHost(v, h, script);
-    return `${h.name}:${r.ok ? (action === "pause" ? `paused${r.out.trim() === "busy" ? " (server connections still busy after 5 s)" : ""}` : "resumed") : r.err}`;
+    return `${h.name}:${r.ok ? (action === "pause" ? `paused${r.out.trim() === "busy" ? " (server connections still open after 2 s)" : ""}` : "resumed") : r.err}`;
   })));
   const failed = rs.filter((x) => !x.includes(`:${action}d`));
   // a proxy that cannot be paused only means its clients see an error instead of a wait; one that cannot be resumed must be reported
