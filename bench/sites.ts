@@ -14,7 +14,7 @@ import { bootSite, failoverDrill, switchoverDrill } from "./sitesDrills";
 import { shq } from "../components/common";
 
 const run = promisify(execFile);
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return Math.round((s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2) * 10) / 10; };
 const log = (l: string) => console.log(`bench: ${l}`);
 
 async function up(site: string): Promise<void> {
@@ -39,14 +39,55 @@ async function untilStreaming(leaderSite: string, site: string, t0: number): Pro
   }
 }
 
+/** bench/results-sites.{json,md}; `date` defaults to now (bench/sites-from-log.ts passes the run's own). */
+export function write(runs: number, switches: Record<string, unknown>[], failovers: Record<string, unknown>[], error?: string, at?: string): void {
+  const num = (rows: Record<string, unknown>[], k: string) => rows.map((r) => Number(r[k]));
+  const summary = {
+    switchoverToolPauseSeconds: median(num(switches, "toolPauseSeconds")),
+    switchoverClientGapSeconds: median(num(switches, "clientGapSeconds")),
+    switchoverLostPerRun: num(switches, "lost"),
+    switchoverClientErrorsPerRun: num(switches, "clientErrors"),
+    switchoverStreamsAgainSeconds: median(num(switches, "streamsAgainSeconds")),
+    failoverDecisionToWritesSeconds: median(num(failovers, "decisionToWritesSeconds")),
+    failoverLostWritesPerRun: num(failovers, "lostWrites"),
+    returnUntilStreamingSeconds: median(num(failovers, "returnUntilStreamingSeconds")),
+  };
+  const command = `npm run bench:sites -- ${runs}`;
+  const date = at ?? new Date().toISOString();
+  fs.writeFileSync(path.join(__dirname, "results-sites.json"), JSON.stringify({ command, date, ...(error ? { error } : {}), summary, switches, failovers }, null, 2));
+  const md = [
+    "# Two sites: planned switchover and unplanned loss of the leading site", "",
+    `Made by \`${command}\` on ${date} (2 cores, the routed two-site lab: 2 × (3 PostgreSQL + 2 proxies), Patroni profile "aggressive", synchronous_mode off).`, "",
+    ...(error ? [`**The run stopped early** (${switches.length} switchovers, ${failovers.length} failovers done): ${error}`, ""] : []),
+    "| figure | median | per run | target |", "| --- | --- | --- | --- |",
+    `| planned switchover: writes paused (PgBouncer pause → resume, the tool's clock) | ${summary.switchoverToolPauseSeconds} s | ${num(switches, "toolPauseSeconds").map((x) => x.toFixed(1)).join(", ")} | ≤ 30 s (by hand: 10–15 min) |`,
+    `| planned switchover: longest gap between a client's acknowledged writes (one kept connection) | ${summary.switchoverClientGapSeconds} s | ${num(switches, "clientGapSeconds").join(", ")} | ≤ 30 s |`,
+    `| planned switchover: acknowledged writes lost | — | ${summary.switchoverLostPerRun.join(", ")} | 0 |`,
+    `| planned switchover: failed writes the client saw | — | ${summary.switchoverClientErrorsPerRun.join(", ")} | 0 (clients wait) |`,
+    `| planned switchover: old site streams again after the resume | ${summary.switchoverStreamsAgainSeconds} s | ${num(switches, "streamsAgainSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+    `| unplanned loss: from \`failover --force\` to the first accepted write | ${summary.failoverDecisionToWritesSeconds} s | ${num(failovers, "decisionToWritesSeconds").join(", ")} | |`,
+    `| unplanned loss: acknowledged writes lost (async replication) | — | ${summary.failoverLostWritesPerRun.join(", ")} | reported |`,
+    `| unplanned loss: lost site booted → its \`pulumi up\` → streaming as a standby | ${Number(summary.returnUntilStreamingSeconds).toFixed(1)} s | ${num(failovers, "returnUntilStreamingSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+    "",
+    "Switchovers alternate dc1→dc2 (client on dc1's VIP) and dc2→dc1 (client on dc2's VIP), RUNS each way. The client writes every 100 ms on one kept " +
+    "connection with a 30 s timeout (as an application's pool). Unplanned loss: every VM of the leading site is killed (kill -9 of its init), a client of the other " +
+    "site writes with a new connection per attempt, `failover --force` promotes, then the lost site boots and its own `pulumi up` turns it into a standby " +
+    "(pg_rewind where its timeline went further). Lost writes: acknowledged ids missing afterwards.",
+    "",
+  ].join("\n");
+  fs.writeFileSync(path.join(__dirname, "results-sites.md"), md);
+  console.log(md);
+}
+
 async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 3);
+  let switches: Record<string, unknown>[] = [], failovers: Record<string, unknown>[] = [];
   sitesUp();
   try {
     await openSiteStack("dc1"); await openSiteStack("dc2");
     // dc1 twice: its first up runs before dc2 exists
     await up("dc1"); await up("dc2"); await up("dc1");
-    const switches: Record<string, unknown>[] = [];
+    switches = [];
     for (let i = 1; i <= runs; i++) {
       for (const [to, client] of [["dc2", "dc1"], ["dc1", "dc2"]]) {
         const d = await switchoverDrill(to, client, log);
@@ -56,7 +97,7 @@ async function main(): Promise<void> {
         switches.push(row);
       }
     }
-    const failovers: Record<string, unknown>[] = [];
+    failovers = [];
     for (let i = 1; i <= runs; i++) {
       const lost = recordedRole().primarySite ?? "dc1";
       const to = lost === "dc1" ? "dc2" : "dc1";
@@ -71,44 +112,15 @@ async function main(): Promise<void> {
       log(`failover ${JSON.stringify(row)}`);
       failovers.push(row);
     }
-    const num = (rows: Record<string, unknown>[], k: string) => rows.map((r) => Number(r[k]));
-    const summary = {
-      switchoverToolPauseSeconds: median(num(switches, "toolPauseSeconds")),
-      switchoverClientGapSeconds: median(num(switches, "clientGapSeconds")),
-      switchoverLostPerRun: num(switches, "lost"),
-      switchoverClientErrorsPerRun: num(switches, "clientErrors"),
-      switchoverStreamsAgainSeconds: median(num(switches, "streamsAgainSeconds")),
-      failoverDecisionToWritesSeconds: median(num(failovers, "decisionToWritesSeconds")),
-      failoverLostWritesPerRun: num(failovers, "lostWrites"),
-      returnUntilStreamingSeconds: median(num(failovers, "returnUntilStreamingSeconds")),
-    };
-    const command = `npm run bench:sites -- ${runs}`;
-    const date = new Date().toISOString();
-    fs.writeFileSync(path.join(__dirname, "results-sites.json"), JSON.stringify({ command, date, summary, switches, failovers }, null, 2));
-    const md = [
-      "# Two sites: planned switchover and unplanned loss of the leading site", "",
-      `Made by \`${command}\` on ${date} (2 cores, the routed two-site lab: 2 × (3 PostgreSQL + 2 proxies), Patroni profile "aggressive", synchronous_mode off).`, "",
-      "| figure | median | per run | target |", "| --- | --- | --- | --- |",
-      `| planned switchover: writes paused (PgBouncer pause → resume, the tool's clock) | ${summary.switchoverToolPauseSeconds} s | ${num(switches, "toolPauseSeconds").map((x) => x.toFixed(1)).join(", ")} | ≤ 30 s (by hand: 10–15 min) |`,
-      `| planned switchover: longest gap between a client's acknowledged writes (one kept connection) | ${summary.switchoverClientGapSeconds} s | ${num(switches, "clientGapSeconds").join(", ")} | ≤ 30 s |`,
-      `| planned switchover: acknowledged writes lost | — | ${summary.switchoverLostPerRun.join(", ")} | 0 |`,
-      `| planned switchover: failed writes the client saw | — | ${summary.switchoverClientErrorsPerRun.join(", ")} | 0 (clients wait) |`,
-      `| planned switchover: old site streams again after the resume | ${summary.switchoverStreamsAgainSeconds} s | ${num(switches, "streamsAgainSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
-      `| unplanned loss: from \`failover --force\` to the first accepted write | ${summary.failoverDecisionToWritesSeconds} s | ${num(failovers, "decisionToWritesSeconds").join(", ")} | |`,
-      `| unplanned loss: acknowledged writes lost (async replication) | — | ${summary.failoverLostWritesPerRun.join(", ")} | reported |`,
-      `| unplanned loss: lost site booted → its \`pulumi up\` → streaming as a standby | ${summary.returnUntilStreamingSeconds.toFixed(1)} s | ${num(failovers, "returnUntilStreamingSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
-      "",
-      "Switchovers alternate dc1→dc2 (client on dc1's VIP) and dc2→dc1 (client on dc2's VIP), RUNS each way. The client writes every 100 ms on one kept " +
-      "connection with a 30 s timeout (as an application's pool). Unplanned loss: every VM of the leading site is killed (kill -9 of its init), a client of the other " +
-      "site writes with a new connection per attempt, `failover --force` promotes, then the lost site boots and its own `pulumi up` turns it into a standby " +
-      "(pg_rewind where its timeline went further). Lost writes: acknowledged ids missing afterwards.",
-      "",
-    ].join("\n");
-    fs.writeFileSync(path.join(__dirname, "results-sites.md"), md);
-    console.log(md);
+    write(runs, switches, failovers);
+  } catch (e) {
+    // what was measured stays, with the error that stopped the run; the lab stays up for a look
+    write(runs, switches, failovers, e instanceof Error ? e.message.split("\n").slice(0, 3).join(" / ") : String(e));
+    process.env.HASTACK_KEEP_LAB = "1";
+    throw e;
   } finally {
     if (!process.env.HASTACK_KEEP_LAB) sitesDown();
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+if (require.main === module) main().catch((e) => { console.error(e); process.exit(1); });
