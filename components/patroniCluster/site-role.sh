@@ -105,7 +105,12 @@ promote() {
   mine=$(me)
   say "promoting at $(jq -c '{replayed: .xlog.replayed_location, received: .xlog.received_location, timeline}' <<<"$mine")"
   printf '%s' "$body" | patch
-  until_ok "$WAIT_S" "this member to accept writes" read_write
+  if ! (until_ok "$WAIT_S" "this member to accept writes" read_write); then
+    # what Patroni was doing instead, for whoever reads the failure
+    say "Patroni: $(me || true)"
+    journalctl -u patroni.service --no-pager -n 30 2>/dev/null | sed 's/^/site-role: patroni: /' >&2 || true
+    exit 1
+  fi
   echo "promoted oldSitePosition=$best replayed=$(jq -r '.xlog.replayed_location // 0' <<<"$mine") received=$(jq -r '.xlog.received_location // 0' <<<"$mine") timeline=$(me | jq -r .timeline)"
 }
 
