@@ -109,7 +109,7 @@ function writerArgs(kind: "pg" | "redis"): string[] {
 }
 
 /** Run a writer script to its end and parse the JSON it prints. */
-function python<T>(args: string[], stdin?: string): Promise<T> {
+export function python<T>(args: string[], stdin?: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const p = spawn("/usr/bin/python3", args, { stdio: ["pipe", "pipe", "pipe"] });
     let out = "", err = "";

@@ -1,7 +1,7 @@
 // Drills of the two-site lab (lab/sites.ts): a planned switchover and an unplanned loss of the leading site,
 // each with a writer on the lab host that keeps one connection through a site's VIP (as an application's pool
 // does, 30 s client timeout). Used by tests/e2e/sites.test.ts and by `npm run bench:sites`.
-import { execFile, spawn } from "child_process";
+import { execFile } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -9,7 +9,7 @@ import { promisify } from "util";
 import { Stack } from "@pulumi/pulumi/automation";
 import { hostsOf, openSiteStack, recordRole, siteOf, SITES_ENV, SITES_STATE, sites } from "../lab/sites";
 import { failover, FailoverReport, prepareSwitchover, runSwitchover, SiteHandle, SwitchReport } from "../ops/sites";
-import { WriterResult } from "./drills";
+import { python, WriterResult } from "./drills";
 
 const run = promisify(execFile);
 const BENCH = __dirname;
@@ -22,17 +22,6 @@ function passwordFile(): string {
   const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hastack-sites-")), "pw");
   fs.writeFileSync(f, pw, { mode: 0o600 });
   return f;
-}
-
-function python<T>(args: string[], stdin?: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const p = spawn("/usr/bin/python3", args, { stdio: ["pipe", "pipe", "pipe"] });
-    let out = "", err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    p.on("close", (code) => code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`writer exited ${code}: ${err}`)));
-    p.stdin.end(stdin ?? "");
-  });
 }
 
 /** A writer through `site`'s VIP, a write every 0.1 s: one kept connection, or with `fresh` a new connection per write. */
