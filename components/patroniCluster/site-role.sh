@@ -41,6 +41,9 @@ role_is() { [ "$(me | jq -r '.role + "/" + .state')" = "$1" ]; }
 standby_leader_running() { get "$REST/cluster" | jq -e '[.members[] | select(.role == "standby_leader" and .state == "running")] | length == 1' >/dev/null; }
 paused() { [ "$(me | jq -r '.pause // false')" = true ]; }
 read_write() { [ "$(code "$REST/primary")" = 200 ]; }
+# some member of this cluster runs as its read-write leader (the lock may move to another member while the
+# standby block is removed: seen on the lab, where d2pg3 was promoted although d2pg1 had sent the PATCH)
+leader_running() { get "$REST/cluster" | jq -e '[.members[] | select((.role == "leader" or .role == "master") and .state == "running")] | length == 1' >/dev/null; }
 
 status() {
   local cfg m
@@ -105,13 +108,13 @@ promote() {
   mine=$(me)
   say "promoting at $(jq -c '{replayed: .xlog.replayed_location, received: .xlog.received_location, timeline}' <<<"$mine")"
   printf '%s' "$body" | patch
-  if ! (until_ok "$WAIT_S" "this member to accept writes" read_write); then
+  if ! (until_ok "$WAIT_S" "a member of this cluster to accept writes" leader_running); then
     # what Patroni was doing instead, for whoever reads the failure
     say "Patroni: $(me || true)"
     journalctl -u patroni.service --no-pager -n 30 2>/dev/null | sed 's/^/site-role: patroni: /' >&2 || true
     exit 1
   fi
-  echo "promoted oldSitePosition=$best replayed=$(jq -r '.xlog.replayed_location // 0' <<<"$mine") received=$(jq -r '.xlog.received_location // 0' <<<"$mine") timeline=$(me | jq -r .timeline)"
+  echo "promoted leader=$(get "$REST/cluster" | jq -r '[.members[] | select(.role == "leader" or .role == "master")][0].name') oldSitePosition=$best replayed=$(jq -r '.xlog.replayed_location // 0' <<<"$mine") received=$(jq -r '.xlog.received_location // 0' <<<"$mine") timeline=$(me | jq -r .timeline)"
 }
 
 fence() {
