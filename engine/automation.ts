@@ -29,6 +29,10 @@ export interface EngineEnv {
   /** file:// backend directory; separate per test suite so suites do not share stacks. */
   readonly backendDir: string;
   readonly passphrase: string;
+  /** Another state backend (e.g. s3://…, engine/s3backend.ts); backendDir then holds only PULUMI_HOME and the passphrase file. @default file://backendDir */
+  readonly backendUrl?: string;
+  /** More variables for the CLI (e.g. AWS_SHARED_CREDENTIALS_FILE); never secret values themselves. @default none */
+  readonly env?: Record<string, string>;
 }
 
 export function engineEnv(e: EngineEnv): Record<string, string> {
@@ -39,12 +43,13 @@ export function engineEnv(e: EngineEnv): Record<string, string> {
   fs.chmodSync(passphraseFile, 0o600);
   return {
     PATH: [...enginePaths(), process.env.PATH].join(":"),
-    PULUMI_BACKEND_URL: `file://${e.backendDir}`,
+    PULUMI_BACKEND_URL: e.backendUrl ?? `file://${e.backendDir}`,
     PULUMI_HOME: path.join(e.backendDir, ".pulumi-home"),
     PULUMI_CONFIG_PASSPHRASE_FILE: passphraseFile,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     // the random/tls plugins cannot be built offline; never try to download anything
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    ...e.env,
   };
 }
 

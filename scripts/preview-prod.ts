@@ -13,7 +13,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as yaml from "js-yaml";
-import { ConfigMap, ConfigValue, EngineEvent } from "@pulumi/pulumi/automation";
+import { ConfigMap, ConfigValue, EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { changes, engineEnv, openStack, REPO } from "../engine/automation";
 import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/offline-secrets";
 
@@ -24,8 +24,11 @@ export const THROWAWAY_PASSPHRASE = "hastack-offline-preview-throwaway";
 export interface PreviewProdOptions {
   /** Secrets passphrase. @default $PULUMI_CONFIG_PASSPHRASE, else THROWAWAY_PASSPHRASE */
   readonly passphrase?: string;
-  /** File backend directory. @default a new temp dir */
+  /** File backend directory (with backendUrl: PULUMI_HOME and the passphrase file only). @default a new temp dir */
   readonly backendDir?: string;
+  /** Another state backend, e.g. a shared S3 bucket (engine/s3backend.ts), and the variables it needs. @default file://backendDir */
+  readonly backendUrl?: string;
+  readonly backendEnv?: Record<string, string>;
   /** SSH private key file. @default $HASTACK_SSH_KEY_FILE, else a throwaway ed25519 key */
   readonly sshKeyFile?: string;
   /** Show every property of every planned resource (`pulumi preview --diff`). @default true */
@@ -127,7 +130,10 @@ function throwawaySshKey(): string {
   }
 }
 
-export async function previewProd(opts: PreviewProdOptions = {}): Promise<PreviewProdResult> {
+/** The prod stack as previewProd previews it: created and configured in a temp project copy, not previewed. */
+export type ProdStack = Pick<PreviewProdResult, "backendDir" | "workDir" | "secrets" | "passphraseIsThrowaway" | "plugins" | "cleanup"> & { readonly stack: Stack };
+
+export async function openProdStack(opts: PreviewProdOptions = {}): Promise<ProdStack> {
   const log = opts.log ?? (() => undefined);
   const made: string[] = [];
   const tmp = (prefix: string) => { const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix)); made.push(d); return d; };
@@ -139,7 +145,7 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
     if (passphraseIsThrowaway) log(`PULUMI_CONFIG_PASSPHRASE not set: using the fixed throwaway passphrase "${THROWAWAY_PASSPHRASE}" (offline preview only; protects nothing)`);
     const backendDir = opts.backendDir ?? tmp("hastack-preview-backend-");
     const workDir = tmp("hastack-preview-project-");
-    const e = { backendDir, passphrase };
+    const e = { backendDir, passphrase, backendUrl: opts.backendUrl, env: opts.backendEnv };
     const env = engineEnv(e);
     log(`backend: file://${backendDir} (PULUMI_HOME ${env.PULUMI_HOME}); project copy: ${workDir}`);
 
@@ -207,11 +213,21 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
 
     // secrets reach the CLI on stdin (applyConfig), never as arguments
     const stack = await openStack({ stackName: STACK, config: { ...config, ...leaves }, workDir }, e);
+    return { stack, backendDir, workDir, secrets: [...new Set(secrets)], passphraseIsThrowaway, plugins: { random: !!random, tls: !!tls }, cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
+export async function previewProd(opts: PreviewProdOptions = {}): Promise<PreviewProdResult> {
+  const p = await openProdStack(opts);
+  try {
     let stdout = "";
     const events: EngineEvent[] = [];
     const resources: PlannedResource[] = [];
     const started = Date.now();
-    const pv = await stack.preview({
+    const pv = await p.stack.preview({
       diff: opts.diff ?? true,
       color: "never",
       onOutput: (s) => { stdout += s; opts.onOutput?.(s); },
@@ -222,13 +238,10 @@ export async function previewProd(opts: PreviewProdOptions = {}): Promise<Previe
       },
     });
     const durationMs = Date.now() - started;
-    return {
-      stdout: stdout || pv.stdout, changeSummary: changes(pv.changeSummary), backendDir, workDir,
-      secrets: [...new Set(secrets)], resources, events, passphraseIsThrowaway,
-      plugins: { random: !!random, tls: !!tls }, durationMs, cleanup,
-    };
+    const { stack: _stack, ...rest } = p;
+    return { ...rest, stdout: stdout || pv.stdout, changeSummary: changes(pv.changeSummary), resources, events, durationMs };
   } catch (err) {
-    cleanup();
+    p.cleanup();
     throw err;
   }
 }

@@ -19,4 +19,5 @@ fi
 
 step "Pulumi engine"
 bash scripts/setup-engine.sh >/dev/null
+step "loopback S3 server (shared-state tests)"; bash scripts/setup-s3.sh >/dev/null
 step "done"

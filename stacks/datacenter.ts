@@ -4,7 +4,7 @@ import { PgBouncerVipPair, resolvePgBouncerVipPairSettings } from "../components
 import { WorksPadNode, resolveWorksPadNodeSettings } from "../components/worksPadNode";
 import { NginxBalancer, resolveNginxBalancerSettings } from "../components/nginxBalancer";
 import { RedisSentinelGroup, resolveRedisSentinelGroupSettings } from "../components/redisSentinelGroup";
-import { invalid, inSubnet } from "../components/common";
+import { invalid, inSubnet, rolling } from "../components/common";
 import { StackConfig } from "./config";
 import { password } from "./secrets";
 import { StackPki } from "./pki";
@@ -135,11 +135,14 @@ export class Datacenter extends pulumi.ComponentResource {
     const workspad = r.workspad, nginx = r.nginx;
     if (workspad && nginx) {
       const dataProtection = pki.dataProtection();
-      this.apps = workspad.nodes.map((n) => new WorksPadNode(`${name}-app-${n.name}`, {
+      // a change every node sees (password, certificates, package) restarts them one at a time behind nginx; a first
+      // deploy chains too (only restart + health + settle are serial, packages and files go in parallel)
+      this.apps = rolling(workspad.nodes, (n, previousGate) => new WorksPadNode(`${name}-app-${n.name}`, {
         settings: workspad, nodeName: n.name, ssh,
         dbHost: this.proxy.vip, dbPort: this.proxy.port, database: this.db.database, dbUser: this.db.appUser,
         dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.caCertPem,
-      }, { parent: this, dependsOn: [this.proxy] }));
+        restartAfter: previousGate, settleSeconds: nginx.failTimeoutSeconds,
+      }, { parent: this, dependsOn: [this.proxy] }), (app) => app.healthGate);
 
       this.balancer = new NginxBalancer(`${name}-edge`, {
         settings: nginx, ssh,

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { registerOwner } from "./owner";
 
 /** One managed VM, as the stack config names it. */
 export interface HostSpec {
@@ -26,7 +27,7 @@ export interface SshAccess {
 }
 
 export function connectionFor(host: HostSpec, ssh: SshAccess): command.types.input.remote.ConnectionArgs {
-  return {
+  const connection = {
     host: ssh.reachable?.[host.address] ?? host.address,
     user: ssh.user,
     port: ssh.port,
@@ -35,4 +36,7 @@ export function connectionFor(host: HostSpec, ssh: SshAccess): command.types.inp
     dialErrorLimit: 30,
     perDialTimeout: 10,
   };
+  // steps on this connection claim the host under this name and delete only while it still has it (owner.ts)
+  registerOwner(connection, host.name);
+  return connection;
 }

@@ -5,3 +5,4 @@ export * from "./shell";
 export * from "./validate";
 export * from "./tls";
 export * from "./hostKey";
+export * from "./rolling";

@@ -1,8 +1,42 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
+import { sha256 } from "./hash";
 import { shq } from "./shell";
+import { withOwner } from "./owner";
 
 type Conn = command.types.input.remote.ConnectionArgs;
+
+/**
+ * Drift probes (README "Drift"): a step that owns something on a host carries, in this variable,
+ * a read-only script printing a fingerprint of it (hashes and states, never content). The
+ * project's command provider records it after each apply, runs it again on `pulumi refresh`, and
+ * turns a different answer into an update that re-applies the step. A probe must exit 0.
+ */
+const PROBE = "HASTACK_PROBE";
+
+type PutFileEntry = { host: pulumi.Input<string>; path: string; content: pulumi.Input<string> };
+
+/**
+ * Files written by putFile in this program run, so a restart step can find the files its trigger hashes cover.
+ * Kept per run (one Stack resource each): an Automation API process runs the program again and again, and an
+ * Output of an earlier run would hand this run's steps dependencies on resources it has not registered yet.
+ */
+const putFilesByRun = new WeakMap<object, PutFileEntry[]>();
+function putFilesOfThisRun(): PutFileEntry[] {
+  const run: object = pulumi.runtime.getStackResource() ?? putFilesByRun;
+  let files = putFilesByRun.get(run);
+  if (!files) putFilesByRun.set(run, (files = []));
+  return files;
+}
+
+/** Fingerprint of files as the host has them: content hash, mode and owner, or "missing". */
+function fileProbe(paths: readonly string[], contentToo = true): string {
+  return paths.map((path) => {
+    const p = shq(path);
+    const present = contentToo ? `printf '%s %s\\n' "$(sha256sum < ${p} | cut -d' ' -f1)" "$(stat -c '%a %U:%G' ${p})"` : "echo present";
+    return `if [ -e ${p} ]; then ${present}; else echo missing; fi`;
+  }).join("\n");
+}
 
 export interface PutFileArgs {
   readonly connection: Conn;
@@ -48,12 +82,14 @@ export function putFile(name: string, args: PutFileArgs, opts: pulumi.CustomReso
     `echo written`,
   ].join("\n");
   const removeOnDelete = args.removeOnDelete ?? true;
+  putFilesOfThisRun().push({ host: args.connection.host, path: args.path, content: args.content });
   return new command.remote.Command(name, {
     connection: args.connection,
-    create: script,
-    delete: removeOnDelete ? `rm -f ${p}` : undefined,
+    ...withOwner(args.connection, script, removeOnDelete ? `rm -f ${p}` : undefined),
     stdin: args.secret ? pulumi.secret(args.content) : args.content,
     logging: args.secret ? "none" : "stdoutAndStderr",
+    // a file its daemon rewrites (onlyIfMissing) is drift only when it is gone
+    environment: { [PROBE]: fileProbe([args.path], !args.onlyIfMissing) },
   }, opts);
 }
 
@@ -68,18 +104,25 @@ export interface ScriptArgs {
   readonly stdin?: pulumi.Input<string>;
   /** Output may contain a secret: log nothing. */
   readonly quiet?: boolean;
+  /** Drift probe (see PROBE): prints what the step owns on the host; unset for steps that own nothing. */
+  readonly probe?: pulumi.Input<string>;
 }
 
 /** A remote shell step; scripts must be idempotent (an input change re-runs them on the host as it is). */
 export function runScript(name: string, args: ScriptArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+  // a step that undoes something on delete claims the host in its create (owner.ts)
+  const owned = withOwner(args.connection, args.create, args.delete);
   return new command.remote.Command(name, {
     connection: args.connection,
-    create: pulumi.output(args.create).apply((c) => `set -eu\n${c}`),
+    create: pulumi.output(owned.create).apply((c) => `set -eu\n${c}`),
     update: args.update === undefined ? undefined : pulumi.output(args.update).apply((c) => `set -eu\n${c}`),
-    delete: args.delete,
+    delete: owned.delete,
     triggers: args.triggers,
     stdin: args.stdin === undefined ? undefined : pulumi.secret(args.stdin),
     logging: args.quiet ? "none" : "stdoutAndStderr",
+    // no probe, no environment: the inputs stay exactly those of a step without one
+    environment: args.probe === undefined ? undefined
+      : pulumi.output(args.probe).apply((probe) => (probe ? { [PROBE]: probe } : undefined) as Record<string, string>),
   }, opts);
 }
 
@@ -96,6 +139,8 @@ export function installPackages(name: string, connection: Conn, packages: readon
       `if [ -n "$missing" ]; then apt-get update -qq && apt-get install -y -qq -o Dpkg::Options::=--force-confold $missing; fi`,
     ].join("\n"),
     delete: removeOnDestroy ? `DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq ${list} || true` : undefined,
+    // the status only, not the version: an unattended security upgrade is not drift
+    probe: `for p in ${list}; do printf '%s %s\\n' "$p" "$(dpkg-query -W -f='\${Status}' "$p" 2>/dev/null || echo absent)"; done`,
   }, opts);
 }
 
@@ -106,6 +151,9 @@ export function serviceEnabled(name: string, connection: Conn, unit: string, opt
     connection,
     create: `systemctl enable ${u} >/dev/null 2>&1; systemctl is-active --quiet ${u} || systemctl start ${u}`,
     delete: `systemctl disable --now ${u} >/dev/null 2>&1 || true`,
+    // "activating"/"reloading" are a running unit caught mid-change, not drift
+    probe: `printf '%s %s\\n' "$(systemctl is-enabled ${u} 2>/dev/null || true)" `
+      + `"$(systemctl is-active ${u} 2>/dev/null | sed -e 's/^reloading$/active/' -e 's/^activating$/active/' || true)"`,
   }, opts);
 }
 
@@ -115,7 +163,33 @@ export function serviceEnabled(name: string, connection: Conn, unit: string, opt
  */
 export function restartOnChange(name: string, connection: Conn, action: pulumi.Input<string>, triggers: pulumi.Input<string>[],
   opts: pulumi.CustomResourceOptions): command.remote.Command {
-  return runScript(name, { connection, create: action, triggers }, opts);
+  return runScript(name, { connection, create: action, triggers, probe: coveredFilesProbe(connection, triggers) }, opts);
+}
+
+/**
+ * The probe of a restart step: a hash of the files its triggers are content hashes of (found by
+ * value among this host's putFile contents: one file, or two in either order, as contentHash joins
+ * them). A file put back after a hand edit changes it, so `up --refresh` restarts the daemon after
+ * the repair and the daemon runs on the repaired file. Only paths reach the probe, never content.
+ */
+function coveredFilesProbe(connection: Conn, triggers: pulumi.Input<string>[]): pulumi.Output<string> {
+  // only this host's files when the addresses are plain (the usual case): an unknown content on another host in a
+  // preview must not make this step's probe unknown, which the diff would show as a change
+  const files = putFilesOfThisRun().filter((f) => typeof f.host !== "string" || typeof connection.host !== "string" || f.host === connection.host);
+  const paths = pulumi.all([connection.host, pulumi.all(triggers), pulumi.all(files.map((f) => pulumi.all([f.host, f.content])))])
+    .apply(([host, hashes, resolved]) => {
+      const mine = files.map((f, i) => ({ path: f.path, host: resolved[i][0], content: resolved[i][1] })).filter((f) => f.host === host);
+      const wanted = new Set(hashes.map(String));
+      const covered = new Set<string>();
+      for (const a of mine) {
+        if (wanted.has(sha256(a.content))) covered.add(a.path);
+        for (const b of mine) if (a !== b && wanted.has(sha256(a.content, b.content))) { covered.add(a.path); covered.add(b.path); }
+      }
+      return [...covered].sort();
+    });
+  // paths are not secret, though the contents they were matched by may be
+  return pulumi.unsecret(paths).apply((ps) => ps.length
+    ? `{\n${fileProbe(ps)}\n} | sha256sum | cut -d' ' -f1` : "");
 }
 
 /** Wait until `probe` succeeds (polled every second) or fail after `timeoutSeconds`. */

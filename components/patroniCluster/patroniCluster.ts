@@ -1,8 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, runScript, serviceEnabled, sha256, waitFor } from "../common";
+import { SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, rolling, runScript, serviceEnabled, sha256, waitFor } from "../common";
 import { ResolvedPatroniClusterSettings } from "./args";
 import * as r from "./render";
 import * as role from "./siteRole";
+import * as rr from "./rollingRestart";
 
 export interface PatroniClusterArgs {
   /** Resolved `hastack:postgres` settings (see resolvePatroniClusterSettings). */
@@ -109,8 +110,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
       ...(args.site ? ["jq"] : [])];
 
     // Phase 1, per host: packages, packaged cluster off, data dirs, etcd config and start.
-    let previousEtcdRestart: pulumi.Resource | undefined;
-    const hosts = s.nodes.map((h) => {
+    const hosts = rolling(s.nodes, (h, previousEtcdRestart) => {
       const conn = connectionFor(h, args.ssh);
       const n = (step: string) => `${name}-${h.name}-${step}`;
       const pkgs = installPackages(n("packages"), conn, packages, o([]));
@@ -123,10 +123,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const etcdService = runScript(n("etcd-service"), {
         connection: conn, create: r.etcdStartScript(), delete: "systemctl disable --now etcd.service >/dev/null 2>&1 || true",
       }, o([etcdConfig]));
-      // rolling: one member restarts only after the previous one is healthy again (see etcdRestartScript)
+      // rolling: one member restarts only after the previous one is healthy again (the restart script waits for it)
       const etcdRestart = restartOnChange(n("etcd-restart"), conn, r.etcdRestartScript(h, s.etcdClientPort), [sha256(etcdEnv)],
-        o([etcdService, ...(previousEtcdRestart ? [previousEtcdRestart] : [])]));
-      previousEtcdRestart = etcdRestart;
+        o([etcdService, ...previousEtcdRestart]));
       const restAuth = putFile(n("rest-auth"), {
         connection: conn, path: r.REST_AUTH_PATH, content: restApiPassword.apply((pw) => r.renderRestCurlConfig(pw)), secret: true,
       }, o([pkgs]));
@@ -150,7 +149,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
         siteFiles.push(restartOnChange(n("site-fence-reload"), conn, "systemctl daemon-reload", [sha256(role.renderFenceDropIn())], o([dropIn])));
       }
       return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth, siteFiles };
-    });
+    }, (x) => x.etcdRestart);
 
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
     const allEtcdStarted = hosts.map((x) => x.etcdRestart);
@@ -196,6 +195,12 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const dynamic = runScript(first.n("dynamic-config"), {
       connection: first.conn, create: r.patchConfigScript(rest), stdin: dynamicJson, triggers: [contentHash(dynamicJson)],
     }, o([healthy, first.restAuth, ...siteRoleSteps]));
+    // settings that need a restart (max_connections, …): replicas one at a time, then a switchover (a standby
+    // site's standby leader restarts in place); the trigger names the values, so the preview shows the change
+    const pgRestart = runScript(first.n("rolling-restart"), {
+      connection: first.conn, triggers: [rr.rollingRestartTrigger(s)],
+      create: rr.rollingRestartCommand({ restUrls: s.nodes.map((m) => r.restUrl(m, s.restApiPort)), loopWaitSeconds: s.loopWait }),
+    }, o([dynamic]));
     const appStdin = pulumi.secret(pulumi.all([superuserPassword, appPassword])
       .apply(([su, app]) => r.renderAppDbStdin(s.superuser, su, s.database, s.appUser, app)));
     // a standby cluster is read-only: the role and database arrive with the primary site's data
@@ -205,7 +210,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
         runScript(m.n("app-database"), {
           connection: m.conn, create: r.appDbScript(r.restUrl(m.h, s.restApiPort), s.pgPort, s.superuser), stdin: appStdin,
           triggers: [contentHash(appStdin)], quiet: true,
-        }, o([dynamic]));
+        }, o([pgRestart]));
       }
     }
 

@@ -4,6 +4,7 @@ import { HostSpec, SshAccess, connectionFor } from "../common/host";
 import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { invalid } from "../common/validate";
+import { rolling } from "../common/rolling";
 import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
 import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import {
@@ -59,13 +60,10 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       { parent: this, dependsOn: [packages[i]] }));
     const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey)).address);
 
-    const ready: command.remote.Command[] = [];
-    const last: command.remote.Command[] = [];
-    s.nodes.forEach((host, index) => {
-      const r = this.deployNode(name, host, index, conns[index], args, passwords, surveys[index], initialMaster, ready[index - 1]);
-      ready.push(r.ready);
-      last.push(r.last);
-    });
+    // rolling: node k's Redis restart waits until node k-1 is ready again (replica synced, or master answering)
+    const deployed = rolling(s.nodes, (host, previousReady, index) =>
+      this.deployNode(name, host, index, conns[index], args, passwords, surveys[index], initialMaster, previousReady), (r) => r.ready);
+    const last = deployed.map((r) => r.last);
     // every node waits for the whole group: all Sentinels must see each other and the master every replica
     const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${REDIS_PATHS.health} group`, 180,
       { parent: this, dependsOn: last }));
@@ -83,7 +81,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
 
   private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
     args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
-    initialMaster: pulumi.Output<string>, previousReady?: command.remote.Command) {
+    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[]) {
     const s = args.settings;
     const P = REDIS_PATHS;
     const p = `${name}-${host.name}`;
@@ -117,7 +115,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const redis = serviceEnabled(`${p}-redis`, conn, "redis-server", after(mainFile));
     // one node at a time, so a settings change never restarts every Redis at once
     const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(), [contentHash(managed, acl)],
-      after(redis, previousReady));
+      after(redis, ...previousReady));
     const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed, acl)]);
 
     // Sentinel: file written once (monitoring the master the running Sentinels report), later changes via SENTINEL SET

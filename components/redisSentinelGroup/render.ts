@@ -392,7 +392,12 @@ export function renderHealthScript(s: ResolvedRedisSentinelGroupSettings): strin
     "set -eu",
     `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}); export REDISCLI_AUTH`,
     "r() { timeout 3 redis-cli \"$@\" 2>/dev/null | tr -d '\\r'; }",
-    `if [ "\${1:-group}" = local ]; then [ "$(r -h 127.0.0.1 -p ${s.port} ping)" = PONG ]; exit; fi`,
+    // local (the rolling restart's gate): a master answers; a replica has its link up and no full sync in progress
+    `if [ "\${1:-group}" = local ]; then`,
+    `  info=$(r -h 127.0.0.1 -p ${s.port} info replication)`,
+    `  if printf '%s\\n' "$info" | grep -qx 'role:master'; then exit 0; fi`,
+    `  printf '%s\\n' "$info" | grep -qx 'master_link_status:up' && printf '%s\\n' "$info" | grep -qx 'master_sync_in_progress:0'; exit`,
+    "fi",
     `r -h 127.0.0.1 -p ${s.sentinelPort} SENTINEL ckquorum ${s.masterName} | grep -q '^OK'`,
     `others=$(r -h 127.0.0.1 -p ${s.sentinelPort} SENTINEL master ${s.masterName} | awk 'p { print; exit } $0 == "num-other-sentinels" { p = 1 }')`,
     `[ "$others" = ${n - 1} ]`,

@@ -39,6 +39,13 @@ export interface WorksPadNodeArgs {
   readonly dataProtection: CertAndKey;
   /** CA certificate added to the node's system trust store (the stack CA). @default none */
   readonly caCertPem?: pulumi.Input<string>;
+  /** The restart waits for these (the previous node's `healthGate`), so the nodes restart one at a time. @default none */
+  readonly restartAfter?: pulumi.Resource[];
+  /**
+   * Seconds the health gate holds after the node answers again: the balancer's passive check (nginx `fail_timeout`)
+   * skips a node it saw fail for that long, so the next node may go down only once this one is taken again. @default 0
+   */
+  readonly settleSeconds?: number;
 }
 
 const CA_TRUST_PATH = "/usr/local/share/ca-certificates/hastack-ca.crt";
@@ -56,6 +63,8 @@ export class WorksPadNode extends pulumi.ComponentResource {
   public readonly port: pulumi.Output<number>;
   /** Node name. */
   public readonly name: pulumi.Output<string>;
+  /** Passes after every restart once the node serves again (and settleSeconds passed): the next node's `restartAfter`. */
+  public readonly healthGate: pulumi.Resource;
 
   constructor(name: string, args: WorksPadNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:app:WorksPadNode", name, {}, opts);
@@ -139,8 +148,13 @@ export class WorksPadNode extends pulumi.ComponentResource {
 
     // 7. enable, 8. restart when any input changed, 9. health gate after every restart
     const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, child(files)));
-    const restart = restartOnChange(`${p}-restart`, conn, renderRestartScript(s.services), hashes, child(enabled));
+    // rolling: this node restarts only after the previous node passed its gate (components/common/rolling.ts)
+    const restart = restartOnChange(`${p}-restart`, conn, renderRestartScript(s.services), hashes, child([...enabled, ...(args.restartAfter ?? [])]));
     const health = waitFor(`${p}-health`, conn, renderHealthProbe(s.port, s.healthPath), s.healthTimeoutSeconds, child([restart]), hashes);
+    const settle = args.settleSeconds ?? 0;
+    this.healthGate = settle > 0
+      ? runScript(`${p}-settle`, { connection: conn, create: `sleep ${Math.ceil(settle)}`, triggers: hashes }, child([health]))
+      : health;
 
     this.address = health.stdout.apply(() => node.address);
     this.port = pulumi.output(s.port);

@@ -68,18 +68,63 @@ function stdinDigest(v: any): any {
   return v && typeof v === "object" && v[SIG] === SECRET_SIG ? { ...v, value: digest } : digest;
 }
 
+// Drift (README "Drift"). Upstream's read does nothing, so a hand edit on a host stays invisible to
+// `pulumi refresh`; changing that for every Command would re-run arbitrary scripts' effects. Only a
+// step that carries a probe in environment.HASTACK_PROBE (components/common/remote.ts: put-file,
+// packages, services, restart-on-change) opts in: the probe prints a fingerprint of what the step
+// owns on the host (hashes and states, never content), recorded as `hostState` after every apply.
+// `read` runs it again and records a differing answer as `hostDrift`; `diff` turns that into an
+// update, which re-applies the step. Without a refresh nothing is probed, so a plain re-run stays
+// at zero changes. The official plugin ignores the variable: drift is then simply not detected.
+const PROBE = "HASTACK_PROBE";
+const PROBE_MARK = "--hastack-probe-5f0c2e--";
+
+function probeOf(p: any): string | undefined {
+  const v = p?.environment?.[PROBE];
+  return typeof v === "string" && v.trim() ? v : undefined;
+}
+
+/** A fingerprint of a step whose stdin is secret stays a secret in state (it is a hash of secret content). */
+function asStateValue(raw: any, fingerprint: string): any {
+  return raw.stdin && typeof raw.stdin === "object" && raw.stdin[SIG] === SECRET_SIG
+    ? { [SIG]: SECRET_SIG, value: fingerprint } : fingerprint;
+}
+
+async function probeHost(urn: string, p: any): Promise<string> {
+  const r = await run(p.connection, envPrefix(p.environment) + probeOf(p)!, undefined);
+  if (r.code !== 0) fail("drift probe", urn, p.connection, r, false);
+  return r.stdout.trim();
+}
+
 async function runCommand(urn: string, raw: any, which: "create" | "update"): Promise<any> {
   const p = plain(raw);
   const script: string | undefined = which === "update" ? (p.update ?? p.create) : p.create;
   const logging: string = p.logging ?? "stdoutAndStderr";
+  const probe = probeOf(p);
   let stdout = "", stderr = "";
+  let hostState: string | undefined;
   if (script) {
-    const r = await run(p.connection, envPrefix(p.environment) + script, p.stdin);
-    if (r.code !== 0) fail(which, urn, p.connection, r, logging === "none");
-    stdout = /stdout/i.test(logging) ? r.stdout.replace(/\n$/, "") : "";
+    // the probe runs in the same SSH session, after the script and only if it succeeded; the script
+    // runs in a subshell so its own `exit 0` (put-file's "unchanged") still reaches the probe
+    const body = probe === undefined ? script
+      : `(\n${script}\n)\n__hastack_rc=$?\n[ "$__hastack_rc" -eq 0 ] || exit "$__hastack_rc"\n`
+        + `printf '\\n%s\\n' '${PROBE_MARK}'\n( ${probe}\n) </dev/null 2>/dev/null`;
+    const r = await run(p.connection, envPrefix(p.environment) + body, p.stdin);
+    let out = r.stdout;
+    if (probe !== undefined && r.code === 0) {
+      const at = out.lastIndexOf(`\n${PROBE_MARK}\n`);
+      if (at < 0) fail(`${which} (no drift probe answer)`, urn, p.connection, r, logging === "none");
+      hostState = out.slice(at + PROBE_MARK.length + 2).trim();
+      out = out.slice(0, at);
+    }
+    if (r.code !== 0) fail(which, urn, p.connection, { ...r, stdout: out }, logging === "none");
+    stdout = /stdout/i.test(logging) ? out.replace(/\n$/, "") : "";
     stderr = /stderr/i.test(logging) ? r.stderr.replace(/\n$/, "") : "";
   }
-  return { ...raw, ...(raw.stdin !== undefined ? { stdin: stdinDigest(raw.stdin) } : {}), stdout, stderr };
+  return {
+    ...raw, ...(raw.stdin !== undefined ? { stdin: stdinDigest(raw.stdin) } : {}), stdout, stderr,
+    ...(hostState !== undefined ? { hostState: asStateValue(raw, hostState) } : {}),
+  };
 }
 
 function fileHash(file: string): string {
@@ -101,6 +146,18 @@ async function copy(urn: string, raw: any): Promise<any> {
 }
 
 const COMMAND = "command:remote:Command";
+const COMMAND_KEYS = ["connection", "create", "update", "delete", "environment", "stdin", "logging", "triggers", "addPreviousOutputInEnv"];
+
+// stdin is compared by digest: the state keeps only its sha256 (see stdinDigest)
+function comparable(k: string, v: any): any {
+  return k === "stdin" && !hasUnknown(v) ? plain(stdinDigest(v)) : v;
+}
+
+function withoutProbe(k: string, v: any): any {
+  if (k !== "environment" || !v || typeof v !== "object") return v;
+  const { [PROBE]: _probe, ...rest } = plain(v);
+  return Object.keys(rest).length ? rest : undefined;
+}
 const COPY = "command:remote:CopyToRemote";
 
 const impl: provider.Provider = {
@@ -114,12 +171,10 @@ const impl: provider.Provider = {
   },
 
   async diff(_id, urn, olds, news) {
-    const keys = typeOf(urn) === COPY
-      ? ["connection", "remotePath", "triggers"]
-      : ["connection", "create", "update", "delete", "environment", "stdin", "logging", "triggers", "addPreviousOutputInEnv"];
-    // stdin is compared by digest: the state keeps only its sha256 (see stdinDigest)
-    const comparable = (k: string, v: any) => (k === "stdin" && !hasUnknown(v) ? plain(stdinDigest(v)) : v);
+    const keys = typeOf(urn) === COPY ? ["connection", "remotePath", "triggers"] : COMMAND_KEYS;
     const changed = keys.filter((k) => hasUnknown(news[k]) || !same(comparable(k, olds[k]), comparable(k, news[k])));
+    // drift seen by the last refresh (see PROBE): re-apply the step as it is
+    if (olds.hostDrift !== undefined && !same(olds.hostDrift, olds.hostState)) changed.push("hostState");
     if (typeOf(urn) === COPY) {
       const src = plain(news.source);
       // the engine sends the asset's hash (and no path) when it has computed one
@@ -136,9 +191,17 @@ const impl: provider.Provider = {
     return { id: crypto.randomUUID(), outs };
   },
 
-  async update(_id, urn, _olds, news) {
-    const outs = typeOf(urn) === COPY ? await copy(urn, news) : await runCommand(urn, news, "update");
-    return { outs };
+  async update(_id, urn, olds, news) {
+    if (typeOf(urn) === COPY) return { outs: await copy(urn, news) };
+    // only the probe was added or changed (e.g. the first deploy after upgrading): record the host's
+    // state, do not re-run the step (a restart step would restart its daemon for nothing)
+    const p = plain(news);
+    if (probeOf(p) !== undefined && olds.hostDrift === undefined
+      && COMMAND_KEYS.every((k) => same(comparable(k, withoutProbe(k, olds[k])), comparable(k, withoutProbe(k, news[k]))))) {
+      return { outs: { ...news, ...(news.stdin !== undefined ? { stdin: stdinDigest(news.stdin) } : {}),
+        stdout: olds.stdout ?? "", stderr: olds.stderr ?? "", hostState: asStateValue(news, await probeHost(urn, p)) } };
+    }
+    return { outs: await runCommand(urn, news, "update") };
   },
 
   async delete(_id, urn, props) {
@@ -149,8 +212,13 @@ const impl: provider.Provider = {
     if (r.code !== 0) fail("delete", urn, p.connection, r, (p.logging ?? "") === "none");
   },
 
-  async read(id, _urn, props) {
-    return { id, props }; // like upstream: refresh does not re-run anything on the host
+  async read(id, urn, props) {
+    // like upstream, refresh never re-runs a step; a step with a probe is only looked at (see PROBE)
+    const p = plain(props);
+    if (typeOf(urn) !== COMMAND || probeOf(p) === undefined || props.hostState === undefined) return { id, props };
+    const now = await probeHost(urn, p);
+    const { hostDrift: _previous, ...rest } = props;
+    return { id, props: now === plain(props.hostState) ? rest : { ...rest, hostDrift: asStateValue(props, now) } };
   },
 };
 

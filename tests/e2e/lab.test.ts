@@ -11,11 +11,15 @@ import { openLabStack } from "../../lab/deploy";
 import { byRole, LabOptions, layout } from "../../lab/stack";
 import * as d from "../../bench/drills";
 import * as bal from "../../bench/balancerDrills";
+import * as day2 from "../../bench/day2";
 import { readStateFiles } from "../../engine/automation";
 import { LAB_ENGINE } from "../../lab/deploy";
 import { STATE } from "../../lab/stack";
 import { leaks, sampleCommandLines } from "../support/leaks";
 import { leaksOnVmDisks } from "../support/labLeaks";
+import * as os from "os";
+import { openStack } from "../../engine/automation";
+import { labConfig } from "../../lab/stack";
 
 const REPO = path.resolve(__dirname, "..", "..");
 const results: (d.DrillResult & { synchronousMode?: boolean })[] = [];
@@ -239,6 +243,57 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     expect((await stack.up()).summary.result).toBe("succeeded");
   });
 
+  it("a change every WorksPad node sees restarts them one at a time: no failed request through the nginx VIP, then nothing to change", async () => {
+    const apps = byRole("workspad").map((h) => h.name);
+    // nspawn VMs share the host's kernel, so their monotonic clocks compare directly
+    const times = async () => Promise.all(apps.map(async (n) => {
+      const [stopped, started] = (await d.ssh(n, "systemctl show -p InactiveEnterTimestampMonotonic -p ActiveEnterTimestampMonotonic --value workspad")).split("\n").map(Number);
+      return { n, stopped, started };
+    }));
+    const before = await times();
+    // a new data-protection certificate: every node's restart trigger changes at once
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-dp-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${dir}/k`, "-out", `${dir}/c`, "-days", "30",
+      "-subj", "/CN=WorksPad data protection rotated"], { stdio: "ignore" });
+    const rotated = { ...labConfig(),
+      "hastack:certificates.dataProtection.certPem": { value: fs.readFileSync(`${dir}/c`, "utf8"), secret: true },
+      "hastack:certificates.dataProtection.keyPem": { value: fs.readFileSync(`${dir}/k`, "utf8"), secret: true } };
+    fs.rmSync(dir, { recursive: true, force: true });
+    stack = await openStack({ stackName: "lab", config: rotated, workDir: path.join(STATE, "project") }, LAB_ENGINE);
+
+    // an HTTPS prober through the nginx VIP for the whole up
+    const failures: string[] = [];
+    let requests = 0, probing = true;
+    const prober = (async () => {
+      while (probing) {
+        requests++;
+        try {
+          const r = await http.get(`${endpoint}/health`);
+          if (r.status !== 200) failures.push(`HTTP ${r.status}`);
+        } catch (e) { failures.push(String(e)); }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    const up = await stack.up();
+    probing = false;
+    await prober;
+    expect(up.summary.result).toBe("succeeded");
+    expect(requests).toBeGreaterThan(100);
+    expect(failures).toEqual([]);
+
+    // every node restarted, and each stopped only after the one before it served again
+    const after = (await times()).sort((a, b) => a.stopped - b.stopped);
+    for (const a of after) expect(a.started).toBeGreaterThan(before.find((b) => b.n === a.n)!.started);
+    for (let i = 1; i < after.length; i++) expect([after[i].n, after[i].stopped > after[i - 1].started]).toEqual([after[i].n, true]);
+    expect(after.map((a) => a.n)).toEqual(apps);
+    const fingerprints = await Promise.all(apps.map((n) => d.ssh(n, "curl -sk https://127.0.0.1:4430/health")));
+    expect(new Set(fingerprints.map((f) => JSON.parse(f).dataProtectionFingerprint)).size).toBe(1);
+
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+    await open();
+    expect((await stack.up()).summary.result).toBe("succeeded");
+  });
+
   describe("failure drills (a writer runs through the VIP for the whole drill)", () => {
     it("crash of the Patroni leader's VM: a replica takes over, the old leader rejoins as a replica", async () => {
       const r = await d.leaderCrash();
@@ -358,6 +413,81 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
       await open();
       expect((await stack.up()).summary.result).toBe("succeeded");
     });
+  });
+
+  it("hand edits on the hosts show as drift in preview --refresh, up --refresh puts them back and reloads PgBouncer, a plain up then changes nothing", async () => {
+    const proxies = byRole("proxy").map((h) => h.name);
+    const ini = "/etc/pgbouncer/pgbouncer.ini";
+    // the 3 a.m. edit: PgBouncer pointed at an address where no HAProxy listens, and applied
+    for (const px of proxies) {
+      await d.ssh(px, `sed -i 's/= host=127\\.0\\.0\\.1 /= host=127.0.0.9 /' ${ini} && grep -q 'host=127.0.0.9' ${ini} && systemctl restart pgbouncer`);
+    }
+    // PgBouncer may hold the request past the client's timeout rather than answer an error
+    const post = (body: string) => http.post(`${endpoint}/api/notes`, body).then((r) => r.status, () => 0);
+    expect(await post("during drift")).not.toBe(201);
+    // and a managed service stopped and disabled on one node
+    await d.ssh("rd3", "systemctl disable --now redis-sentinel >/dev/null 2>&1; systemctl is-enabled redis-sentinel || true");
+
+    const updated: string[] = [];
+    const pv = await stack.preview({
+      refresh: true,
+      onEvent: (e) => {
+        const m = e.resourcePreEvent?.metadata;
+        if (m && m.op === "update") updated.push(m.urn.split("::").pop()!);
+      },
+    });
+    // exactly the owners: each ini file, the restart step that loads it, and the service's step
+    const sentinel = updated.filter((n) => /-rd3-sentinel$/.test(n));
+    expect(sentinel).toHaveLength(1);
+    expect(updated.sort()).toEqual([...sentinel, ...proxies.flatMap((px) => [`dc-proxy-${px}-pgbouncer-ini`, `dc-proxy-${px}-pgbouncer-restart`])].sort());
+    expect(changes(pv.changeSummary)).toEqual({ update: 5 });
+    // a preview repairs nothing
+    expect(await d.ssh("px1", `grep -c 'host=127.0.0.9' ${ini}`)).toBe("1");
+
+    const up = await stack.up({ refresh: true });
+    expect(changes(up.summary.resourceChanges)).toEqual({ update: 5 });
+    for (const px of proxies) expect(await d.ssh(px, `grep -c 'host=127.0.0.9' ${ini} || true`)).toBe("0");
+    expect(await d.ssh("rd3", "systemctl is-enabled redis-sentinel; systemctl is-active redis-sentinel")).toBe("enabled\nactive");
+    // PgBouncer runs on the repaired file: writes through the VIP work again
+    await d.until("a write through the VIP", async () => (await post("after repair")) === 201, 60, 1000);
+
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+  });
+
+  it("raising max_connections through pulumi up restarts every member one at a time: no acknowledged write lost, one switchover's pause", async () => {
+    // the pause to compare with: one plain Patroni switchover under the same writer
+    const plain = await day2.plainSwitchover();
+    const asDrill = (x: day2.Day2Result): d.DrillResult => ({ drill: x.drill, target: "patroni", writeOutageSeconds: x.writePauseSeconds,
+      ackedWrites: x.ackedWrites, lostWrites: x.lostWrites, recoverySeconds: x.durationSeconds, notes: x.notes });
+    results.push(asDrill(plain));
+    await open();
+    // from the lab's value (a failed earlier run may have left another)
+    if ((await day2.memberSettings()).some((m) => m.maxConnections !== 200)) expect((await stack.up()).summary.result).toBe("succeeded");
+    await day2.setMaxConnections(stack, 300);
+    let diff = "";
+    await stack.preview({ diff: true, onOutput: (s) => (diff += s.replace(/\x1b\[[0-9;]*m/g, "")) });
+    // the preview says what will happen, with the old and the new value
+    expect(diff).toMatch(/dc-db-pg1-rolling-restart/);
+    expect(diff).toMatch(/rolling restart of PostgreSQL[^\n]*max_connections=200[\s\S]*=>[^\n]*max_connections=300/);
+    const leaderBefore = await d.patroniLeader();
+    const r = await day2.maxConnectionsChange(stack, 300);
+    results.push(asDrill(r));
+    progress(`rolling restart: pause ${r.writePauseSeconds} s (plain switchover ${plain.writePauseSeconds} s), ${r.ackedWrites} acked, ${r.lostWrites} lost, up ${r.durationSeconds} s; ${r.notes.join(" | ")}`);
+    expect(r.lostWrites).toBe(0);
+    expect(r.ackedWrites).toBeGreaterThan(100);
+    // replicas restart without a pause; the one pause is the switchover's (+2 s: HAProxy's check interval and rise)
+    expect(r.writePauseSeconds).toBeLessThanOrEqual(Math.min(15, plain.writePauseSeconds + 2));
+    // the old leader was switched away from, never restarted under the writer in place
+    expect(await d.patroniLeader()).not.toBe(leaderBefore);
+    for (const m of await day2.memberSettings()) expect(m).toEqual({ name: m.name, role: m.role, pendingRestart: false, maxConnections: 300 });
+    expect(await d.patroniHealthy()).toBe(true);
+    // re-running changes nothing and restarts nothing
+    const again = await stack.up();
+    expect(changes(again.summary.resourceChanges)).toEqual({});
+    // back to the lab's value for the tests that follow (a lowering: the leader restarts in place first)
+    await open();
+    expect((await stack.up()).summary.result).toBe("succeeded");
+    for (const m of await day2.memberSettings()) expect([m.name, m.pendingRestart, m.maxConnections]).toEqual([m.name, false, 200]);
   });
 
   it("pulumi destroy stops what the stack installed and keeps PostgreSQL's data", async () => {

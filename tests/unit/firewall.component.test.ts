@@ -41,6 +41,7 @@ describe("HostFirewall wiring", () => {
     const del = byName("fw-enable").inputs.delete as string;
     expect(del).toContain("nft delete table inet hastack_db");
     expect(del).toContain("systemctl disable 'hastack-firewall-db.service'");
-    expect(byName("fw-rules").inputs.delete).toBe("rm -f '/etc/hastack/nft/db.nft'");
+    // the last line acts; the lines before skip it on a host renamed since (components/common/owner.ts)
+    expect(byName("fw-rules").inputs.delete.split("\n").pop()).toBe("rm -f '/etc/hastack/nft/db.nft'");
   });
 });

@@ -148,7 +148,8 @@ describe("PgBouncerVipPair wiring", () => {
     for (const [step, p] of [["haproxy-cfg", "/etc/haproxy/haproxy.cfg"], ["pgbouncer-ini", "/etc/pgbouncer/pgbouncer.ini"],
       ["pgbouncer-userlist", "/etc/pgbouncer/userlist.txt"], ["keepalived-cfg", "/etc/keepalived/keepalived.conf"],
       ["check-script", "/usr/local/lib/hastack/check-pgbouncer"], ["reset-script", "/usr/local/lib/hastack/reset-vip-sessions"], ["check-pgpass", "/var/lib/hastack-pgbouncer-check/pgpass"]]) {
-      expect(byName(`db-px1-${step}`).inputs.delete).toBe(`rm -f '${p}'`);
+      // its last line; the lines before skip it on a host renamed since (components/common/owner.ts)
+      expect(byName(`db-px1-${step}`).inputs.delete.split("\n").pop()).toBe(`rm -f '${p}'`);
     }
   });
 

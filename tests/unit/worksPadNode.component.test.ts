@@ -182,7 +182,8 @@ describe("WorksPadNode wiring", () => {
   test("destroy stops and disables the services but leaves package and appsettings", async () => {
     build();
     await settle();
-    expect(byName(`${P}-enable-workspad`).inputs.delete).toBe("systemctl disable --now 'workspad' >/dev/null 2>&1 || true");
+    // the last line acts; the lines before skip it on a host renamed since (components/common/owner.ts)
+    expect(byName(`${P}-enable-workspad`).inputs.delete.split("\n").pop()).toBe("systemctl disable --now 'workspad' >/dev/null 2>&1 || true");
     for (const n of ["prereqs", "package-install", "appsettings", "preseed"]) expect(byName(`${P}-${n}`).inputs.delete).toBeUndefined();
   });
 
