@@ -40,7 +40,18 @@ async function untilStreaming(leaderSite: string, site: string, t0: number): Pro
 }
 
 /** bench/results-sites.{json,md}; `date` defaults to now (bench/sites-from-log.ts passes the run's own). */
-export function write(runs: number, switches: Record<string, unknown>[], failovers: Record<string, unknown>[], error?: string, at?: string): void {
+export interface BenchOptions { readonly poolMode?: string; readonly switchoversOnly?: boolean }
+
+/** `npm run bench:sites -- N [--pool-mode session|transaction] [--switchovers-only]` */
+export function parseArgs(argv: readonly string[]): { runs: number } & BenchOptions {
+  const i = argv.indexOf("--pool-mode");
+  const poolMode = i >= 0 ? argv[i + 1] : undefined;
+  if (i >= 0 && !["session", "transaction"].includes(poolMode ?? "")) throw new Error(`--pool-mode ${poolMode ?? ""}: expected session or transaction`);
+  const n = argv.find((a, k) => /^\d+$/.test(a) && argv[k - 1] !== "--pool-mode");
+  return { runs: Number(n ?? 3), poolMode, switchoversOnly: argv.includes("--switchovers-only") };
+}
+
+export function write(runs: number, switches: Record<string, unknown>[], failovers: Record<string, unknown>[], error?: string, at?: string, o: BenchOptions = {}): void {
   const num = (rows: Record<string, unknown>[], k: string) => rows.map((r) => Number(r[k]));
   const summary = {
     switchoverToolPauseSeconds: median(num(switches, "toolPauseSeconds")),
@@ -52,12 +63,14 @@ export function write(runs: number, switches: Record<string, unknown>[], failove
     failoverLostWritesPerRun: num(failovers, "lostWrites"),
     returnUntilStreamingSeconds: median(num(failovers, "returnUntilStreamingSeconds")),
   };
-  const command = `npm run bench:sites -- ${runs}`;
+  const command = `npm run bench:sites -- ${runs}${o.poolMode ? ` --pool-mode ${o.poolMode}` : ""}${o.switchoversOnly ? " --switchovers-only" : ""}`;
+  // a run with another pool mode gets its own files: the session-pooling figures stay the reference
+  const base = o.poolMode && o.poolMode !== "session" ? `results-sites-${o.poolMode}` : "results-sites";
   const date = at ?? new Date().toISOString();
-  fs.writeFileSync(path.join(__dirname, "results-sites.json"), JSON.stringify({ command, date, ...(error ? { error } : {}), summary, switches, failovers }, null, 2));
+  fs.writeFileSync(path.join(__dirname, `${base}.json`), JSON.stringify({ command, date, ...(error ? { error } : {}), summary, switches, failovers }, null, 2));
   const md = [
     "# Two sites: planned switchover and unplanned loss of the leading site", "",
-    `Made by \`${command}\` on ${date} (2 cores, the routed two-site lab: 2 × (3 PostgreSQL + 2 proxies), Patroni profile "aggressive", synchronous_mode off).`, "",
+    `Made by \`${command}\` on ${date} (2 cores, the routed two-site lab: 2 × (3 PostgreSQL + 2 proxies), Patroni profile "aggressive", synchronous_mode off, PgBouncer pool_mode ${o.poolMode ?? "session"}${o.switchoversOnly ? "; planned switchovers only" : ""}).`, "",
     ...(error ? [`**The run stopped early** (${switches.length} switchovers, ${failovers.length} failovers done): ${error}`, ""] : []),
     "| figure | median | per run | target |", "| --- | --- | --- | --- |",
     `| planned switchover: writes paused (PgBouncer pause → resume, the tool's clock) | ${summary.switchoverToolPauseSeconds} s | ${num(switches, "toolPauseSeconds").map((x) => x.toFixed(1)).join(", ")} | ≤ 30 s (by hand: 10–15 min) |`,
@@ -65,9 +78,11 @@ export function write(runs: number, switches: Record<string, unknown>[], failove
     `| planned switchover: acknowledged writes lost | — | ${summary.switchoverLostPerRun.join(", ")} | 0 |`,
     `| planned switchover: failed writes the client saw | — | ${summary.switchoverClientErrorsPerRun.join(", ")} | 0 (clients wait) |`,
     `| planned switchover: old site streams again after the resume | ${summary.switchoverStreamsAgainSeconds} s | ${num(switches, "streamsAgainSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
-    `| unplanned loss: from \`failover --force\` to the first accepted write | ${summary.failoverDecisionToWritesSeconds} s | ${num(failovers, "decisionToWritesSeconds").join(", ")} | |`,
-    `| unplanned loss: acknowledged writes lost (async replication) | — | ${summary.failoverLostWritesPerRun.join(", ")} | reported |`,
-    `| unplanned loss: lost site booted → its \`pulumi up\` → streaming as a standby | ${Number(summary.returnUntilStreamingSeconds).toFixed(1)} s | ${num(failovers, "returnUntilStreamingSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+    ...(o.switchoversOnly ? [] : [
+      `| unplanned loss: from \`failover --force\` to the first accepted write | ${summary.failoverDecisionToWritesSeconds} s | ${num(failovers, "decisionToWritesSeconds").join(", ")} | |`,
+      `| unplanned loss: acknowledged writes lost (async replication) | — | ${summary.failoverLostWritesPerRun.join(", ")} | reported |`,
+      `| unplanned loss: lost site booted → its \`pulumi up\` → streaming as a standby | ${Number(summary.returnUntilStreamingSeconds).toFixed(1)} s | ${num(failovers, "returnUntilStreamingSeconds").map((x) => x.toFixed(1)).join(", ")} | |`,
+    ]),
     "",
     "Switchovers alternate dc1→dc2 (client on dc1's VIP) and dc2→dc1 (client on dc2's VIP), RUNS each way. The client writes every 100 ms on one kept " +
     "connection with a 30 s timeout (as an application's pool). Unplanned loss: every VM of the leading site is killed (kill -9 of its init), a client of the other " +
@@ -75,12 +90,14 @@ export function write(runs: number, switches: Record<string, unknown>[], failove
     "(pg_rewind where its timeline went further). Lost writes: acknowledged ids missing afterwards.",
     "",
   ].join("\n");
-  fs.writeFileSync(path.join(__dirname, "results-sites.md"), md);
+  fs.writeFileSync(path.join(__dirname, `${base}.md`), md);
   console.log(md);
 }
 
 async function main(): Promise<void> {
-  const runs = Number(process.argv[2] ?? 3);
+  const o = parseArgs(process.argv.slice(2));
+  const runs = o.runs;
+  if (o.poolMode) process.env.HASTACK_SITES_POOL_MODE = o.poolMode;
   let switches: Record<string, unknown>[] = [], failovers: Record<string, unknown>[] = [];
   sitesUp();
   try {
@@ -98,7 +115,7 @@ async function main(): Promise<void> {
       }
     }
     failovers = [];
-    for (let i = 1; i <= runs; i++) {
+    for (let i = 1; i <= (o.switchoversOnly ? 0 : runs); i++) {
       const lost = recordedRole().primarySite ?? "dc1";
       const to = lost === "dc1" ? "dc2" : "dc1";
       const d = await failoverDrill(lost, to, log);
@@ -112,10 +129,10 @@ async function main(): Promise<void> {
       log(`failover ${JSON.stringify(row)}`);
       failovers.push(row);
     }
-    write(runs, switches, failovers);
+    write(runs, switches, failovers, undefined, undefined, o);
   } catch (e) {
     // what was measured stays, with the error that stopped the run; the lab stays up for a look
-    write(runs, switches, failovers, e instanceof Error ? e.message.split("\n").slice(0, 3).join(" / ") : String(e));
+    write(runs, switches, failovers, e instanceof Error ? e.message.split("\n").slice(0, 3).join(" / ") : String(e), undefined, o);
     process.env.HASTACK_KEEP_LAB = "1";
     throw e;
   } finally {

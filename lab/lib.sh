@@ -66,7 +66,7 @@ vm_pid() {
   if [[ -f "$VM_STATE/$1/pid" ]]; then cat "$VM_STATE/$1/pid"; return 0; fi
   local p
   for p in /proc/[0-9]*; do
-    [[ "$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" == *systemd-nspawn*" -M $1 -D $LAB_ROOT/$1/merged "* ]] &&
+    [[ "$(tr '\0' ' ' 2>/dev/null < "$p/cmdline")" == *systemd-nspawn*" -M $1 -D $LAB_ROOT/$1/merged "* ]] &&
       { echo "${p#/proc/}"; return 0; }
   done
   return 0

@@ -58,6 +58,11 @@ export interface SiteOptions {
   readonly epoch?: number;
 }
 
+/** PgBouncer's pool mode for the lab's sites, when HASTACK_SITES_POOL_MODE names one (else the component's default). */
+export function poolMode(): string | undefined {
+  return process.env.HASTACK_SITES_POOL_MODE || undefined;
+}
+
 /** Stack config of one lab site: PostgreSQL ×3 and a proxy pair + VIP, routed to the other site. */
 export function siteConfig(name: string, o: SiteOptions = {}): ConfigMap {
   const s = siteOf(name);
@@ -73,7 +78,8 @@ export function siteConfig(name: string, o: SiteOptions = {}): ConfigMap {
     "hastack:ssh": obj({ user: "root", port: 22, hostKeys }),
     "hastack:site": obj({ name, peers: others.map((x) => x.name), primarySite: o.primarySite ?? "dc1", epoch: o.epoch ?? 1, remoteSubnets: others.map((x) => x.subnet) }),
     "hastack:postgres": obj({ nodes: hostsOf(name, "postgres"), failoverProfile: "aggressive" }),
-    "hastack:proxy": obj({ nodes: hostsOf(name, "proxy"), vip: s.vips.proxy, interface: "host0" }),
+    // HASTACK_SITES_POOL_MODE: the bench compares session pooling (the default) with transaction pooling
+    "hastack:proxy": obj({ nodes: hostsOf(name, "proxy"), vip: s.vips.proxy, interface: "host0", ...(poolMode() ? { poolMode: poolMode() } : {}) }),
     "hastack:redis": obj({ enabled: false }),
     // the tests run on the lab host, which has an address on each site's bridge
     "hastack:firewall": obj({ adminSources: [`${s.hostAddress}/32`] }),

@@ -166,8 +166,9 @@ async function pgbouncers(sites: SiteView[], action: "pause" | "resume"): Promis
   const rs = await Promise.all(sites.flatMap((v) => v.proxies.map(async (h) => {
     const servers = `PGPASSFILE=${shq(PGB.checkPgpass)} psql -X -qAt -w -h 127.0.0.1 -p ${v.contract.vips.db.port} -U ${CHECK_USER} -d pgbouncer -c 'SHOW SERVERS' | wc -l`;
     const script = action === "resume" ? `systemctl kill -s ${sig} pgbouncer.service` : [
-      `systemctl kill -s ${sig} pgbouncer.service`, "i=0",
-      `while [ "$(${servers})" != 0 ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done`,
+      // a deadline by the clock, not a count of polls: on a loaded host one psql poll took ~0.6 s, so 20 polls were 12-15 s of pause
+      `systemctl kill -s ${sig} pgbouncer.service`, "end=$(( $(date +%s%N) + 2000000000 ))",
+      `while [ "$(${servers})" != 0 ] && [ "$(date +%s%N)" -lt "$end" ]; do sleep 0.1; done`,
       `[ "$(${servers})" = 0 ] && echo drained || echo busy`].join("\n");
     const r = await onHost(v, h, script);
     return `${h.name}:${r.ok ? (action === "pause" ? `paused${r.out.trim() === "busy" ? " (server connections still open after 2 s)" : ""}` : "resumed") : r.err}`;
