@@ -7,7 +7,8 @@ import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
 import { Stack } from "@pulumi/pulumi/automation";
-import { hostsOf, openSiteStack, recordRole, siteOf, SITES_ENV, SITES_STATE, sites } from "../lab/sites";
+import { engineEnv } from "../engine/automation";
+import { hostsOf, openSiteStack, recordRole, siteOf, SITES_ENGINE, SITES_ENV, SITES_STATE, sites } from "../lab/sites";
 import { failover, FailoverReport, prepareSwitchover, runSwitchover, SiteHandle, SwitchReport } from "../ops/sites";
 import { python, WriterResult } from "./drills";
 
@@ -74,6 +75,32 @@ export async function switchoverDrill(to: string, clientSite: string, log: (l: s
   const w = siteWriter(clientSite, `switch-${to}-${Date.now()}`, 45);
   await sleep(3000);
   const report = await runSwitchover(plan);
+  const res = await w.result;
+  const missing = await w.missing(res);
+  return { report, clientGapSeconds: longestGap(res), acked: res.acked.length, lost: missing.length, errors: res.errors.length, errorSamples: res.errors.slice(0, 3) };
+}
+
+/**
+ * The same planned switchover, driven the way a user drives it: `npm run switchover -- --to <to> --dir <project>`
+ * as a child process on the stacks' own Pulumi.<stack>.yaml files (the lab's project directory, its backend and
+ * passphrase file in the environment as a user's shell would have them), not through lab/sites.ts. The CLI also
+ * records the role in each stack file and runs both `pulumi up`s; afterwards the lab's recorded role is synced
+ * from what the CLI wrote, so the lab's later opens agree with it.
+ */
+export async function switchoverViaCli(to: string, clientSite: string, log: (l: string) => void = () => undefined): Promise<SwitchDrill> {
+  const env = { ...process.env, ...engineEnv(SITES_ENGINE) };
+  // the writer outlives the CLI's start (ts-node), the pause and its two ups; it stops by itself
+  const w = siteWriter(clientSite, `switch-cli-${to}-${Date.now()}`, 150);
+  await sleep(3000);
+  const cli = run("npx", ["ts-node", "--transpile-only", path.join(BENCH, "..", "ops", "cli.ts"), "switchover", "--to", to, "--dir", path.join(SITES_STATE, "project")],
+    { cwd: path.join(BENCH, ".."), env, timeout: 20 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await cli.catch((e: { stdout?: string; stderr?: string; message: string }) => {
+    throw new Error(`npm run switchover -- --to ${to} failed: ${e.message}\n${(e.stdout ?? "").slice(-4000)}\n${(e.stderr ?? "").slice(-4000)}`);
+  });
+  const lines = stdout.trim().split("\n");
+  lines.slice(0, -1).filter((l) => !l.startsWith(" ")).forEach((l) => log(`cli: ${l}`));
+  const report = JSON.parse(lines[lines.length - 1]) as SwitchReport;
+  recordRole({ primarySite: report.to, epoch: report.epoch });
   const res = await w.result;
   const missing = await w.missing(res);
   return { report, clientGapSeconds: longestGap(res), acked: res.acked.length, lost: missing.length, errors: res.errors.length, errorSamples: res.errors.slice(0, 3) };

@@ -10,7 +10,7 @@ import axios from "axios";
 import { Stack } from "@pulumi/pulumi/automation";
 import { changes } from "../../engine/automation";
 import { hostsOf, openSiteStack, SiteOptions, SITES_ENV, SITES_STATE, siteOf, sitesDown, sitesUp } from "../../lab/sites";
-import { bootSite, failoverDrill, labHandles, switchoverDrill } from "../../bench/sitesDrills";
+import { bootSite, failoverDrill, labHandles, switchoverDrill, switchoverViaCli } from "../../bench/sitesDrills";
 import { failover, switchover } from "../../ops/sites";
 
 const run = promisify(execFile);
@@ -170,14 +170,25 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
     expect(await memberAnswering("dc2", "/primary")).toBeDefined();
   });
 
-  it("switches back to dc1 the same way, a dc2 client losing nothing", async () => {
-    const d = await switchoverDrill("dc1", "dc2", progress);
-    drills.push({ drill: "switchover dc2→dc1", ...d, report: { ...d.report, lines: undefined } });
+  it("switches back to dc1 with the user's command (npm run switchover on the stacks' own files), a dc2 client losing nothing", async () => {
+    const d = await switchoverViaCli("dc1", "dc2", progress);
+    drills.push({ drill: "switchover dc2→dc1 (CLI)", ...d, report: { ...d.report, lines: undefined } });
     expect(d.lost).toBe(0);
+    expect(d.acked).toBeGreaterThan(100);
     expect(d.report.writePauseSeconds).toBeLessThanOrEqual(30);
     expect(await memberAnswering("dc1", "/primary")).toBeDefined();
     expect(await memberAnswering("dc2", "/standby-leader")).toBeDefined();
-    await converge(["dc2", "dc1"]);
+    // the command recorded the new role in both stack files itself
+    for (const n of ["dc1", "dc2"]) {
+      const site = JSON.parse((await stacks[n].getConfig("hastack:site")).value);
+      expect({ stack: n, primarySite: site.primarySite, epoch: Number(site.epoch) }).toEqual({ stack: n, primarySite: "dc1", epoch: 3 });
+    }
+    // and ran both ups: the next ones change nothing on any host
+    for (const n of ["dc2", "dc1"]) {
+      await open(n);
+      const { read: _peerRead, ...rest } = changes((await up(n)).summary.resourceChanges);
+      expect(rest).toEqual({});
+    }
   });
 
   it("unplanned loss of dc1 (every VM crashed): a forced failover makes dc2 accept writes and reports its WAL position", async () => {
