@@ -1,13 +1,12 @@
 // The real Pulumi CLI drives remote commands against a real sshd on loopback (needs root):
 // update vs replace, delete with the old command, secrets kept out of state and output.
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack, readStateFiles } from "../../engine/automation";
-import { startSshd, TestSshd } from "./sshd";
+import { changes, readStateFiles } from "../../engine/automation";
+import { openProbeStack, TestSshd } from "./sshd";
 
 const SECRET = `jhYg/=\\F'"$-probe-secret`;
 
@@ -37,12 +36,7 @@ describe("command:remote through the real engine (needs root: starts sshd on 127
   };
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    target = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-probe-target-"));
-    backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-probe-state-"));
-    stack = await openStack({ stackName: "probe", projectName: "engineprobe", config: {}, program,
-      workDir: fs.mkdtempSync(path.join(os.tmpdir(), "hastack-probe-ws-")) },
-    { backendDir, passphrase: "probe-passphrase" });
+    ({ sshd, stack, target, backendDir } = await openProbeStack("probe", program));
   }, 300000);
 
   afterAll(async () => {

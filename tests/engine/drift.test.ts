@@ -2,14 +2,13 @@
 // hand shows in `preview --refresh` on the step that owns it (and on the restart step that loads it),
 // `up --refresh` puts it back and restarts, and an undrifted host still gives zero changes.
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { EngineEvent, Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack, readStateFiles } from "../../engine/automation";
+import { changes, readStateFiles } from "../../engine/automation";
 import { contentHash } from "../../components/common/hash";
 import { installPackages, putFile, restartOnChange } from "../../components/common/remote";
-import { startSshd, TestSshd } from "./sshd";
+import { openProbeStack, TestSshd } from "./sshd";
 
 const SECRET = `jhYg/=\\F'"$-drift-secret`;
 const HAND_SECRET = "hand-edited-drift-secret";
@@ -35,12 +34,7 @@ describe("drift on managed files through the real engine (needs root: starts ssh
   };
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    target = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-drift-target-"));
-    backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-drift-state-"));
-    stack = await openStack({ stackName: "drift", projectName: "enginedrift", config: {}, program,
-      workDir: fs.mkdtempSync(path.join(os.tmpdir(), "hastack-drift-ws-")) },
-    { backendDir, passphrase: "drift-passphrase" });
+    ({ sshd, stack, target, backendDir } = await openProbeStack("drift", program));
   }, 300000);
 
   afterAll(() => sshd?.stop());

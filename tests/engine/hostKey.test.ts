@@ -2,14 +2,12 @@
 // 127.0.0.1): the key seen at first contact is recorded in state and enforced afterwards, so a
 // host that presents another key later stops the deploy instead of being trusted again.
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack, readStateFiles } from "../../engine/automation";
+import { changes, readStateFiles } from "../../engine/automation";
 import { ObservedHostKey } from "../../components/common/hostKey";
-import { startSshd, TestSshd } from "./sshd";
+import { openProbeStack, TestSshd } from "./sshd";
 
 jest.setTimeout(10 * 60 * 1000);
 
@@ -27,11 +25,7 @@ describe("SSH host keys recorded on first use (needs root: starts sshd on 127.0.
   };
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-tofu-"));
-    fs.mkdirSync(path.join(backendDir, "ws"));
-    stack = await openStack({ stackName: "tofu", projectName: "tofuprobe", config: {}, program, workDir: path.join(backendDir, "ws") },
-      { backendDir, passphrase: "tofu-test" });
+    ({ sshd, stack, backendDir } = await openProbeStack("tofu", program, { projectName: "tofuprobe" }));
   });
 
   afterAll(async () => {

@@ -1,14 +1,13 @@
 // Renaming a host at the same address through the real engine and a real sshd on loopback (needs root): Pulumi
 // creates the new-named steps, then deletes the old-named ones; the old deletes must not undo what the new ones did.
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { Stack } from "@pulumi/pulumi/automation";
-import { changes, openStack } from "../../engine/automation";
+import { changes } from "../../engine/automation";
 import { connectionFor, putFile, runScript } from "../../components/common";
 import { OWNER_DIR } from "../../components/common/owner";
-import { startSshd, TestSshd } from "./sshd";
+import { openProbeStack, TestSshd } from "./sshd";
 
 const PROJECT = "hastack-rename-probe";
 const STACK = `rename${process.pid}`;
@@ -32,11 +31,7 @@ describe("a host renamed at the same address keeps what the stack set up on it (
   };
 
   beforeAll(async () => {
-    sshd = await startSshd();
-    target = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-rename-target-"));
-    stack = await openStack({ stackName: STACK, projectName: PROJECT, config: {}, program,
-      workDir: fs.mkdtempSync(path.join(os.tmpdir(), "hastack-rename-ws-")) },
-    { backendDir: fs.mkdtempSync(path.join(os.tmpdir(), "hastack-rename-state-")), passphrase: "rename-passphrase" });
+    ({ sshd, stack, target } = await openProbeStack("rename", program, { stackName: STACK, projectName: PROJECT }));
   }, 300000);
 
   afterAll(() => {

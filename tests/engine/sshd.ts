@@ -4,6 +4,8 @@ import * as fs from "fs";
 import * as net from "net";
 import * as os from "os";
 import * as path from "path";
+import { PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import { openStack } from "../../engine/automation";
 import { freePort } from "../support/ports";
 export { freePort };
 
@@ -61,4 +63,27 @@ export async function startSshd(): Promise<TestSshd> {
       return readHostKey();
     },
   };
+}
+
+export interface ProbeStack {
+  readonly sshd: TestSshd;
+  readonly stack: Stack;
+  /** A fresh directory for the files the program puts on "the host". */
+  readonly target: string;
+  readonly backendDir: string;
+}
+
+/**
+ * The set-up every engine test over SSH shares: a real sshd on 127.0.0.1, then a stack of an inline
+ * program with its own state backend, workspace and target directory, each a fresh temp dir named after
+ * the test. The program may read the returned sshd: it runs only at preview/up time.
+ */
+export async function openProbeStack(name: string, program: PulumiFn, o: { stackName?: string; projectName?: string } = {}): Promise<ProbeStack> {
+  const sshd = await startSshd();
+  const tmp = (what: string) => fs.mkdtempSync(path.join(os.tmpdir(), `hastack-${name}-${what}-`));
+  const target = tmp("target");
+  const backendDir = tmp("state");
+  const stack = await openStack({ stackName: o.stackName ?? name, projectName: o.projectName ?? `engine${name}`, config: {}, program, workDir: tmp("ws") },
+    { backendDir, passphrase: `${name}-passphrase` });
+  return { sshd, stack, target, backendDir };
 }
