@@ -179,14 +179,25 @@ async function pgbouncers(sites: SiteView[], action: "pause" | "resume"): Promis
   return rs.join(" ");
 }
 
-async function defaultSetRole(s: SiteHandle, primarySite: string, epoch: number): Promise<void> {
+/**
+ * Record the role in a stack's own config, keeping the form the user wrote it in. A YAML object in
+ * Pulumi.<stack>.yaml gets its two leaves set by path (a two-line diff for the merge request). A section
+ * set as one JSON string (`pulumi config set hastack:site '{…}'`) would be replaced whole by a path set,
+ * losing name and peers (the sites e2e found this): it is written back whole, as a JSON string again.
+ */
+export async function recordRoleInStack(s: SiteHandle, primarySite: string, epoch: number): Promise<void> {
+  const before = JSON.parse((await s.stack.getConfig("hastack:site")).value) as Record<string, unknown>;
   await s.stack.setConfig("hastack:site.primarySite", { value: primarySite }, true);
   await s.stack.setConfig("hastack:site.epoch", { value: String(epoch) }, true);
+  const after = JSON.parse((await s.stack.getConfig("hastack:site")).value) as Record<string, unknown>;
+  if (Object.keys(before).some((k) => !(k in after))) {
+    await s.stack.setConfig("hastack:site", { value: JSON.stringify({ ...before, primarySite, epoch }) }, false);
+  }
 }
 
 /** Config (primarySite, epoch) on every stack, then `pulumi up` on the old primary site first, as the manual path does. */
 async function recordAndConverge(c: Clock, sites: SiteView[], to: string, epoch: number, o: SiteOpsOptions, order: SiteView[]): Promise<void> {
-  const setRole = o.setRole ?? defaultSetRole;
+  const setRole = o.setRole ?? recordRoleInStack;
   await c.phase("config: primarySite and epoch on every stack", async () => { for (const v of sites) await setRole(v.handle, to, epoch); }, () => `primarySite=${to} epoch=${epoch}`);
   if (o.converge === false) return;
   for (const v of order) {
