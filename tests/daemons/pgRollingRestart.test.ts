@@ -141,9 +141,15 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
   /** A plain Patroni switchover to the other replica with the most WAL, as an operator would ask for it. */
   async function switchover(): Promise<Run> {
     const leader = leaders()[0];
-    const cand = MEMBERS.find((m) => m !== leader)!;
-    const res = await runBash(`curl -s --max-time 60 -K ${authFile} -XPOST -H 'Content-Type: application/json' -d '${JSON.stringify({ leader: leader.name, candidate: cand.name })}' ${rest(leader)}/switchover`);
-    await until(() => leaders().map((m) => m.name).join() === cand.name && streaming() === 2, 60000);
+    const cand = MEMBERS.find((m) => m.name !== leader.name)!;
+    let res: Run = { code: null, stdout: "", stderr: "" };
+    // Patroni refuses ("no good candidates") while the candidate lags; on a loaded machine ask again
+    for (let i = 0; i < 3 && leaders()[0]?.name !== cand.name; i++) {
+      if (i > 0) await sleep(3000);
+      res = await runBash(`curl -s --max-time 60 -K '${authFile}' -XPOST -H 'Content-Type: application/json' -d '${JSON.stringify({ leader: leader.name, candidate: cand.name })}' ${rest(leader)}/switchover`);
+      await until(() => leaders().map((m) => m.name).join() === cand.name, 20000);
+    }
+    await until(() => streaming() === 2, 60000);
     return res;
   }
 
@@ -165,6 +171,7 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
     watcher.stdin!.end();
     await until(() => watcher.exitCode !== null, 30000);
     const w = JSON.parse(out.trim().split("\n").pop()!) as Watch;
+    console.log(`${label}: ${w.acked.length} writes acknowledged, ${w.errors.length} failed (first: ${JSON.stringify(w.errors[0] ?? null)}), ${w.rounds} leader-watch rounds`);
     const leader = leaders();
     const stored = new Set(psql(leader[0]?.address ?? MEMBERS[0].address, "SELECT id FROM watch_writes").stdout.trim().split("\n").map(Number));
     // the longest time between two acknowledged writes: the pause a client saw
@@ -195,8 +202,24 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
     expect(c.leaders).not.toEqual(before);
   }, 150000);
 
-  it("lowering max_connections 300 → 200 right after (the old leader is a replica): every member runs 200, no acknowledged write lost, never two leaders", async () => {
-    const c = await underWriter("lower to 200", () => change(200));
+  it("lowering max_connections 300 → 200 right after (the old leader is a replica), with a reload landing in a replica's restart: every member runs 200, no acknowledged write lost, never two leaders", async () => {
+    // Patroni reloads its config (a SIGHUP, or a dynamic-config change) while the first restarted replica's
+    // PostgreSQL is starting, as can happen under load: Patroni 3.0.2 then clears that member's pending_restart
+    // although it started with pg_controldata's 300
+    const leader = leaders()[0].name;
+    let hupped: string | undefined;
+    const poller = setInterval(() => {
+      if (hupped) return;
+      for (const m of MEMBERS.filter((x) => x.name !== leader)) {
+        if (get(`${rest(m)}/patroni`)?.state === "starting") {
+          hupped = m.name;
+          process.kill(patroniPid(m.name), "SIGHUP");
+          return;
+        }
+      }
+    }, 100);
+    const c = await underWriter("lower to 200", () => change(200)).finally(() => clearInterval(poller));
+    console.log(`SIGHUP while starting: ${hupped ?? "none (the restart was never seen starting)"}`);
     const context = { run: c.run, view: c.view, errors: c.watch.errors.slice(0, 5) };
     expect([c.run.code, c.run.stderr, context]).toEqual([0, "", context]);
     expect(c.view.map((v) => [v.name, v.running, v.pending])).toEqual(MEMBERS.map((m) => [m.name, "200", false]));

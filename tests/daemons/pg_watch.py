@@ -27,7 +27,8 @@ out = {"acked": [], "errors": [], "rounds": 0, "two_leaders": []}
 
 
 def connect(host, **kw):
-    return psycopg2.connect(host=host, port=port, user=user, password=password, dbname="postgres", connect_timeout=1, **kw)
+    # 2 s per host: on a loaded machine (load 30 on 2 cores) a SCRAM login alone can take a second
+    return psycopg2.connect(host=host, port=port, user=user, password=password, dbname="postgres", connect_timeout=2, **kw)
 
 
 def writer():
