@@ -98,11 +98,11 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
       patronis.set(name, spawn("runuser", ["-u", "postgres", "--", "patroni", path.join(work(name), "config.yml")], { stdio: "ignore", cwd: "/" }));
     };
     start("t1");
-    if (!(await until(() => leaders().length === 1, 60000))) throw new Error(`t1 never led:\n${logs()}`);
+    if (!(await until(() => leaders().length === 1, 150000))) throw new Error(`t1 never led:\n${logs()}`);
     start("t2");
     start("t3");
-    if (!(await until(() => streaming() === 2, 90000))) throw new Error(`replicas never streamed:\n${logs()}`);
-  }, 180000);
+    if (!(await until(() => streaming() === 2, 150000))) throw new Error(`replicas never streamed:\n${logs()}`);
+  }, 330000);
 
   afterAll(async () => {
     for (const p of patronis.values()) if (p.exitCode === null && p.signalCode === null) p.kill("SIGTERM");
@@ -156,7 +156,7 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
   /** `action` with the writer and the leader watch running throughout; what the writer saw, and the members after. */
   async function underWriter(label: string, action: () => Promise<Run>) {
     const watcher = spawn("/usr/bin/python3", [path.join(__dirname, "pg_watch.py"),
-      JSON.stringify({ hosts: MEMBERS.map((m) => m.address), port: s.pgPort, user: s.superuser, password_file: pwFile })], { stdio: ["pipe", "pipe", "pipe"] });
+      JSON.stringify({ hosts: MEMBERS.map((m) => m.address), port: s.pgPort, user: s.superuser, password_file: pwFile, run: label })], { stdio: ["pipe", "pipe", "pipe"] });
     let out = "";
     let err = "";
     watcher.stdout!.on("data", (d) => (out += d));
@@ -171,11 +171,11 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
     watcher.stdin!.end();
     await until(() => watcher.exitCode !== null, 30000);
     const w = JSON.parse(out.trim().split("\n").pop()!) as Watch;
-    console.log(`${label}: ${w.acked.length} writes acknowledged, ${w.errors.length} failed (first: ${JSON.stringify(w.errors[0] ?? null)}), ${w.rounds} leader-watch rounds`);
-    const leader = leaders();
-    const stored = new Set(psql(leader[0]?.address ?? MEMBERS[0].address, "SELECT id FROM watch_writes").stdout.trim().split("\n").map(Number));
     // the longest time between two acknowledged writes: the pause a client saw
     const pause = w.acked.slice(1).reduce((mx, [, at], i) => Math.max(mx, at - w.acked[i][1]), 0);
+    console.log(`${label}: longest pause between acknowledged writes ${pause.toFixed(1)} s; ${w.acked.length} writes acknowledged, ${w.errors.length} failed (first: ${JSON.stringify(w.errors[0] ?? null)}), ${w.rounds} leader-watch rounds`);
+    const leader = leaders();
+    const stored = new Set(psql(leader[0]?.address ?? MEMBERS[0].address, `SELECT id FROM watch_writes WHERE run = '${label}'`).stdout.trim().split("\n").map(Number));
     return { run, seconds, pause, watch: w, lost: w.acked.filter(([id]) => !stored.has(id)).map(([id]) => id), view: view(), leaders: leader.map((m) => m.name) };
   }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A writer and a leader watch for the Patroni daemon tests, running until stdin closes.
 
-  pg_watch.py SPEC_JSON     SPEC: {"hosts": [...], "port": N, "user": ..., "password_file": ..., "interval": 0.1}
+  pg_watch.py SPEC_JSON     SPEC: {"hosts": [...], "port": N, "user": ..., "password_file": ..., "run": LABEL, "interval": 0.1}
 
 Writer: one INSERT per interval, each on a fresh connection to whichever member accepts writes (libpq's
 multi-host list with target_session_attrs=read-write, so it follows a switchover by itself); an id counts as
@@ -21,6 +21,7 @@ spec = json.loads(sys.argv[1])
 password = open(spec["password_file"]).read().rstrip("\n")
 hosts, port, user = spec["hosts"], spec["port"], spec["user"]
 interval = spec.get("interval", 0.1)
+run = spec["run"]  # rows are (run, id): each watch counts from 1 in the same table
 stop = threading.Event()
 t0 = time.time()
 out = {"acked": [], "errors": [], "rounds": 0, "two_leaders": []}
@@ -41,7 +42,7 @@ def writer():
             try:
                 with conn, conn.cursor() as cur:
                     cur.execute("SET LOCAL statement_timeout = 2000")
-                    cur.execute("INSERT INTO watch_writes (id) VALUES (%s)", (seq,))
+                    cur.execute("INSERT INTO watch_writes (run, id) VALUES (%s, %s)", (run, seq))
                 out["acked"].append([seq, round(time.time() - t0, 3)])
             finally:
                 conn.close()
@@ -78,7 +79,7 @@ for attempt in range(30):
     try:
         c = connect(",".join(hosts), target_session_attrs="read-write")
         with c, c.cursor() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS watch_writes (id int PRIMARY KEY, at timestamptz DEFAULT now())")
+            cur.execute("CREATE TABLE IF NOT EXISTS watch_writes (run text, id int, at timestamptz DEFAULT now(), PRIMARY KEY (run, id))")
         c.close()
         break
     except psycopg2.OperationalError:
