@@ -15,13 +15,22 @@
 #    pending_restart after their restart, the change lowers a value the replicas must keep at least as
 #    high as the leader's (Patroni starts them with pg_controldata's): the leader restarts in place
 #    first, then the replicas once more;
-# 4. every member runs without pending_restart, or the step fails and says which.
+# 4. every member is asked to compare the values it runs with the target again (POST /reload: Patroni
+#    then checks pg_settings against its config and sets pending_restart on a mismatch); a member that
+#    still runs another value goes through 2-3 again (at most ROUNDS in all), else the step fails and
+#    says which. Why not trust the flag alone: Patroni 3.0.2 sets pending_restart=False whenever it
+#    reloads its config while PostgreSQL is not "running" (postgresql/config.py reload_config, e.g. a
+#    SIGHUP or a dynamic-config change landing during a restart), and a replica it started with
+#    pg_controldata's higher value (effective_configuration) then runs that value with no flag.
 # Prints one JSON line per action, and a summary line {"restarted": [...], "switchover": ...}.
 import argparse
 import json
 import subprocess
 import sys
 import time
+
+# rounds of 2-3: the first does the change, the next ones only what Patroni's re-check still finds
+ROUNDS = 3
 
 
 def log(**kv):
@@ -131,6 +140,7 @@ def main():
         return
 
     restarted = []
+    switchover = None
 
     def streaming_from(lead_url, url):
         """The leader's WAL senders include this member, streaming."""
@@ -161,12 +171,14 @@ def main():
             # the replica is back only once it streams from the leader again (a standby leader's replicas too)
             until(f"{name(u)} to stream from {name(lead_url)} again", a.wait_s, lambda: streaming_from(lead_url, u))
 
-    # 2. replicas first, one at a time
-    restart_replicas(leader, "replica")
-
-    # 3. the leader
-    st = everyone()
-    if st[leader] and st[leader].get("pending_restart"):
+    def one_round(leader):
+        """Steps 2-3 for the members flagged now; returns the switchover made, if any."""
+        # 2. replicas first, one at a time
+        restart_replicas(leader, "replica")
+        # 3. the leader
+        st = everyone()
+        if not (st[leader] and st[leader].get("pending_restart")):
+            return None
         replicas_pending = [u for u in pending(st) if u != leader]
         if standby_cluster or replicas_pending:
             # standby cluster (no switchover there, no writes to pause), or a lowered value the replicas
@@ -182,39 +194,63 @@ def main():
                     until(f"{name(u)} to replay up to {lsn}", a.wait_s,
                           lambda: int((((status(u) or {}).get("xlog") or {}).get("replayed_location")) or 0) >= lsn)
             restart_replicas(leader, "replica, after the leader")
-            switchover = None
-        else:
-            candidates = [u for u, s in st.items() if u != leader and s and s.get("state") == "running"
-                          and not s.get("pending_restart") and not (s.get("tags") or {}).get("nofailover")
-                          and streaming_from(leader, u)]
-            # synchronous mode: Patroni switches over only to the synchronous standby
-            sync = [u for u in candidates if st[u].get("sync_standby")]
-            candidates = sync or candidates
-            if not candidates:
-                die(f"no healthy replica to switch over to; {name(leader)} keeps pending_restart (restart it with POST /restart when a pause is acceptable)")
-            # the replica with the most WAL replayed: the shortest catch-up before promotion
-            cand = max(candidates, key=lambda u: int((st[u].get("xlog") or {}).get("replayed_location") or 0))
-            t = time.time()
-            code, text = rest.call("POST", f"{leader}/switchover", {"leader": name(leader), "candidate": name(cand)}, timeout=int(a.wait_s))
-            # 503 "status unknown": Patroni stopped polling (loop_wait + 2 s) before it saw the result; the wait below decides
-            if code != 200 and not (code == 503 and "unknown" in text.lower()):
-                die(f"switchover {name(leader)} → {name(cand)} refused ({code}): {text.strip()}")
-            until(f"{name(cand)} to lead", a.wait_s, lambda: cand in leader_of(everyone()))
-            until(f"{name(leader)} to stream from {name(cand)}", a.wait_s,
-                  lambda: (lambda s: s and s.get("state") == "running" and s.get("role") == "replica")(status(leader)) and streaming_from(cand, leader))
-            switchover = {"from": name(leader), "to": name(cand), "seconds": round(time.time() - t, 1)}
-            log(action="switchover", **switchover)
-            # the old leader restarted as a replica with the new settings; restart it only if it did not
-            restart_replicas(cand, "old leader")
-    else:
-        switchover = None
+            return None
+        candidates = [u for u, s in st.items() if u != leader and s and s.get("state") == "running"
+                      and not s.get("pending_restart") and not (s.get("tags") or {}).get("nofailover")
+                      and streaming_from(leader, u)]
+        # synchronous mode: Patroni switches over only to the synchronous standby
+        sync = [u for u in candidates if st[u].get("sync_standby")]
+        candidates = sync or candidates
+        if not candidates:
+            die(f"no healthy replica to switch over to; {name(leader)} keeps pending_restart (restart it with POST /restart when a pause is acceptable)")
+        # the replica with the most WAL replayed: the shortest catch-up before promotion
+        cand = max(candidates, key=lambda u: int((st[u].get("xlog") or {}).get("replayed_location") or 0))
+        t = time.time()
+        code, text = rest.call("POST", f"{leader}/switchover", {"leader": name(leader), "candidate": name(cand)}, timeout=int(a.wait_s))
+        # 503 "status unknown": Patroni stopped polling (loop_wait + 2 s) before it saw the result; the wait below decides
+        if code != 200 and not (code == 503 and "unknown" in text.lower()):
+            die(f"switchover {name(leader)} → {name(cand)} refused ({code}): {text.strip()}")
+        until(f"{name(cand)} to lead", a.wait_s, lambda: cand in leader_of(everyone()))
+        until(f"{name(leader)} to stream from {name(cand)}", a.wait_s,
+              lambda: (lambda s: s and s.get("state") == "running" and s.get("role") == "replica")(status(leader)) and streaming_from(cand, leader))
+        done = {"from": name(leader), "to": name(cand), "seconds": round(time.time() - t, 1)}
+        log(action="switchover", **done)
+        # the old leader restarted as a replica with the new settings; restart it only if it did not
+        restart_replicas(cand, "old leader")
+        return done
 
-    # 4. nothing left pending
-    left = [name(u) for u in pending(everyone())]
-    if left:
+    def recheck():
+        """4. Every member compares what it runs with the target again (POST /reload, once nothing restarts):
+        Patroni's pending_restart alone can be False on a member that runs another value (see the header)."""
+        for u in a.urls:
+            code, text = rest.call("POST", f"{u}/reload", {})
+            if code not in (200, 202):
+                die(f"POST {u}/reload answered {code}: {text.strip()}")
+        # the reload runs at the member's next HA loop, then waits 1 s and reads pg_settings
+        t0 = time.time()
+        while True:
+            st = everyone()
+            if len(pending(st)) == len(a.urls) or time.time() - t0 > a.settle_s:
+                return st
+            time.sleep(0.5)
+
+    for rnd in range(1, ROUNDS + 1):
+        made = one_round(leader)
+        switchover = switchover or made
+        st = recheck()
+        left = pending(st)
+        if not left:
+            break
+        leaders = leader_of(st)
+        if len(leaders) != 1:
+            die(f"expected one running leader after round {rnd}, found {[name(u) for u in leaders]}")
+        leader = leaders[0]
+        log(action="recheck", round=rnd, pending=[name(u) for u in left],
+            reason="Patroni compared the running values with the target again: these members still run other values")
+    else:
         hint = (" A lowered value on a standby site takes effect once the leading site's leader runs with it: deploy that site first."
                 if standby_cluster else "")
-        die(f"still pending_restart after the rolling restart: {', '.join(left)}.{hint}")
+        die(f"still pending_restart after {ROUNDS} rounds of the rolling restart: {', '.join(name(u) for u in left)}.{hint}")
     log(restarted=restarted, switchover=switchover)
 
 

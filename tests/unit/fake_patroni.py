@@ -3,7 +3,11 @@
 state. It models what the script relies on: /patroni (role, state, pending_restart, postmaster_start_time,
 the leader's WAL senders), /cluster, /config (pause), an authenticated POST /restart {"restart_pending"}
 and POST /switchover, and PostgreSQL's rule that a replica runs with at least its leader's max_connections
-(Patroni starts it with pg_controldata's value and keeps pending_restart).
+(Patroni starts it with pg_controldata's value and keeps pending_restart). pending_restart is a flag, as
+in Patroni: set when a member loads the target or restarts below it, re-evaluated by POST /reload; the
+scenario's "flag_lost_on_restart" names members whose flag a restart clears although they still run
+another value (Patroni 3.0.2 clears it when it reloads its config while PostgreSQL is starting).
+GET /_state answers every member's name, role and running value, for the test's assertions.
 
   fake_patroni.py SCENARIO_JSON   prints the member ports as one JSON line, then serves until stdin closes;
                                   every unsafe request is appended to the file named by the scenario's "log"
@@ -20,6 +24,8 @@ target = sc["target"]
 for m in members:
     m.setdefault("state", "running")
     m["started"] = 1
+    m["flag"] = m["running"] != target
+lose_flag = set(sc.get("flag_lost_on_restart", []))
 LOG = sc["log"]
 
 
@@ -28,7 +34,7 @@ def leader():
 
 
 def pending(m):
-    return m["running"] != target
+    return m["flag"]
 
 
 def record(**kv):
@@ -56,7 +62,8 @@ def restart(m):
     m["started"] += 1
     # a replica never runs below its leader's value (pg_controldata); a leader takes the target
     m["running"] = target if m is leader() else max(target, leader()["running"])
-
+    m["flag"] = m["running"] != target and m["name"] not in lose_flag
+    lose_flag.discard(m["name"])  # once: the race of one restart
 
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
@@ -80,6 +87,8 @@ class H(BaseHTTPRequestHandler):
                 return self.reply(200, {"members": [{"name": m["name"], "role": "leader" if m["role"] == "master" else m["role"],
                                                      "state": m["state"], "host": "127.0.0.1",
                                                      "api_url": f"http://127.0.0.1:{m['port']}/patroni"} for m in members]})
+            if self.path == "/_state":
+                return self.reply(200, [{"name": m["name"], "role": m["role"], "running": m["running"]} for m in members])
             if self.path == "/config":
                 return self.reply(200, {"pause": sc.get("paused", False), "postgresql": {"parameters": {"max_connections": target}}})
         self.reply(404, "")
@@ -98,6 +107,11 @@ class H(BaseHTTPRequestHandler):
                 record(path="/restart", member=me["name"], role=me["role"], leaderRunning=leader()["running"])
                 restart(me)
                 return self.reply(200, "restarted successfully")
+            if self.path == "/reload":
+                # Patroni compares pg_settings with its config: the flag says again whether it runs the target
+                record(path="/reload", member=me["name"])
+                me["flag"] = me["running"] != target
+                return self.reply(202, "reload scheduled")
             if self.path == "/switchover":
                 old, new = leader(), next(m for m in members if m["name"] == body["candidate"])
                 if body.get("leader") != old["name"] or old["role"] != "master":
