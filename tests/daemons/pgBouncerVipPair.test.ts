@@ -101,7 +101,8 @@ describe("PgBouncerVipPair daemons (needs root: real haproxy, keepalived, pgboun
       return renderKeepalivedConf({
         routerId: "px1", interface: iface, virtualRouterId: 51, priority: 200, authPass: "Ab3dE6gH", vip: "10.213.7.50", vipPrefix: 24,
         self: "10.213.7.21", peers: ["10.213.7.22"], unicast: false, checkIntervalSeconds: 2, checkFall: 2, checkRise: 2,
-        timing: VRRP_TIMING_DEFAULTS, checkScript: script, scriptUser: "nobody", ...over,
+        // script_user root: with "nobody", keepalived 2.2.7 -t SIGTERMs itself before reporting anything, so it would pass any config
+        timing: VRRP_TIMING_DEFAULTS, checkScript: script, scriptUser: "root", ...over,
       });
     };
     test("keepalived -t accepts the multicast and the unicast config", () => {
@@ -121,7 +122,12 @@ describe("PgBouncerVipPair daemons (needs root: real haproxy, keepalived, pgboun
       expect(bad.code).toBe(1);
       expect(bad.out).toMatch(/nosuch0/);
       expect(validate(conf({ virtualRouterId: 300 })).code).toBe(1);
-      expect(validate(conf().replace('auth_pass "Ab3dE6gH"', 'auth_pass "Ab3d'))).toEqual(expect.objectContaining({ code: 1 }));
+      expect(validate(conf({ timing: VRRP_V2_TIMING }).replace('auth_pass "Ab3dE6gH"', 'auth_pass "Ab3d'))).toEqual(expect.objectContaining({ code: 1 }));
+      // why VRRPv3 renders no authentication block: keepalived 2.2 complains about one, and sub-second VRRPv2 is refused.
+      expect(validate(conf().replace("    nopreempt\n", "    nopreempt\n    authentication {\n        auth_type PASS\n        auth_pass x\n    }\n")))
+        .toEqual(expect.objectContaining({ code: 1, out: expect.stringMatching(/does not support authentication/) }));
+      expect(validate(conf({ timing: { vrrpVersion: 2, advertIntervalSeconds: 0.3 } })))
+        .toEqual(expect.objectContaining({ code: 1, out: expect.stringMatching(/must be an integer/) }));
     });
   });
 
