@@ -49,6 +49,8 @@ export interface LabOptions {
   readonly poolSize?: number;
   /** hastack:nginx.balanceMethod. @default "ipHash" (the component's default) */
   readonly balanceMethod?: "ipHash" | "remoteAddress";
+  /** Both VIP pairs (PgBouncer, nginx) on VRRPv2 with 1 s adverts, the timing before VRRPv3: for the version-switch drill. @default false */
+  readonly vrrpV2?: boolean;
 }
 
 /** The lab stack's config; `opts` are the settings tests vary between runs. */
@@ -57,15 +59,16 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
   const hostKeys = Object.fromEntries(hosts.filter((h) => h.hostKey).map((h) => [h.address, h.hostKey!]));
   const s = secretsFile();
   const obj = (v: unknown) => ({ value: JSON.stringify(v) });
+  const vrrp = opts.vrrpV2 ? { vrrpVersion: 2, advertIntervalSeconds: 1 } : {};
   return {
     "hastack:subnet": { value: layout.subnet },
     "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
     "hastack:ssh": obj({ user: "root", port: 22, hostKeys }),
     "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "aggressive", synchronousMode: opts.synchronousMode ?? false }),
-    "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20 }),
+    "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20, ...vrrp }),
     "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
     // two balancers behind a VIP (the reference design has one nginx: a single point of failure)
-    "hastack:nginx": obj({ nodes: byRole("nginx"), vip: layout.vips.nginx, interface: "host0", ...(opts.balanceMethod ? { balanceMethod: opts.balanceMethod } : {}) }),
+    "hastack:nginx": obj({ nodes: byRole("nginx"), vip: layout.vips.nginx, interface: "host0", ...vrrp, ...(opts.balanceMethod ? { balanceMethod: opts.balanceMethod } : {}) }),
     "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0", downAfterMs: 2000 }),
     // the tests and drills run on the lab host (the bridge address)
     "hastack:firewall": obj({ adminSources: [`${layout.hostAddress}/32`] }),

@@ -1,9 +1,11 @@
 import { sha256 } from "../common/hash";
+import { VrrpTiming, renderVrrpTimingLines } from "./timing";
 
 /**
  * One node's view of a keepalived VRRP instance that floats a VIP between nodes (unicast, so no
  * multicast is needed). The one keepalived renderer for VIP owners that share it (nginx, Redis);
- * PgBouncerVipPair still renders its own (its session-reset notify script), to be moved here.
+ * PgBouncerVipPair still renders its own (its session-reset notify script), to be moved here; both take
+ * their VRRP version and advert interval from timing.ts.
  */
 export interface VrrpParams {
   /** keepalived instance name (letters, digits, '_'). */
@@ -16,8 +18,10 @@ export interface VrrpParams {
   readonly peers: readonly string[];
   readonly vip: string;
   readonly vipPrefix: number;
-  /** Raw shared secret; see vrrpAuthPass. */
+  /** Raw shared secret; see vrrpAuthPass. Written only with VRRPv2 (VRRPv3 has no authentication). */
   readonly authPass: string;
+  /** VRRP version and advert interval (see timing.ts). */
+  readonly timing: VrrpTiming;
   /** Health check command (argv split by keepalived, no shell); a failure puts the node in FAULT and releases the VIP. */
   readonly checkScript: string;
   /** @default 2 */
@@ -66,14 +70,10 @@ export function renderKeepalivedConf(p: VrrpParams): string {
     `    interface ${p.interface}`,
     `    virtual_router_id ${p.virtualRouterId}`,
     `    priority ${p.priority}`,
-    "    advert_int 1",
+    ...renderVrrpTimingLines(p.timing, vrrpAuthPass(p.authPass), false),
     `    unicast_src_ip ${p.selfAddress}`,
     "    unicast_peer {",
     ...p.peers.map((a) => `        ${a}`),
-    "    }",
-    "    authentication {",
-    "        auth_type PASS",
-    `        auth_pass ${vrrpAuthPass(p.authPass)}`,
     "    }",
     "    virtual_ipaddress {",
     `        ${p.vip}/${p.vipPrefix} dev ${p.interface}`,

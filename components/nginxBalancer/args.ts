@@ -1,4 +1,5 @@
 import { HostSpec } from "../common/host";
+import { VRRP_TIMING_DEFAULTS, vrrpTimingRules } from "../keepalived/timing";
 import {
   INTERFACE_TEXT, checkHosts, checkRules, checkSection, inSubnet, isIPv4, isInterfaceName, isPort, vipRules,
 } from "../common/validate";
@@ -49,6 +50,18 @@ export interface NginxBalancerSettings {
    * @default "/"
    */
   readonly checkPath?: string;
+  /** VRRP protocol version of the VIP pair: 3 (sub-second adverts, no authentication) or 2 (whole seconds, clear-text auth_pass). @default 3 */
+  readonly vrrpVersion?: 2 | 3;
+  /** Seconds between the VIP holder's adverts; a crashed holder is replaced after 3 × this + skew. 0.1..40.95 in 0.01 steps (VRRPv3), whole 1..255 (VRRPv2). @default 0.3 */
+  readonly advertIntervalSeconds?: number;
+  /** Seconds between two runs of the VIP's HTTPS check (keepalived runs scripts on whole seconds). @default 1 */
+  readonly checkIntervalSeconds?: number;
+  /** Seconds one check request may take (curl --max-time) before it counts as failed; below checkIntervalSeconds, or keepalived skips the next run. @default 0.8 */
+  readonly checkTimeoutSeconds?: number;
+  /** Failed checks in a row before the node gives up the VIP (FAULT). @default 2 */
+  readonly checkFall?: number;
+  /** Passed checks in a row before the node may hold the VIP again. @default 2 */
+  readonly checkRise?: number;
 }
 
 export const NginxBalancerDefaults = {
@@ -65,6 +78,14 @@ export const NginxBalancerDefaults = {
   upstreamTlsName: "workspad",
   balanceMethod: "ipHash",
   checkPath: "/",
+  vrrpVersion: VRRP_TIMING_DEFAULTS.vrrpVersion,
+  advertIntervalSeconds: VRRP_TIMING_DEFAULTS.advertIntervalSeconds,
+  // a dead upstream fails the check after 0.8 s; two in a row, one run a second: the VIP leaves 1.8–2.8 s after
+  // the cut. A healthy check takes ~10–50 ms here, so 0.8 s leaves a wide margin on a loaded host.
+  checkIntervalSeconds: 1,
+  checkTimeoutSeconds: 0.8,
+  checkFall: 2,
+  checkRise: 2,
 } as const;
 
 export const BALANCE_METHODS = ["ipHash", "remoteAddress", "cookie"] as const;
@@ -93,6 +114,12 @@ export interface ResolvedNginxBalancerSettings {
   /** Set exactly when balanceMethod is `cookie`. */
   readonly balanceCookie?: string;
   readonly checkPath: string;
+  readonly vrrpVersion: 2 | 3;
+  readonly advertIntervalSeconds: number;
+  readonly checkIntervalSeconds: number;
+  readonly checkTimeoutSeconds: number;
+  readonly checkFall: number;
+  readonly checkRise: number;
   readonly tlsProtocols: readonly string[];
 }
 
@@ -179,6 +206,21 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
       ok: s.balanceCookie === undefined || (typeof s.balanceCookie === "string" && /^[A-Za-z0-9_]{1,64}$/.test(s.balanceCookie)),
       accepted: "a cookie name of 1..64 letters, digits and '_' (nginx reads it as $cookie_<name>)" },
   ]);
+  checkRules(vrrpTimingRules(KEY, s.vrrpVersion, s.advertIntervalSeconds));
+  const t = s.checkTimeoutSeconds;
+  checkRules([
+    // keepalived 2.2 reads a vrrp_script interval as whole seconds ("invalid number '0.5'")
+    { field: `${KEY}.checkIntervalSeconds`, given: s.checkIntervalSeconds, ok: isInt(s.checkIntervalSeconds, 1, 60),
+      accepted: "whole seconds 1..60 (keepalived runs check scripts on whole seconds)" },
+    { field: `${KEY}.checkTimeoutSeconds`, given: t,
+      ok: typeof t === "number" && Number.isFinite(t) && t >= 0.2 && Math.abs(t * 10 - Math.round(t * 10)) < 1e-6,
+      accepted: "seconds from 0.2 in steps of 0.1 (curl --max-time of one check request)" },
+    // keepalived skips a run while the previous one still runs: a request as long as the interval halves the check rate
+    { field: `${KEY}.checkTimeoutSeconds`, given: t, ok: () => t < s.checkIntervalSeconds,
+      accepted: () => `less than ${KEY}.checkIntervalSeconds (${s.checkIntervalSeconds}): keepalived skips a run while the previous one still runs` },
+    { field: `${KEY}.checkFall`, given: s.checkFall, ok: isInt(s.checkFall, 1, 10), accepted: "an integer 1..10" },
+    { field: `${KEY}.checkRise`, given: s.checkRise, ok: isInt(s.checkRise, 1, 10), accepted: "an integer 1..10" },
+  ]);
 
   return {
     nodes,
@@ -198,6 +240,12 @@ export function resolveNginxBalancerSettings(raw: unknown, subnet: string, allHo
     balanceMethod: s.balanceMethod,
     ...(s.balanceCookie !== undefined ? { balanceCookie: s.balanceCookie } : {}),
     checkPath: s.checkPath,
+    vrrpVersion: s.vrrpVersion,
+    advertIntervalSeconds: s.advertIntervalSeconds,
+    checkIntervalSeconds: s.checkIntervalSeconds,
+    checkTimeoutSeconds: s.checkTimeoutSeconds,
+    checkFall: s.checkFall,
+    checkRise: s.checkRise,
     tlsProtocols: TLS_PROTOCOLS,
   };
 }

@@ -118,7 +118,7 @@ export class NginxBalancer extends pulumi.ComponentResource {
     if (s.vip) {
       const check = putFile(`${p}-keepalived-check`, {
         connection: conn, path: NGINX_PATHS.keepalivedCheck, mode: "0700", validate: `sh -n "$NEW"`,
-        content: renderBalancerCheck({ listenPort: s.listenPort, serverName: s.serverName, path: s.checkPath }),
+        content: renderBalancerCheck({ listenPort: s.listenPort, serverName: s.serverName, path: s.checkPath, timeoutSeconds: s.checkTimeoutSeconds }),
       }, after(health));
       const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw));
       const kaFile = putFile(`${p}-keepalived-conf`, {

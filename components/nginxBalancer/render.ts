@@ -173,6 +173,8 @@ export interface BalancerCheckParams {
   readonly serverName: string;
   /** hastack:nginx.checkPath, requested through nginx. */
   readonly path: string;
+  /** hastack:nginx.checkTimeoutSeconds: curl's limit for the whole request. */
+  readonly timeoutSeconds: number;
 }
 
 /**
@@ -186,7 +188,7 @@ export function renderBalancerCheck(p: BalancerCheckParams): string {
   return [
     "#!/bin/sh",
     "# Managed by hastack: the nginx VIP stays only where the local nginx answers HTTPS and reaches a WorksPad node.",
-    `code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time 3 --resolve ${shq(`${host}:${p.listenPort}:127.0.0.1`)} ${shq(`https://${host}:${p.listenPort}${p.path}`)})`,
+    `code=$(curl -sk -o /dev/null -w '%{http_code}' --max-time ${p.timeoutSeconds} --resolve ${shq(`${host}:${p.listenPort}:127.0.0.1`)} ${shq(`https://${host}:${p.listenPort}${p.path}`)})`,
     // 000: nginx did not answer; 502/504: nginx answered itself because no WorksPad node did
     "case \"$code\" in",
     "  502|504) exit 1 ;;",
@@ -211,13 +213,14 @@ export function renderBalancerKeepalived(s: ResolvedNginxBalancerSettings, index
     vip: s.vip,
     vipPrefix: s.vipPrefix,
     authPass,
+    timing: { vrrpVersion: s.vrrpVersion, advertIntervalSeconds: s.advertIntervalSeconds },
     checkScript: NGINX_PATHS.keepalivedCheck,
-    // every second, two failures: a balancer that stopped serving gives up the VIP within ~2-3 s. Up to
-    // 3 s per request: with 2 s (and a path that queried the database) a loaded lab host failed the check
-    // on both balancers at once, leaving no VIP for 6 s
-    checkIntervalSeconds: 1,
-    checkTimeoutSeconds: 4,
-    checkFall: 2,
-    checkRise: 2,
+    // curl enforces checkTimeoutSeconds itself; keepalived's own (whole-second) timeout only kills a check that
+    // hangs past it. (An earlier 3 s curl limit with fall 2 took 5.4 s to give up the VIP after an upstream cut;
+    // a 2 s limit on a path that queried the database failed both balancers at once on the loaded lab host.)
+    checkIntervalSeconds: s.checkIntervalSeconds,
+    checkTimeoutSeconds: Math.ceil(s.checkTimeoutSeconds) + 1,
+    checkFall: s.checkFall,
+    checkRise: s.checkRise,
   });
 }

@@ -1,4 +1,5 @@
 import { HostSpec } from "../common/host";
+import { VRRP_TIMING_DEFAULTS, vrrpTimingRules } from "../keepalived/timing";
 import {
   INTERFACE_TEXT, checkHosts, checkRules, checkSection, invalid, inSubnet, isInterfaceName, isPort, vipRules,
 } from "../common/validate";
@@ -37,6 +38,10 @@ export interface PgBouncerVipPairSettings {
   readonly checkFall?: number;
   /** Passed checks before the node may hold the VIP again. @default 2 */
   readonly checkRise?: number;
+  /** VRRP protocol version of the VIP pair: 3 (sub-second adverts, no authentication) or 2 (whole seconds, clear-text auth_pass). @default 3 */
+  readonly vrrpVersion?: 2 | 3;
+  /** Seconds between the VIP holder's adverts; a crashed holder is replaced after 3 × this + skew. 0.1..40.95 in 0.01 steps (VRRPv3), whole 1..255 (VRRPv2). @default 0.3 */
+  readonly advertIntervalSeconds?: number;
 }
 
 export const PgBouncerVipPairDefaults = {
@@ -52,6 +57,8 @@ export const PgBouncerVipPairDefaults = {
   checkIntervalSeconds: 1,
   checkFall: 2,
   checkRise: 2,
+  vrrpVersion: VRRP_TIMING_DEFAULTS.vrrpVersion,
+  advertIntervalSeconds: VRRP_TIMING_DEFAULTS.advertIntervalSeconds,
 } as const;
 
 export interface ResolvedPgBouncerVipPairSettings {
@@ -73,6 +80,8 @@ export interface ResolvedPgBouncerVipPairSettings {
   readonly checkIntervalSeconds: number;
   readonly checkFall: number;
   readonly checkRise: number;
+  readonly vrrpVersion: 2 | 3;
+  readonly advertIntervalSeconds: number;
 }
 
 /** A port another daemon on the stack already uses (e.g. Patroni's PostgreSQL and REST ports). */
@@ -144,6 +153,7 @@ export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, al
     { field: `${KEY}.checkFall`, given: s.checkFall, ok: isInt(s.checkFall, 1, 10), accepted: "an integer 1..10" },
     { field: `${KEY}.checkRise`, given: s.checkRise, ok: isInt(s.checkRise, 1, 10), accepted: "an integer 1..10" },
   ]);
+  checkRules(vrrpTimingRules(KEY, s.vrrpVersion, s.advertIntervalSeconds));
 
   return {
     nodes,
@@ -163,6 +173,8 @@ export function resolvePgBouncerVipPairSettings(raw: unknown, subnet: string, al
     checkIntervalSeconds: s.checkIntervalSeconds,
     checkFall: s.checkFall,
     checkRise: s.checkRise,
+    vrrpVersion: s.vrrpVersion,
+    advertIntervalSeconds: s.advertIntervalSeconds,
   };
 }
 

@@ -116,6 +116,7 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
         routerId: host.name, interface: s.interface, virtualRouterId: s.virtualRouterId, priority: s.priorities[i], authPass: pass,
         vip: s.vip, vipPrefix: s.vipPrefix, self: host.address, peers: s.nodes.filter((o) => o !== host).map((o) => o.address),
         unicast: s.unicast, checkIntervalSeconds: s.checkIntervalSeconds, checkFall: s.checkFall, checkRise: s.checkRise,
+        timing: { vrrpVersion: s.vrrpVersion, advertIntervalSeconds: s.advertIntervalSeconds },
       })));
       const hKeepalived = contentHash(keepalivedConf);
 

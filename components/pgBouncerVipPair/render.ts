@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import { HostSpec } from "../common/host";
+import { VrrpTiming, renderVrrpTimingLines } from "../keepalived/timing";
 
 /** Where the component writes things on a proxy host. */
 export const PATHS = {
@@ -232,6 +233,8 @@ export interface KeepalivedConfParams {
   readonly checkIntervalSeconds: number;
   readonly checkFall: number;
   readonly checkRise: number;
+  /** VRRP version and advert interval; auth_pass is written only with VRRPv2. */
+  readonly timing: VrrpTiming;
   /** @default PATHS.checkScript */
   readonly checkScript?: string;
   /** @default SCRIPT_USER */
@@ -240,7 +243,7 @@ export interface KeepalivedConfParams {
   readonly resetScript?: string;
 }
 
-/** keepalived.conf (secret: holds auth_pass). */
+/** keepalived.conf (secret: holds auth_pass with VRRPv2). */
 export function renderKeepalivedConf(p: KeepalivedConfParams): string {
   if (/["\\\s]/.test(p.authPass)) throw new Error("render: auth_pass cannot hold '\"', '\\' or whitespace");
   const iface = plain("interface", p.interface);
@@ -267,16 +270,12 @@ export function renderKeepalivedConf(p: KeepalivedConfParams): string {
     `    interface ${iface}`,
     `    virtual_router_id ${p.virtualRouterId}`,
     `    priority ${p.priority}`,
-    "    advert_int 1",
+    ...renderVrrpTimingLines(p.timing, p.authPass, true),
     // every VIP move drops all client sessions: do not move it back when a preferred node recovers
     "    nopreempt",
     // re-announce the VIP every 5 s: after a healed split both nodes were MASTER, and the survivor
     // sends no gratuitous ARP of its own, so clients could keep the loser's MAC (seen in a CI run)
     "    garp_master_refresh 5",
-    "    authentication {",
-    "        auth_type PASS",
-    `        auth_pass "${p.authPass}"`,
-    "    }",
     ...(p.unicast && p.peers.length > 0
       ? [`    unicast_src_ip ${plain("address", p.self)}`, "    unicast_peer {", ...p.peers.map((a) => `        ${plain("address", a)}`), "    }"]
       : []),

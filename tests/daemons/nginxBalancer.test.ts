@@ -176,7 +176,7 @@ describe("NginxBalancer rendered files on the real daemons (needs root)", () => 
     const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }], listenPort: ports.https }, SUBNET);
     const site = renderSite(s, [{ name: "wp1", address: "127.0.0.1", port: ports.up }], files(), { address: "127.0.0.1", httpPort: ports.http });
     const script = path.join(dir, "check.sh");
-    fs.writeFileSync(script, renderBalancerCheck({ listenPort: ports.https, serverName: "_", path: "/health" }), { mode: 0o700 });
+    fs.writeFileSync(script, renderBalancerCheck({ listenPort: ports.https, serverName: "_", path: "/health", timeoutSeconds: s.checkTimeoutSeconds }), { mode: 0o700 });
     const check = () => spawnSync("sh", [script]).status;
     const upstream = (status: number) => {
       const p = spawn("python3", [path.join(dir, "upstream.py"), String(ports.up), "wp1", path.join(dir, "upstream.crt"), path.join(dir, "upstream.key"), String(status)],
@@ -206,13 +206,15 @@ describe("NginxBalancer rendered files on the real daemons (needs root)", () => 
     expect(check()).toBe(1);
   }, 60000);
 
-  it.each([0, 1])("keepalived -t accepts the pair's config for node %i with the special password", (i) => {
+  // the defaults (VRRPv3, 0.3 s adverts, no authentication) and the older VRRPv2 form with auth_pass
+  it.each([[0, {}], [1, {}], [0, { vrrpVersion: 2, advertIntervalSeconds: 1 }], [1, { vrrpVersion: 3, advertIntervalSeconds: 0.15 }]])(
+    "keepalived -t accepts the pair's config for node %i with the special password (%j)", (i, timing) => {
     const s = resolveNginxBalancerSettings({ nodes: [{ name: "lb1", address: "10.213.7.31" }, { name: "lb2", address: "10.213.7.32" }],
-      vip: "10.213.7.60" }, SUBNET);
+      vip: "10.213.7.60", ...timing }, SUBNET);
     const f = path.join(dir, `keepalived-${i}.conf`);
     // keepalived -t checks that the script exists and is safe: point it at an executable root-owned copy
     const check = path.join(dir, "ka-check.sh");
-    fs.writeFileSync(check, renderBalancerCheck({ listenPort: 443, serverName: "_", path: "/health" }), { mode: 0o700 });
+    fs.writeFileSync(check, renderBalancerCheck({ listenPort: 443, serverName: "_", path: "/health", timeoutSeconds: s.checkTimeoutSeconds }), { mode: 0o700 });
     fs.writeFileSync(f, renderBalancerKeepalived(s, i, SPECIAL).replace(NGINX_PATHS.keepalivedCheck, check));
     const r = spawnSync("keepalived", ["-t", "-f", f], { encoding: "utf8" });
     expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });

@@ -11,6 +11,7 @@ import {
   renderKeepalivedConf, renderPgbouncerIni, renderUserlist,
 } from "../../components/pgBouncerVipPair/render";
 import { freePort } from "../support/ports";
+import { VRRP_TIMING_DEFAULTS, VRRP_V2_TIMING } from "../../components/keepalived/timing";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const PGBIN = "/usr/lib/postgresql/15/bin";
@@ -100,7 +101,8 @@ describe("PgBouncerVipPair daemons (needs root: real haproxy, keepalived, pgboun
       return renderKeepalivedConf({
         routerId: "px1", interface: iface, virtualRouterId: 51, priority: 200, authPass: "Ab3dE6gH", vip: "10.213.7.50", vipPrefix: 24,
         self: "10.213.7.21", peers: ["10.213.7.22"], unicast: false, checkIntervalSeconds: 2, checkFall: 2, checkRise: 2,
-        checkScript: script, scriptUser: "nobody", ...over,
+        // script_user root: with "nobody", keepalived 2.2.7 -t SIGTERMs itself before reporting anything, so it would pass any config
+        timing: VRRP_TIMING_DEFAULTS, checkScript: script, scriptUser: "root", ...over,
       });
     };
     test("keepalived -t accepts the multicast and the unicast config", () => {
@@ -108,16 +110,24 @@ describe("PgBouncerVipPair daemons (needs root: real haproxy, keepalived, pgboun
       expect(validate(conf())).toEqual(expect.objectContaining({ code: 0 }));
       expect(validate(conf({ unicast: true }))).toEqual(expect.objectContaining({ code: 0 }));
     });
-    test("keepalived -t accepts an auth_pass made of RandomPassword's default specials", () => {
-      expect(validate(conf({ authPass: "a#b!{c}$" }))).toEqual(expect.objectContaining({ code: 0 }));
-      expect(validate(conf({ authPass: "%&*()-_=" }))).toEqual(expect.objectContaining({ code: 0 }));
+    test("keepalived -t accepts VRRPv3 at the shortest advert interval we allow", () => {
+      expect(validate(conf({ timing: { vrrpVersion: 3, advertIntervalSeconds: 0.1 }, unicast: true }))).toEqual(expect.objectContaining({ code: 0 }));
+    });
+    test("keepalived -t accepts an auth_pass made of RandomPassword's default specials (VRRPv2)", () => {
+      expect(validate(conf({ timing: VRRP_V2_TIMING, authPass: "a#b!{c}$" }))).toEqual(expect.objectContaining({ code: 0 }));
+      expect(validate(conf({ timing: VRRP_V2_TIMING, authPass: "%&*()-_=" }))).toEqual(expect.objectContaining({ code: 0 }));
     });
     test("the validation rejects what keepalived -t complains about despite its exit code", () => {
       const bad = validate(conf({ interface: "nosuch0" }));
       expect(bad.code).toBe(1);
       expect(bad.out).toMatch(/nosuch0/);
       expect(validate(conf({ virtualRouterId: 300 })).code).toBe(1);
-      expect(validate(conf().replace('auth_pass "Ab3dE6gH"', 'auth_pass "Ab3d'))).toEqual(expect.objectContaining({ code: 1 }));
+      expect(validate(conf({ timing: VRRP_V2_TIMING }).replace('auth_pass "Ab3dE6gH"', 'auth_pass "Ab3d'))).toEqual(expect.objectContaining({ code: 1 }));
+      // why VRRPv3 renders no authentication block: keepalived 2.2 complains about one, and sub-second VRRPv2 is refused.
+      expect(validate(conf().replace("    nopreempt\n", "    nopreempt\n    authentication {\n        auth_type PASS\n        auth_pass x\n    }\n")))
+        .toEqual(expect.objectContaining({ code: 1, out: expect.stringMatching(/does not support authentication/) }));
+      expect(validate(conf({ timing: { vrrpVersion: 2, advertIntervalSeconds: 0.3 } })))
+        .toEqual(expect.objectContaining({ code: 1, out: expect.stringMatching(/must be an integer/) }));
     });
   });
 

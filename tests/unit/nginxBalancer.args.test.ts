@@ -16,6 +16,37 @@ function err(raw: unknown, others: string[] = []): string {
 }
 
 describe("resolveNginxBalancerSettings", () => {
+  it("defaults to VRRPv3 with 0.3 s adverts and a 0.8 s check every second", () => {
+    expect(resolveNginxBalancerSettings(two, SUBNET)).toMatchObject({
+      vrrpVersion: 3, advertIntervalSeconds: 0.3, checkIntervalSeconds: 1, checkTimeoutSeconds: 0.8, checkFall: 2, checkRise: 2 });
+  });
+  it("fails if the advert interval is not in centiseconds (VRRPv3)", () => {
+    expect(err({ ...two, advertIntervalSeconds: 0.125 }))
+      .toBe("Invalid hastack:nginx.advertIntervalSeconds: got 0.125; expected seconds 0.1..40.95 in steps of 0.01 (VRRPv3 counts centiseconds).");
+  });
+  it("fails if VRRPv2 is asked for sub-second adverts", () => {
+    expect(err({ ...two, vrrpVersion: 2, advertIntervalSeconds: 0.5 }))
+      .toBe("Invalid hastack:nginx.advertIntervalSeconds: got 0.5; expected whole seconds 1..255 with vrrpVersion 2 (sub-second adverts need vrrpVersion 3).");
+  });
+  it("fails if the check interval is not whole seconds (keepalived 2.2 refuses 0.5)", () => {
+    expect(err({ ...two, checkIntervalSeconds: 0.5 }))
+      .toBe("Invalid hastack:nginx.checkIntervalSeconds: got 0.5; expected whole seconds 1..60 (keepalived runs check scripts on whole seconds).");
+  });
+  it("fails if one check may last as long as the interval (keepalived would skip every other run)", () => {
+    expect(err({ ...two, checkTimeoutSeconds: 1 }))
+      .toBe("Invalid hastack:nginx.checkTimeoutSeconds: got 1; expected less than hastack:nginx.checkIntervalSeconds (1): keepalived skips a run while the previous one still runs.");
+    expect(resolveNginxBalancerSettings({ ...two, checkIntervalSeconds: 2, checkTimeoutSeconds: 1.5 }, SUBNET).checkTimeoutSeconds).toBe(1.5);
+  });
+  it("fails if the check timeout is below 0.2 s or not in tenths", () => {
+    expect(err({ ...two, checkTimeoutSeconds: 0.1 }))
+      .toBe("Invalid hastack:nginx.checkTimeoutSeconds: got 0.1; expected seconds from 0.2 in steps of 0.1 (curl --max-time of one check request).");
+    expect(err({ ...two, checkTimeoutSeconds: 0.75 })).toContain("hastack:nginx.checkTimeoutSeconds: got 0.75");
+  });
+  it("fails if checkFall or checkRise is out of 1..10", () => {
+    expect(err({ ...two, checkFall: 0 })).toBe("Invalid hastack:nginx.checkFall: got 0; expected an integer 1..10.");
+    expect(err({ ...two, checkRise: 11 })).toBe("Invalid hastack:nginx.checkRise: got 11; expected an integer 1..10.");
+  });
+
   it("applies every default to a single node", () => {
     const r = resolveNginxBalancerSettings(one, SUBNET);
     expect(r).toEqual({ ...NginxBalancerDefaults, nodes: one.nodes, vip: undefined, vipPrefix: 24, tlsProtocols: ["TLSv1.2", "TLSv1.3"] });

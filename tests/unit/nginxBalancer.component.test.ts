@@ -19,7 +19,8 @@ async function build(pair: boolean) {
   const seen: Seen[] = [];
   const names = new Map<pulumi.Resource, string>();
   const settings = resolveNginxBalancerSettings(pair
-    ? { nodes: [{ name: "lb1", address: "10.213.7.31" }, { name: "lb2", address: "10.213.7.32" }], vip: "10.213.7.60" }
+    // VRRPv2: the form that carries auth_pass, whose handling as a secret these tests check (VRRPv3 writes none)
+    ? { nodes: [{ name: "lb1", address: "10.213.7.31" }, { name: "lb2", address: "10.213.7.32" }], vip: "10.213.7.60", vrrpVersion: 2, advertIntervalSeconds: 1 }
     : { nodes: [{ name: "lb1", address: "10.213.7.31" }] }, SUBNET);
   const tls = Object.fromEntries(settings.nodes.map((n) => [n.name, { certPem: `cert-${n.name}`, keyPem: pulumi.secret(KEY_PEM) }]));
   const lb = new NginxBalancer(pair ? "edge" : "nginx", {

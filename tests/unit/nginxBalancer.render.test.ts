@@ -66,24 +66,33 @@ describe("nginx site", () => {
 });
 
 describe("keepalived for the balancer pair", () => {
-  it.each([0, 1])("node %i with the special password", (i) => {
+  it.each([0, 1])("node %i with the special password: VRRPv3 by default, so no auth_pass at all", (i) => {
     const conf = renderBalancerKeepalived(pair, i, SPECIAL);
     expect(conf).toMatchSnapshot();
     expect(conf).not.toContain(SPECIAL);
-    expect(conf).toContain(`auth_pass ${vrrpAuthPass(SPECIAL)}`);
+    expect(conf).not.toContain("auth_pass");
+    expect(conf).toContain("    version 3\n    advert_int 0.3\n");
     expect(conf).toContain(`script "${NGINX_PATHS.keepalivedCheck}"`);
-    expect(conf).toMatch(/interval 1\n\s+timeout 4\n\s+fall 2\n\s+rise 2/);
+    // keepalived's own timeout is whole seconds above curl's 0.8 s; it only kills a check hung past curl's limit
+    expect(conf).toMatch(/interval 1\n\s+timeout 2\n\s+fall 2\n\s+rise 2/);
     expect(conf).toContain("10.213.7.60/24 dev eth0");
+  });
+  it("VRRPv2 writes whole-second adverts and the derived auth_pass; the check settings reach vrrp_script", () => {
+    const v2 = { ...pair, vrrpVersion: 2 as const, advertIntervalSeconds: 2, checkIntervalSeconds: 3, checkTimeoutSeconds: 2.5, checkFall: 3, checkRise: 4 };
+    const conf = renderBalancerKeepalived(v2, 0, SPECIAL);
+    expect(conf).toContain(`    version 2\n    advert_int 2\n    authentication {\n        auth_type PASS\n        auth_pass ${vrrpAuthPass(SPECIAL)}\n    }\n`);
+    expect(conf).toMatch(/interval 3\n\s+timeout 4\n\s+fall 3\n\s+rise 4/);
   });
   it("auth_pass is 8 safe characters that depend on the whole secret", () => {
     expect(vrrpAuthPass(SPECIAL)).toMatch(/^[0-9a-f]{8}$/);
     expect(vrrpAuthPass("abcdefgh1")).not.toBe(vrrpAuthPass("abcdefgh2"));
   });
   it("the VIP check requests the health path through the local nginx with the site's name, and fails on 000, 502 and 504", () => {
-    const check = renderBalancerCheck({ listenPort: 8443, serverName: pair.serverName, path: "/health" });
+    const check = renderBalancerCheck({ listenPort: 8443, serverName: pair.serverName, path: "/health", timeoutSeconds: 0.8 });
     expect(check).toMatchSnapshot();
     expect(check).toContain("--resolve 'wp.example.org:8443:127.0.0.1' 'https://wp.example.org:8443/health'");
     expect(check).toContain("502|504) exit 1 ;;");
+    expect(check).toContain("--max-time 0.8 ");
   });
   it.each([["_", "localhost"], ["wp.example.org", "wp.example.org"], ["*.example.org a.org", "check.example.org"],
     [".example.net", "example.net"], ["www.example.*", "www.example.local"]])("checks server_name %s as %s", (names, host) => {

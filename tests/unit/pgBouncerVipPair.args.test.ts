@@ -24,7 +24,25 @@ describe("resolvePgBouncerVipPairSettings", () => {
     expect(PgBouncerVipPairDefaults).toEqual({
       port: 6432, haproxyPort: 5000, poolMode: "session", defaultPoolSize: 20, maxClientConn: 500, authType: "scram-sha-256",
       interface: "eth0", virtualRouterId: 51, unicast: false, checkIntervalSeconds: 1, checkFall: 2, checkRise: 2,
+      vrrpVersion: 3, advertIntervalSeconds: 0.3,
     });
+  });
+
+  test("keeps a VRRPv2 pair with whole-second adverts, and VRRPv3 at its centisecond bounds", () => {
+    expect(resolvePgBouncerVipPairSettings({ ...base, vrrpVersion: 2, advertIntervalSeconds: 1 }, SUBNET)).toMatchObject({ vrrpVersion: 2, advertIntervalSeconds: 1 });
+    expect(resolvePgBouncerVipPairSettings({ ...base, advertIntervalSeconds: 0.1 }, SUBNET).advertIntervalSeconds).toBe(0.1);
+    expect(resolvePgBouncerVipPairSettings({ ...base, advertIntervalSeconds: 40.95 }, SUBNET).advertIntervalSeconds).toBe(40.95);
+  });
+  test("fails if vrrpVersion is not 2 or 3", () => {
+    fails({ ...base, vrrpVersion: "3" }, 'Invalid hastack:proxy.vrrpVersion: got "3"; expected 2 or 3 (VRRP protocol version).');
+  });
+  test.each([0.05, 0.333, 41, -1, "0.3"])("fails if the VRRPv3 advert interval is %j", (v) => {
+    fails({ ...base, advertIntervalSeconds: v },
+      `Invalid hastack:proxy.advertIntervalSeconds: got ${JSON.stringify(v)}; expected seconds 0.1..40.95 in steps of 0.01 (VRRPv3 counts centiseconds).`);
+  });
+  test("fails if a sub-second advert interval is asked of VRRPv2", () => {
+    fails({ ...base, vrrpVersion: 2 },
+      "Invalid hastack:proxy.advertIntervalSeconds: got 0.3; expected whole seconds 1..255 with vrrpVersion 2 (sub-second adverts need vrrpVersion 3).");
   });
 
   test("keeps given values and gives descending priorities to any number of nodes", () => {
@@ -43,7 +61,7 @@ describe("resolvePgBouncerVipPairSettings", () => {
     fails(base, 'Invalid hastack:subnet: got "10.213.7.0"; expected an IPv4 CIDR such as 10.213.7.0/24.', "10.213.7.0");
   });
   test("fails if an unknown key is given", () => {
-    fails({ ...base, poolmode: "session" }, 'Invalid hastack:proxy.poolmode: got "session"; expected no such key; known keys are nodes, vip, port, haproxyPort, poolMode, defaultPoolSize, maxClientConn, authType, interface, virtualRouterId, unicast, checkIntervalSeconds, checkFall, checkRise.');
+    fails({ ...base, poolmode: "session" }, 'Invalid hastack:proxy.poolmode: got "session"; expected no such key; known keys are nodes, vip, port, haproxyPort, poolMode, defaultPoolSize, maxClientConn, authType, interface, virtualRouterId, unicast, checkIntervalSeconds, checkFall, checkRise, vrrpVersion, advertIntervalSeconds.');
   });
   test("fails if nodes is missing or empty", () => {
     fails({ vip: base.vip }, "Invalid hastack:proxy.nodes: got nothing; expected a list of at least 1 {name, address} entries.");

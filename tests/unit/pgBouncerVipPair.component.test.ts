@@ -21,6 +21,8 @@ let pair: import("../../components/pgBouncerVipPair").PgBouncerVipPair;
 function make(name: string, over: Record<string, unknown> = {}, settingsOver: Record<string, unknown> = {}) {
   const settings = mod.resolvePgBouncerVipPairSettings({
     nodes: [{ name: "px1", address: "10.213.7.21" }, { name: "px2", address: "10.213.7.22" }], vip: "10.213.7.50", interface: "host0",
+    // VRRPv2: the form that carries auth_pass, whose handling as a secret these tests check (VRRPv3 writes none)
+    vrrpVersion: 2, advertIntervalSeconds: 1,
     ...settingsOver,
   }, "10.213.7.0/24", ["10.213.7.11", "10.213.7.12", "10.213.7.13"]);
   return new mod.PgBouncerVipPair(name, {

@@ -2,6 +2,7 @@ import {
   CHECK_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString, npgsqlValue, pgpassLine, renderCheckPgpass,
   renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderResetScript, renderUserlist, userlistLine, PATHS,
 } from "../../components/pgBouncerVipPair/render";
+import { VRRP_TIMING_DEFAULTS, VRRP_V2_TIMING } from "../../components/keepalived/timing";
 
 const SPECIAL = `jhYg/=\\F'"$`;
 const members = [
@@ -10,6 +11,7 @@ const members = [
 const ka = {
   routerId: "px1", interface: "host0", virtualRouterId: 51, priority: 200, authPass: "Ab3dE6gH", vip: "10.213.7.50", vipPrefix: 24,
   self: "10.213.7.21", peers: ["10.213.7.22"], unicast: false, checkIntervalSeconds: 2, checkFall: 2, checkRise: 2,
+  timing: VRRP_V2_TIMING,
 };
 
 describe("haproxy.cfg", () => {
@@ -99,6 +101,16 @@ describe("keepalived.conf", () => {
   test("refuses an auth_pass keepalived cannot quote (the special password)", () => {
     expect(() => renderKeepalivedConf({ ...ka, authPass: SPECIAL })).toThrow("render: auth_pass cannot hold");
   });
+  test("VRRPv3: version 3, the centisecond advert interval, and no authentication block (the secret is not written)", () => {
+    const conf = renderKeepalivedConf({ ...ka, timing: { vrrpVersion: 3, advertIntervalSeconds: 0.3 } });
+    expect(conf).toContain("    version 3\n    advert_int 0.3\n");
+    expect(conf).not.toContain("authentication");
+    expect(conf).not.toContain(ka.authPass);
+  });
+  test("VRRPv2 keeps whole-second adverts and the quoted auth_pass", () => {
+    const conf = renderKeepalivedConf(ka);
+    expect(conf).toContain("    version 2\n    advert_int 1\n    authentication {\n        auth_type PASS\n        auth_pass \"Ab3dE6gH\"\n    }\n");
+  });
   test("validation treats keepalived 2.2.7's self-SIGTERM as a pass only when nothing was printed", () => {
     expect(keepalivedValidateCommand()).toMatchSnapshot();
   });
@@ -123,6 +135,7 @@ describe("leaving the VIP", () => {
     const conf = renderKeepalivedConf({
       routerId: "px1", interface: "eth0", virtualRouterId: 51, priority: 150, authPass: "abcd1234", vip: "192.168.1.200", vipPrefix: 24,
       self: "192.168.1.140", peers: ["192.168.1.141"], unicast: false, checkIntervalSeconds: 1, checkFall: 2, checkRise: 2,
+      timing: VRRP_TIMING_DEFAULTS,
     });
     expect(conf).toContain(`notify_backup "${PATHS.resetScript}" root`);
     expect(conf).toContain(`notify_fault "${PATHS.resetScript}" root`);
