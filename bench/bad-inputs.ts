@@ -111,6 +111,8 @@ const CASES: Case[] = [
   { name: "server key does not match", key: "hastack:certificates.servers.wp1.keyPem", patch: certs({ servers: { wp1: { certPem: fx.serverCertPem, keyPem: fx.otherKeyPem } } }) },
   { name: "server cert not issued by the CA", key: "hastack:certificates.servers.ngx1.certPem", patch: certs({ servers: { ngx1: { certPem: fx.leafCertPem, keyPem: fx.leafKeyPem } } }) },
   { name: "server cert for an unknown host", key: "hastack:certificates.servers.wp9", patch: certs({ servers: { wp9: { certPem: fx.serverCertPem, keyPem: fx.serverKeyPem } } }) },
+  { name: "extraTrustedCaPem holds a non-CA", key: "hastack:certificates.extraTrustedCaPem", patch: certs({ extraTrustedCaPem: fx.leafCertPem }) },
+  { name: "extraTrustedCaPem holds text besides certificates", key: "hastack:certificates.extraTrustedCaPem", patch: certs({ extraTrustedCaPem: `${fx.caCertPem}junk` }) },
   { name: "dataProtection key does not match", key: "hastack:certificates.dataProtection.keyPem", patch: certs({ dataProtection: { certPem: fx.leafCertPem, keyPem: fx.otherKeyPem } }) },
   // pools and connections
   { name: "pools exceed max_connections", key: "hastack:proxy.defaultPoolSize", patch: set("proxy", { defaultPoolSize: 150 }) },

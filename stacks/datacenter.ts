@@ -135,21 +135,26 @@ export class Datacenter extends pulumi.ComponentResource {
     const workspad = r.workspad, nginx = r.nginx;
     if (workspad && nginx) {
       const dataProtection = pki.dataProtection();
+      // CA rotation (README "Rotating the CA"): no node serves a new certificate before nginx and every node trust the
+      // CA bundle in force; nginx is built after the nodes (it waits for their health), so its steps come by promise
+      let trustBuilt: (steps: pulumi.Resource[]) => void = () => undefined;
+      const trustFirst = new Promise<pulumi.Resource[]>((resolve) => (trustBuilt = resolve));
       // a change every node sees (password, certificates, package) restarts them one at a time behind nginx; a first
       // deploy chains too (only restart + health + settle are serial, packages and files go in parallel)
       this.apps = rolling(workspad.nodes, (n, previousGate) => new WorksPadNode(`${name}-app-${n.name}`, {
         settings: workspad, nodeName: n.name, ssh,
         dbHost: this.proxy.vip, dbPort: this.proxy.port, database: this.db.database, dbUser: this.db.appUser,
-        dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.caCertPem,
+        dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.trustedCaPem, trustFirst,
         restartAfter: previousGate, settleSeconds: nginx.failTimeoutSeconds,
       }, { parent: this, dependsOn: [this.proxy] }), (app) => app.healthGate);
 
       this.balancer = new NginxBalancer(`${name}-edge`, {
         settings: nginx, ssh,
         upstreams: this.apps.map((a) => ({ name: a.name, address: a.address, port: a.port })),
-        tls, caCertPem: pki.caCertPem,
+        tls, caCertPem: pki.trustedCaPem, upstreamTargets: workspad.nodes.map((n) => ({ address: n.address, port: workspad.port })),
         keepalivedAuthPass: nginx.vip ? pw("nginxKeepalived") : undefined,
       }, child);
+      trustBuilt([...this.balancer.trustApplied, ...this.apps.flatMap((a) => (a.trustApplied ? [a.trustApplied] : []))]);
     } else {
       this.apps = [];
     }

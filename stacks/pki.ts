@@ -1,11 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { CertPair } from "../components/common";
+import { trustBundle } from "./trustBundle";
 
 /** Certificates a stack may supply under `hastack:certificates` (a secret object). */
 export interface SuppliedCertificates {
   readonly caCertPem?: string;
   readonly caKeyPem?: string;
+  /** CA certificates trusted besides caCertPem while a rotation is under way (README "Rotating the CA"). */
+  readonly extraTrustedCaPem?: string;
   readonly servers?: Readonly<Record<string, { certPem: string; keyPem: string }>>;
   readonly dataProtection?: { certPem: string; keyPem: string };
 }
@@ -17,6 +20,8 @@ export interface SuppliedCertificates {
  */
 export class StackPki {
   readonly caCertPem: pulumi.Output<string>;
+  /** Every CA the stack's TLS clients trust (caCertPem and extraTrustedCaPem) as one bundle; "" when there is none. */
+  readonly trustedCaPem: pulumi.Output<string>;
   private readonly caKeyPem?: pulumi.Output<string>;
 
   constructor(private readonly prefix: string, private readonly supplied: SuppliedCertificates,
@@ -40,6 +45,7 @@ export class StackPki {
     } else {
       this.caCertPem = pulumi.output("");
     }
+    this.trustedCaPem = this.caCertPem.apply((ca) => trustBundle(ca, supplied.extraTrustedCaPem));
   }
 
   /** Server certificate for a host: supplied under certificates.servers.<name>, else signed by the CA. */

@@ -5,6 +5,7 @@ import * as crypto from "crypto";
 import { Rule, checkRules, invalid } from "../components/common/validate";
 import { PGBOUNCER_MAX_PASSWORD_BYTES } from "../components/pgBouncerVipPair/args";
 import { PASSWORD_NAMES } from "./secrets";
+import { splitPemCertificates } from "./trustBundle";
 
 
 /** keepalived reads auth_pass as one word and uses 8 characters; this one is written as given (PgBouncerVipPair). */
@@ -57,7 +58,7 @@ export function checkSuppliedPasswords(supplied: unknown): void {
   checkRules(Object.entries(r).flatMap(([k, v]) => passwordRules(k, v)));
 }
 
-const CERT_KEYS = ["caCertPem", "caKeyPem", "servers", "dataProtection"];
+const CERT_KEYS = ["caCertPem", "caKeyPem", "extraTrustedCaPem", "servers", "dataProtection"];
 const PAIR_KEYS = ["certPem", "keyPem"];
 
 function parseCert(pem: unknown): crypto.X509Certificate | undefined {
@@ -75,9 +76,9 @@ const subject = (c: crypto.X509Certificate) => c.subject.replace(/\n/g, ", ");
 
 /**
  * Rules for one supplied certificate and key under `key` (e.g. `hastack:certificates.servers.wp1`):
- * both parse, the certificate is current, the key is the certificate's, and (given a CA) the CA issued it.
+ * both parse, the certificate is current, the key is the certificate's, and (given trusted CAs) one of them issued it.
  */
-function pairRules(key: string, pair: unknown, ca: crypto.X509Certificate | undefined, now: Date): Rule[] {
+function pairRules(key: string, pair: unknown, trusted: readonly crypto.X509Certificate[], now: Date): Rule[] {
   const p = (pair ?? {}) as Record<string, unknown>;
   let cert: crypto.X509Certificate | undefined;
   let pk: crypto.KeyObject | undefined;
@@ -89,20 +90,21 @@ function pairRules(key: string, pair: unknown, ca: crypto.X509Certificate | unde
       accepted: () => `a certificate valid now (this one, ${subject(cert!)}, is valid from ${cert!.validFrom} to ${cert!.validTo})` },
     { field: `${key}.keyPem`, given: pemGiven(p.keyPem), ok: () => (pk = parseKey(p.keyPem)) !== undefined, accepted: "an unencrypted PEM private key (-----BEGIN … PRIVATE KEY-----)" },
     { field: `${key}.keyPem`, given: "<a private key, not shown>", ok: () => cert!.checkPrivateKey(pk!), accepted: () => `the private key of ${key}.certPem (${subject(cert!)})` },
-    ...(ca ? [{ field: `${key}.certPem`, given: pemGiven(p.certPem), ok: () => cert!.checkIssued(ca) && cert!.verify(ca.publicKey),
-      accepted: () => `a certificate issued by hastack:certificates.caCertPem (${subject(ca)}), which nginx and the WorksPad nodes trust; this one is ${subject(cert!)}, issued by ${cert!.issuer.replace(/\n/g, ", ")}` }] : []),
+    ...(trusted.length ? [{ field: `${key}.certPem`, given: pemGiven(p.certPem), ok: () => trusted.some((t) => cert!.checkIssued(t) && cert!.verify(t.publicKey)),
+      accepted: () => `a certificate issued by a CA nginx and the WorksPad nodes trust (hastack:certificates.caCertPem or extraTrustedCaPem: `
+        + `${trusted.map(subject).join("; ")}); this one is ${subject(cert!)}, issued by ${cert!.issuer.replace(/\n/g, ", ")}` }] : []),
   ];
 }
 
 /**
  * Check `hastack:certificates`: every PEM parses, a CA is a CA and current, each key belongs to its
- * certificate, server certificates name hosts that serve TLS (`serverHosts`) and were issued by the
- * supplied CA. Errors name the config path; keys are never shown.
+ * certificate, server certificates name hosts that serve TLS (`serverHosts`) and were issued by a trusted CA
+ * (caCertPem or one in extraTrustedCaPem). Errors name the config path; keys are never shown.
  */
 export function checkSuppliedCertificates(supplied: unknown, serverHosts: readonly string[], now = new Date()): void {
   const K = "hastack:certificates";
   if (supplied === undefined) return;
-  if (typeof supplied !== "object" || supplied === null || Array.isArray(supplied)) invalid(K, pemGiven(supplied), "an object {caCertPem, caKeyPem, servers, dataProtection}");
+  if (typeof supplied !== "object" || supplied === null || Array.isArray(supplied)) invalid(K, pemGiven(supplied), "an object {caCertPem, caKeyPem, extraTrustedCaPem, servers, dataProtection}");
   const c = supplied as Record<string, unknown>;
   for (const k of Object.keys(c)) if (!CERT_KEYS.includes(k)) invalid(`${K}.${k}`, pemGiven(c[k]), `no such key; known keys are ${CERT_KEYS.join(", ")}`);
 
@@ -123,14 +125,36 @@ export function checkSuppliedCertificates(supplied: unknown, serverHosts: readon
       { field: `${K}.caKeyPem`, given: "<a private key, not shown>", ok: () => ca!.checkPrivateKey(key!), accepted: () => `the private key of ${K}.caCertPem (${subject(ca!)})` },
     ]);
   }
+  // the CAs trusted besides caCertPem during a rotation (README "Rotating the CA"): one or more CA certificates in one PEM
+  const extra: crypto.X509Certificate[] = [];
+  if (c.extraTrustedCaPem !== undefined) {
+    const E = `${K}.extraTrustedCaPem`;
+    let blocks: string[] | undefined;
+    checkRules([
+      { field: E, given: pemGiven(c.extraTrustedCaPem), ok: () => typeof c.extraTrustedCaPem === "string" && (blocks = splitPemCertificates(c.extraTrustedCaPem)) !== undefined && blocks.length > 0,
+        accepted: "one or more PEM CA certificates (-----BEGIN CERTIFICATE----- blocks and nothing else)" },
+    ]);
+    checkRules(blocks!.flatMap((b, i): Rule[] => {
+      let x: crypto.X509Certificate | undefined;
+      const which = blocks!.length > 1 ? ` (certificate ${i + 1} of ${blocks!.length})` : "";
+      return [
+        { field: E, given: pemGiven(c.extraTrustedCaPem), ok: () => (x = parseCert(b)) !== undefined, accepted: `a PEM X.509 certificate${which}` },
+        { field: E, given: pemGiven(c.extraTrustedCaPem), ok: () => x!.ca, accepted: () => `CA certificates only (basicConstraints CA:TRUE); ${subject(x!)}${which} is not one` },
+        { field: E, given: pemGiven(c.extraTrustedCaPem), ok: () => new Date(x!.validTo) > now && new Date(x!.validFrom) <= now,
+          accepted: () => `CA certificates valid now (${subject(x!)}${which} is valid from ${x!.validFrom} to ${x!.validTo})` },
+      ];
+    }));
+    extra.push(...blocks!.map((b) => parseCert(b)!));
+  }
+  const trusted = [...(ca ? [ca] : []), ...extra];
   if (c.servers !== undefined) {
     if (typeof c.servers !== "object" || c.servers === null || Array.isArray(c.servers)) invalid(`${K}.servers`, pemGiven(c.servers), "an object of {certPem, keyPem} by host name");
     const servers = c.servers as Record<string, unknown>;
     checkRules(Object.entries(servers).flatMap(([host, pair]) => [
       { field: `${K}.servers.${host}`, given: pemGiven(pair), ok: serverHosts.includes(host),
         accepted: `the name of a host that serves TLS (hastack:workspad or hastack:nginx nodes: ${serverHosts.join(", ")})` },
-      ...pairRules(`${K}.servers.${host}`, pair, ca, now),
+      ...pairRules(`${K}.servers.${host}`, pair, trusted, now),
     ]));
   }
-  if (c.dataProtection !== undefined) checkRules(pairRules(`${K}.dataProtection`, c.dataProtection, undefined, now));
+  if (c.dataProtection !== undefined) checkRules(pairRules(`${K}.dataProtection`, c.dataProtection, [], now));
 }

@@ -1,3 +1,4 @@
+import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { shq } from "./shell";
 
@@ -47,4 +48,52 @@ export function withOwner(connection: unknown, create: pulumi.Input<string>, del
   // plain text stays plain text (no Output where the step had none)
   const map = (v: pulumi.Input<string>, f: (x: string) => string) => typeof v === "string" ? f(v) : pulumi.output(v).apply(f);
   return { create: map(create, (c) => `${claimScript(host)}\n${c}`), delete: map(del, (d) => ownedScript(host, d)) };
+}
+
+/**
+ * Replacement guard. Only `triggers` replace a step, and Pulumi replaces create-before-delete: the new step's create
+ * runs first, then the OLD step's delete. A delete that undoes something on a fixed path (remove a trust file, disable
+ * a unit) would then undo what the new create just did: a CA rotation left the node with no stack CA at all. So a step
+ * with both triggers and a delete records, in its create, which generation (a hash of its triggers) it is, in a file
+ * of its own on the host; its delete acts only while that file still names its generation (or is absent: steps
+ * deployed before the guard). A replaced step's delete finds the new generation there and leaves the host alone;
+ * a destroy finds its own and acts. Limit: `pulumi up --replace` with unchanged triggers is the same generation, so
+ * the old delete acts (as before this guard); the triggers change in every replacement this program makes itself.
+ */
+export const GENERATION_DIR = `${OWNER_DIR}/steps`;
+
+function generationPath(step: string): string {
+  // a step name may hold anything; the file name is a hash of the stack and the step
+  return `${GENERATION_DIR}/${crypto.createHash("sha256").update(`${pulumi.getProject()}.${pulumi.getStack()}.${step}`).digest("hex").slice(0, 32)}`;
+}
+
+/** Shell that records `generation` as the live generation of `step` (atomic). */
+export function generationClaimScript(step: string, generation: string): string {
+  const g = shq(generationPath(step));
+  return `{ mkdir -p ${shq(GENERATION_DIR)} && printf '%s\\n' ${shq(generation)} > ${g}.$$ && mv ${g}.$$ ${g}; } || exit 1`;
+}
+
+/** `action` guarded: skipped (exit 0) when a newer generation of `step` has claimed the host; else the record goes too. */
+export function generationGuardedScript(step: string, generation: string, action: string): string {
+  const g = shq(generationPath(step));
+  return [
+    `if [ -e ${g} ] && [ "$(cat ${g})" != ${shq(generation)} ]; then`,
+    `  echo "kept: replaced by a newer generation of this step"; exit 0`,
+    "fi",
+    `rm -f ${g}`,
+    action,
+  ].join("\n");
+}
+
+/**
+ * The create and delete of a replaceable step (triggers and a delete): claim its generation, guard its delete.
+ * `generation` is known at preview whenever the triggers are, so the create text is no more unknown than before.
+ */
+export function withGeneration(step: string, generation: pulumi.Input<string> | undefined, create: pulumi.Input<string>,
+  del: pulumi.Input<string> | undefined): { create: pulumi.Input<string>; delete: pulumi.Input<string> | undefined } {
+  if (generation === undefined || del === undefined) return { create, delete: del };
+  return {
+    create: pulumi.all([generation, create]).apply(([g, c]) => `${generationClaimScript(step, g)}\n${c}`),
+    delete: pulumi.all([generation, del]).apply(([g, d]) => generationGuardedScript(step, g, d)),
+  };
 }

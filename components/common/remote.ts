@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { sha256 } from "./hash";
 import { shq } from "./shell";
-import { withOwner } from "./owner";
+import { withGeneration, withOwner } from "./owner";
 
 type Conn = command.types.input.remote.ConnectionArgs;
 
@@ -110,8 +110,13 @@ export interface ScriptArgs {
 
 /** A remote shell step; scripts must be idempotent (an input change re-runs them on the host as it is). */
 export function runScript(name: string, args: ScriptArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
-  // a step that undoes something on delete claims the host in its create (owner.ts)
-  const owned = withOwner(args.connection, args.create, args.delete);
+  // a step that undoes something on delete claims the host in its create (owner.ts); a replaceable one (triggers) also
+  // claims its generation, so the delete of the step it replaces, which Pulumi runs after this create, leaves it be
+  const generation = args.triggers === undefined || args.delete === undefined ? undefined
+    // a hash of the triggers (themselves hashes): nothing secret, so the command text is not marked secret for it
+    : pulumi.unsecret(pulumi.all(args.triggers).apply((t) => sha256(JSON.stringify(t))));
+  const replaceable = withGeneration(name, generation, args.create, args.delete);
+  const owned = withOwner(args.connection, replaceable.create, replaceable.delete);
   return new command.remote.Command(name, {
     connection: args.connection,
     create: pulumi.output(owned.create).apply((c) => `set -eu\n${c}`),

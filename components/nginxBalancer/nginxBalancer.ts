@@ -1,4 +1,4 @@
-import { CertPair } from "../common/tls";
+import { CertPair, renderTrustCheck } from "../common/tls";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -6,7 +6,9 @@ import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
 import { invalid } from "../common/validate";
 import { ResolvedNginxBalancerSettings, checkUpstreams } from "./args";
-import { NGINX_PATHS, Upstream, healthProbe, renderBalancerCheck, renderBalancerKeepalived, renderSite, renderSiteCheck } from "./render";
+import {
+  NGINX_PATHS, TRUST_RELOAD, Upstream, healthProbe, renderBalancerCheck, renderBalancerKeepalived, renderServedUpstreamCerts, renderSite, renderSiteCheck,
+} from "./render";
 
 /** A WorksPad node as another component reports it. */
 export interface NginxUpstreamInput {
@@ -26,8 +28,16 @@ export interface NginxBalancerArgs {
   readonly upstreams: pulumi.Input<pulumi.Input<NginxUpstreamInput>[]>;
   /** Server certificate per balancer node, keyed by node name. */
   readonly tls: Readonly<Record<string, NginxNodeTls>>;
-  /** CA of the WorksPad certificates: when given, nginx verifies the upstreams with it; passed through as an output. */
+  /**
+   * CA(s) of the WorksPad certificates, one or more in one PEM: when given, nginx verifies the upstreams with them;
+   * passed through as an output. Several while a CA rotation is under way (README "Rotating the CA").
+   */
   readonly caCertPem?: pulumi.Input<string>;
+  /**
+   * The upstreams' addresses as known from settings (no wait for their health): a new CA bundle is refused while one of
+   * them serves a certificate it would not trust. @default none (nothing checked)
+   */
+  readonly upstreamTargets?: readonly { address: string; port: number }[];
   /** VRRP shared secret; required with 2 nodes. */
   readonly keepalivedAuthPass?: pulumi.Input<string>;
 }
@@ -38,6 +48,11 @@ export class NginxBalancer extends pulumi.ComponentResource {
   public readonly endpoint: pulumi.Output<string>;
   /** The upstream CA as given (undefined when none). */
   public readonly caCertPem: pulumi.Output<string | undefined>;
+  /**
+   * Per node, the step after which nginx runs with the current CA bundle. It waits for nothing upstream, so the WorksPad
+   * nodes can wait for it before they change certificates: trust is widened before any certificate changes.
+   */
+  public readonly trustApplied: pulumi.Resource[] = [];
 
   constructor(name: string, args: NginxBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:edge:NginxBalancer", name, {}, opts);
@@ -59,6 +74,7 @@ export class NginxBalancer extends pulumi.ComponentResource {
     s.nodes.forEach((host, index) => {
       const r = this.deployNode(name, host, index, args, site);
       healthy.push(r.health);
+      if (r.trust) this.trustApplied.push(r.trust);
       keepalivedSteps.push(...r.keepalived);
     });
 
@@ -91,13 +107,19 @@ export class NginxBalancer extends pulumi.ComponentResource {
       connection: conn, path: NGINX_PATHS.key, content: pulumi.secret(tls.keyPem), secret: true,
       validate: `[ "$(openssl pkey -in "$NEW" -pubout)" = "$(openssl x509 -in ${NGINX_PATHS.cert} -noout -pubkey)" ]`,
     }, after(cert));
+    // a bundle that would not trust what an upstream serves now is refused before it replaces the old one
     const ca = args.caCertPem === undefined ? undefined : putFile(`${p}-ca`, {
       connection: conn, path: NGINX_PATHS.upstreamCa, content: args.caCertPem,
-      validate: `openssl x509 -in "$NEW" -noout`,
+      validate: renderTrustCheck(renderServedUpstreamCerts(args.upstreamTargets ?? [], s.upstreamTlsName),
+        "hastack:certificates (caCertPem and extraTrustedCaPem)"),
     }, after(key));
+    // the new bundle in force at once, not only at the reload after the upstreams' health (those may be the very
+    // nodes about to serve certificates only the new bundle trusts)
+    const trust = ca === undefined ? undefined
+      : restartOnChange(`${p}-trust-reload`, conn, TRUST_RELOAD, [contentHash(args.caCertPem!)], after(ca));
     const siteFile = putFile(`${p}-site`, {
       connection: conn, path: NGINX_PATHS.site, content: site, validate: renderSiteCheck(),
-    }, after(ca ?? key));
+    }, after(trust ?? key));
     const enable = runScript(`${p}-enable-site`, {
       connection: conn,
       create: [
@@ -129,6 +151,6 @@ export class NginxBalancer extends pulumi.ComponentResource {
       keepalived.push(restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))],
         after(kaService)));
     }
-    return { health, keepalived };
+    return { health, keepalived, trust };
   }
 }

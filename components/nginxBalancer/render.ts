@@ -224,3 +224,23 @@ export function renderBalancerKeepalived(s: ResolvedNginxBalancerSettings, index
     checkRise: s.checkRise,
   });
 }
+
+/**
+ * What the upstreams serve right now, for renderTrustCheck: each upstream's certificate as nginx would get it (same
+ * TLS name). An upstream that does not answer is skipped: it serves nothing nginx could fail on, and it gets its
+ * certificate in the same up, after this trust is in place.
+ */
+export function renderServedUpstreamCerts(targets: readonly { address: string; port: number }[], tlsName: string): string {
+  if (targets.length === 0) return ":";
+  return [
+    "i=0",
+    `for t in ${targets.map((t) => shq(`${t.address}:${t.port}`)).join(" ")}; do`,
+    "  i=$((i + 1))",
+    `  timeout 5 openssl s_client -connect "$t" -servername ${shq(tlsName)} </dev/null 2>/dev/null | openssl x509 > "$tmp/$i.pem" 2>/dev/null || :`,
+    `  printf 'upstream %s\\n%s\\n' "$t" "$tmp/$i.pem"`,
+    "done",
+  ].join("\n");
+}
+
+/** Reload nginx for a new trust bundle, only when it runs (a first deploy starts it later with the bundle in place). */
+export const TRUST_RELOAD = "if systemctl is-active --quiet nginx; then nginx -t && systemctl reload nginx; fi";

@@ -7,6 +7,7 @@ import {
   HostSpec, SshAccess, connectionFor, contentHash, installPackages, putFile, restartOnChange, runScript, serviceEnabled, shq, waitFor,
 } from "../common";
 import { ResolvedWorksPadNodeSettings } from "./args";
+import { renderTrustCheck } from "../common/tls";
 import {
   MICROSOFT_KEY_PATH, MICROSOFT_SOURCE_PATH, PACKAGE_CACHE_DIR, REMOTE_DEB, TOOL_PACKAGES, VALIDATE_CERT, VALIDATE_KEY,
   renderConnectionString, renderDebconfSelections, renderHealthProbe, renderInstallScript, renderMicrosoftSource,
@@ -37,8 +38,14 @@ export interface WorksPadNodeArgs {
   readonly tls: Readonly<Record<string, CertAndKey>>;
   /** The data-protection certificate and key, the same on every node so sessions survive a node change. */
   readonly dataProtection: CertAndKey;
-  /** CA certificate added to the node's system trust store (the stack CA). @default none */
+  /** CA certificate(s), one or more in one PEM, added to the node's system trust store (the stack's trusted CAs). @default none */
   readonly caCertPem?: pulumi.Input<string>;
+  /**
+   * Steps that must be done before this node's TLS certificate changes: everything that verifies it (nginx's and the
+   * other nodes' trust) has taken the new CA bundle by then. May resolve later (a promise), as those are built after
+   * this node. @default none
+   */
+  readonly trustFirst?: Promise<pulumi.Resource[]>;
   /** The restart waits for these (the previous node's `healthGate`), so the nodes restart one at a time. @default none */
   readonly restartAfter?: pulumi.Resource[];
   /**
@@ -49,6 +56,34 @@ export interface WorksPadNodeArgs {
 }
 
 const CA_TRUST_PATH = "/usr/local/share/ca-certificates/hastack-ca.crt";
+
+export interface SystemTrustArgs {
+  readonly connection: command.types.input.remote.ConnectionArgs;
+  /** The CA bundle. */
+  readonly bundle: pulumi.Input<string>;
+  /** Shell printing the certificates this host serves now (renderTrustCheck's `served`). */
+  readonly served: string;
+  /** @default the Debian trust store: CA_TRUST_PATH and update-ca-certificates (tests point both elsewhere) */
+  readonly path?: string;
+  readonly update?: string;
+}
+
+/**
+ * The stack's CAs in the system trust store: the bundle file (refused while a certificate served here would lose its
+ * trust), then the store rebuilt whenever the bundle changes. The rebuild step is replaced on a change; its delete
+ * (remove the file, rebuild) acts on destroy only, not after its replacement's create (runScript's generation guard).
+ */
+export function systemTrust(name: string, args: SystemTrustArgs, opts: pulumi.CustomResourceOptions): command.remote.Command {
+  const path = args.path ?? CA_TRUST_PATH;
+  const update = args.update ?? "update-ca-certificates >/dev/null";
+  const file = putFile(`${name}-ca-cert`, {
+    connection: args.connection, path, content: args.bundle, validate: renderTrustCheck(args.served, "hastack:certificates (caCertPem and extraTrustedCaPem)"),
+  }, opts);
+  return runScript(`${name}-ca-trust`, {
+    connection: args.connection, create: update, triggers: [contentHash(args.bundle)],
+    delete: `rm -f ${shq(path)}; ${update} 2>&1 || true`,
+  }, { ...opts, dependsOn: [file] });
+}
 
 /**
  * One WorksPad application node: prerequisites, the vendor .deb with preseeded installer answers,
@@ -65,6 +100,8 @@ export class WorksPadNode extends pulumi.ComponentResource {
   public readonly name: pulumi.Output<string>;
   /** Passes after every restart once the node serves again (and settleSeconds passed): the next node's `restartAfter`. */
   public readonly healthGate: pulumi.Resource;
+  /** The step after which the node's trust store holds the current CA bundle (none without a CA). */
+  public readonly trustApplied?: pulumi.Resource;
 
   constructor(name: string, args: WorksPadNodeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:app:WorksPadNode", name, {}, opts);
@@ -123,28 +160,28 @@ export class WorksPadNode extends pulumi.ComponentResource {
     // 6. certificates
     const certs = `${s.installDir}/certs`;
     const files: pulumi.Resource[] = [appSettings];
-    const pem = (step: string, file: string, content: pulumi.Input<string>, secret: boolean): command.remote.Command => {
-      const r = putFile(`${p}-${step}`, {
-        connection: conn, path: `${certs}/${file}`, content, secret, mode: secret ? "0600" : "0644",
-        validate: secret ? VALIDATE_KEY : VALIDATE_CERT,
-      }, child([install]));
-      files.push(r);
-      return r;
-    };
-    pem("tls-cert", "tls.crt", tls.certPem, false);
-    pem("tls-key", "tls.key", pulumi.secret(tls.keyPem), true);
-    pem("dp-cert", "dataprotection.crt", args.dataProtection.certPem, false);
-    pem("dp-key", "dataprotection.key", pulumi.secret(args.dataProtection.keyPem), true);
+    // the trust store first: its bundle is checked against the certificate this node serves now, before that changes
     const hashes: pulumi.Input<string>[] = [debHash, contentHash(connectionString), contentHash(tls.certPem), contentHash(tls.keyPem),
       contentHash(args.dataProtection.certPem), contentHash(args.dataProtection.keyPem)];
     if (args.caCertPem !== undefined) {
-      const ca = putFile(`${p}-ca-cert`, { connection: conn, path: CA_TRUST_PATH, content: args.caCertPem, validate: VALIDATE_CERT }, child([prereqs]));
-      files.push(runScript(`${p}-ca-trust`, {
-        connection: conn, create: "update-ca-certificates >/dev/null", triggers: [contentHash(args.caCertPem)],
-        delete: `rm -f ${shq(CA_TRUST_PATH)}; update-ca-certificates >/dev/null 2>&1 || true`,
-      }, child([ca])));
+      this.trustApplied = systemTrust(p, {
+        connection: conn, bundle: args.caCertPem, served: `printf '%s\n%s\n' 'this WorksPad node' ${shq(`${certs}/tls.crt`)}`,
+      }, child([prereqs]));
+      files.push(this.trustApplied);
       hashes.push(contentHash(args.caCertPem));
     }
+    // the TLS pair changes only once every verifier trusts the CA bundle in force (trustFirst) and this node does too
+    const trusted = (args.trustFirst ?? Promise.resolve([])).then((t) => [install, ...(this.trustApplied ? [this.trustApplied] : []), ...t]);
+    const pem = (step: string, file: string, content: pulumi.Input<string>, secret: boolean, after: pulumi.CustomResourceOptions["dependsOn"]) => {
+      files.push(putFile(`${p}-${step}`, {
+        connection: conn, path: `${certs}/${file}`, content, secret, mode: secret ? "0600" : "0644",
+        validate: secret ? VALIDATE_KEY : VALIDATE_CERT,
+      }, { parent: this, dependsOn: after }));
+    };
+    pem("tls-cert", "tls.crt", tls.certPem, false, trusted);
+    pem("tls-key", "tls.key", pulumi.secret(tls.keyPem), true, trusted);
+    pem("dp-cert", "dataprotection.crt", args.dataProtection.certPem, false, [install]);
+    pem("dp-key", "dataprotection.key", pulumi.secret(args.dataProtection.keyPem), true, [install]);
 
     // 7. enable, 8. restart when any input changed, 9. health gate after every restart
     const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, child(files)));

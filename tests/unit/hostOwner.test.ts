@@ -69,3 +69,61 @@ describe("the claim and the guard, run by sh", () => {
     expect(fs.existsSync(`${dir}/pwned`)).toBe(false);
   });
 });
+
+// A replaced step (its triggers changed): Pulumi runs the new create, then the old delete. The old delete must not
+// undo what the new create did (a CA trust step removed the CA the new generation had just installed).
+describe("a replaceable step's delete acts only for its own generation", () => {
+  it("a step with triggers and a delete claims its generation in its create and guards its delete by it", async () => {
+    const conn = common.connectionFor({ name: "wp1", address: "10.0.0.5" }, ssh);
+    common.runScript("trust", { connection: conn, create: "install-ca", delete: "remove-ca", triggers: ["h1"] }, {});
+    await settle();
+    const t = byName("trust").inputs;
+    expect(t.create).toMatch(new RegExp(`^set -eu\\n\\{ mkdir -p '/etc/hastack/owners' [^\\n]*\\n\\{ mkdir -p '${owner.GENERATION_DIR}' [^\\n]*\\ninstall-ca$`));
+    expect(t.delete).toContain(`[ "$(cat '${owner.GENERATION_DIR}/`);
+    expect(t.delete.split("\n").pop()).toBe("remove-ca");
+  });
+
+  it("a step without triggers, or without a delete, is left exactly as before (no re-run on upgrade)", async () => {
+    const conn = common.connectionFor({ name: "wp1", address: "10.0.0.5" }, ssh);
+    common.runScript("plain", { connection: conn, create: "c", delete: "d" }, {});
+    common.runScript("restart", { connection: conn, create: "r", triggers: ["h1"] }, {});
+    await settle();
+    expect(byName("plain").inputs.create).not.toContain(owner.GENERATION_DIR);
+    expect(byName("plain").inputs.delete).not.toContain(owner.GENERATION_DIR);
+    expect(byName("restart").inputs.create).toBe("set -eu\nr");
+  });
+
+  it("two generations of one step claim different records; another step's record is its own", async () => {
+    const conn = common.connectionFor({ name: "wp1", address: "10.0.0.5" }, ssh);
+    common.runScript("a", { connection: conn, create: "x", delete: "y", triggers: ["h1"] }, {});
+    common.runScript("b", { connection: conn, create: "x", delete: "y", triggers: ["h2"] }, {});
+    await settle();
+    const claimLine = (n: string) => byName(n).inputs.create.split("\n")[2];
+    expect(claimLine("a")).not.toBe(claimLine("b"));
+  });
+
+  describe("run by sh", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-generation-"));
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const sh = (script: string) => execFileSync("sh", ["-c", script.split(owner.OWNER_DIR).join(dir)], { encoding: "utf8" }).trim();
+    const acted = "echo acted";
+
+    it("acts for a step deployed before the guard (no record)", () => {
+      expect(sh(owner.generationGuardedScript("s0", "g1", acted))).toBe("acted");
+    });
+    it("replacement: the new generation's create, then the old one's delete, which is skipped", () => {
+      sh(owner.generationClaimScript("s1", "g1"));
+      sh(owner.generationClaimScript("s1", "g2"));
+      expect(sh(owner.generationGuardedScript("s1", "g1", acted))).toBe("kept: replaced by a newer generation of this step");
+      // destroy later: the live generation acts, and its record goes with it
+      expect(sh(owner.generationGuardedScript("s1", "g2", acted))).toBe("acted");
+      expect(fs.readdirSync(path.join(dir, "steps"))).toEqual([]);
+    });
+    it("a generation with shell characters is only data", () => {
+      const odd = `g'$(touch ${dir}/pwned)`;
+      sh(owner.generationClaimScript("s2", odd));
+      expect(sh(owner.generationGuardedScript("s2", odd, acted))).toBe("acted");
+      expect(fs.existsSync(`${dir}/pwned`)).toBe(false);
+    });
+  });
+});

@@ -29,6 +29,7 @@ async function build(pair: boolean) {
     upstreams: [{ name: "wp1", address: pulumi.output("10.213.7.21"), port: 4430 }, { name: "wp2", address: "10.213.7.22", port: 4430 }],
     tls,
     caCertPem: pair ? "ca-pem" : undefined,
+    upstreamTargets: pair ? [{ address: "10.213.7.21", port: 4430 }, { address: "10.213.7.22", port: 4430 }] : undefined,
     keepalivedAuthPass: pair ? pulumi.secret(SPECIAL) : undefined,
   }, {
     transformations: [(a) => {
@@ -43,7 +44,7 @@ async function build(pair: boolean) {
   const endpoint = await resolve(lb.endpoint);
   await settle();
   for (const s of seen) s.dependsOn = ((s as any).rawDeps as pulumi.Resource[]).map((r) => names.get(r) ?? "?");
-  return { lb, seen, endpoint };
+  return { lb, seen, endpoint, names };
 }
 
 describe("NginxBalancer wiring", () => {
@@ -81,14 +82,23 @@ describe("NginxBalancer wiring", () => {
   });
 
   it("adds keepalived after nginx is healthy, a VIP health gate and the CA on a pair", async () => {
-    const { seen, lb, endpoint } = await build(true);
+    const { seen, lb, endpoint, names: nameOf } = await build(true);
     const names = seen.map((s) => s.name);
     for (const h of ["lb1", "lb2"]) {
       expect(names).toEqual(expect.arrayContaining([`edge-${h}-ca`, `edge-${h}-keepalived-conf`, `edge-${h}-keepalived`, `edge-${h}-keepalived-reload`]));
       expect(seen.find((s) => s.name === `edge-${h}-keepalived-check`)!.dependsOn).toEqual([`edge-${h}-health`]);
       expect(seen.find((s) => s.name === `edge-${h}-keepalived-conf`)!.dependsOn).toEqual([`edge-${h}-keepalived-check`]);
-      expect(seen.find((s) => s.name === `edge-${h}-site`)!.dependsOn).toEqual([`edge-${h}-ca`]);
+      // the CA bundle is in force (trust-reload) before the site, which waits for the upstreams: it waits for nothing upstream
+      expect(seen.find((s) => s.name === `edge-${h}-trust-reload`)!.dependsOn).toEqual([`edge-${h}-ca`]);
+      expect(seen.find((s) => s.name === `edge-${h}-site`)!.dependsOn).toEqual([`edge-${h}-trust-reload`]);
     }
+    expect(lb.trustApplied.map((r) => nameOf.get(r))).toEqual(["edge-lb1-trust-reload", "edge-lb2-trust-reload"]);
+    // a bundle is refused while an upstream serves a certificate it would not trust, fetched by the name nginx verifies
+    const ca = byName("edge-lb1-ca").inputs.create as string;
+    expect(ca).toContain("for t in '10.213.7.21:4430' '10.213.7.22:4430'; do");
+    expect(ca).toContain("-servername 'workspad'");
+    expect(ca.indexOf(`openssl verify -CAfile "$NEW"`)).toBeLessThan(ca.indexOf("mv -f"));
+    expect(byName("edge-lb1-trust-reload").inputs.create).toContain("if systemctl is-active --quiet nginx; then nginx -t && systemctl reload nginx; fi");
     expect(seen.find((s) => s.name === "edge-vip-health")!.dependsOn)
       .toEqual(["edge-lb1-health", "edge-lb2-health", "edge-lb1-keepalived-reload", "edge-lb2-keepalived-reload"]);
     for (const s of seen) expect(s.parent).toBe(lb);

@@ -94,7 +94,7 @@ describe("hastack:certificates", () => {
     expect(check({ caCertPem: c.caCertPem, servers: { ngx1: { certPem: c.leafCertPem, keyPem: c.leafKeyPem } } })).toThrow(
       "Invalid hastack:certificates.servers.ngx1.certPem: got \"<");
     expect(check({ caCertPem: c.caCertPem, servers: { ngx1: { certPem: c.leafCertPem, keyPem: c.leafKeyPem } } })).toThrow(
-      "expected a certificate issued by hastack:certificates.caCertPem (CN=test CA), which nginx and the WorksPad nodes trust; this one is CN=not a CA, issued by CN=not a CA.");
+      "expected a certificate issued by a CA nginx and the WorksPad nodes trust (hastack:certificates.caCertPem or extraTrustedCaPem: CN=test CA); this one is CN=not a CA, issued by CN=not a CA.");
   });
   it("fails if a server certificate does not parse", () => {
     expect(check({ servers: { wp2: { certPem: "garbage", keyPem: c.serverKeyPem } } })).toThrow(
@@ -115,5 +115,45 @@ describe("hastack:certificates", () => {
   it("fails if an unknown key is given", () => {
     expect(check({ caCert: c.caCertPem })).toThrow("Invalid hastack:certificates.caCert: got \"<");
     expect(check({ dataProtection: { cert: c.leafCertPem, keyPem: c.leafKeyPem } })).toThrow("Invalid hastack:certificates.dataProtection.cert: got");
+  });
+});
+
+// README "Rotating the CA": trust the new CA too, re-issue from it, drop the old one
+describe("hastack:certificates.extraTrustedCaPem (CA rotation)", () => {
+  const c = certFixtures();
+  const HOSTS = ["wp1", "wp2", "ngx1"];
+  const check = (v: unknown, now?: Date) => () => checkSuppliedCertificates(v, HOSTS, now);
+  const oldPair = { certPem: c.serverCertPem, keyPem: c.serverKeyPem };
+  const newPair = { certPem: c.server2CertPem, keyPem: c.server2KeyPem };
+
+  it("accepts each of the three steps: old CA issuing and the new trusted; new CA issuing and the old trusted; new alone", () => {
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: c.ca2CertPem, servers: { wp1: oldPair } })).not.toThrow();
+    expect(check({ caCertPem: c.ca2CertPem, extraTrustedCaPem: c.caCertPem, servers: { wp1: newPair } })).not.toThrow();
+    expect(check({ caCertPem: c.ca2CertPem, servers: { wp1: newPair } })).not.toThrow();
+  });
+  it("accepts a server certificate issued by a CA that is only in extraTrustedCaPem, and several CAs in one PEM", () => {
+    expect(check({ caCertPem: c.ca2CertPem, extraTrustedCaPem: c.caCertPem, servers: { wp1: oldPair } })).not.toThrow();
+    expect(check({ caCertPem: c.ca2CertPem, extraTrustedCaPem: c.caCertPem + c.ca2CertPem, servers: { wp1: oldPair } })).not.toThrow();
+  });
+  it("fails if a server certificate was issued by no trusted CA (the old CA dropped too early), naming every trusted CA", () => {
+    expect(check({ caCertPem: c.ca2CertPem, servers: { wp1: oldPair } })).toThrow(
+      "Invalid hastack:certificates.servers.wp1.certPem: got \"<");
+    expect(check({ caCertPem: c.ca2CertPem, servers: { wp1: oldPair } })).toThrow(
+      "expected a certificate issued by a CA nginx and the WorksPad nodes trust (hastack:certificates.caCertPem or extraTrustedCaPem: CN=test CA 2); this one is CN=wp1, issued by CN=test CA.");
+  });
+  it("fails if extraTrustedCaPem holds something else than certificates", () => {
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: `${c.ca2CertPem}junk` })).toThrow(
+      "Invalid hastack:certificates.extraTrustedCaPem: got \"<");
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: c.ca2KeyPem })).toThrow(
+      "expected one or more PEM CA certificates (-----BEGIN CERTIFICATE----- blocks and nothing else).");
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: 42 })).toThrow("Invalid hastack:certificates.extraTrustedCaPem: got \"<number>\"");
+  });
+  it("fails if a certificate in extraTrustedCaPem is not a CA, naming which one", () => {
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: c.ca2CertPem + c.leafCertPem })).toThrow(
+      "expected CA certificates only (basicConstraints CA:TRUE); CN=not a CA (certificate 2 of 2) is not one.");
+  });
+  it("fails if a certificate in extraTrustedCaPem does not parse", () => {
+    expect(check({ caCertPem: c.caCertPem, extraTrustedCaPem: "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n" })).toThrow(
+      "expected a PEM X.509 certificate.");
   });
 });

@@ -32,8 +32,13 @@ beforeEach(() => { resetRecorded(); seen.length = 0; });
 
 const record: pulumi.ResourceTransformation = (a) => {
   names.set(a.resource, a.name);
-  const deps = ([] as pulumi.Input<pulumi.Resource>[]).concat((a.opts.dependsOn ?? []) as any) as pulumi.Resource[];
-  seen.push({ name: a.name, type: a.type, parent: a.opts.parent, dependsOn: deps.map((d) => names.get(d) ?? "?"), props: a.props, resource: a.resource });
+  const entry: Seen = { name: a.name, type: a.type, parent: a.opts.parent, dependsOn: [], props: a.props, resource: a.resource };
+  seen.push(entry);
+  // dependsOn may be a promise (trustFirst resolves once nginx is built): named once it resolves, before settle() returns
+  // (flattened the way the SDK gathers them: arrays and promises nested in any order)
+  const gather = async (d: any): Promise<pulumi.Resource[]> => Array.isArray(d) ? (await Promise.all(d.map(gather))).flat()
+    : d instanceof Promise ? gather(await d) : pulumi.Output.isInstance(d) ? gather(await (d as any).promise()) : d ? [d] : [];
+  void gather(a.opts.dependsOn).then((rs) => entry.dependsOn.push(...rs.map((r) => names.get(r) ?? "?")));
   return undefined;
 };
 
@@ -90,6 +95,21 @@ describe("WorksPadNode wiring", () => {
     expect(deps(`${P}-enable-workspad`)).toEqual(["appsettings", "tls-cert", "tls-key", "dp-cert", "dp-key"].map((f) => `${P}-${f}`));
     expect(deps(`${P}-restart`)).toEqual([`${P}-enable-workspad`]);
     expect(deps(`${P}-health`)).toEqual([`${P}-restart`]);
+  });
+
+  test("with a CA: the trust store first, and the TLS pair only after it and after every other verifier's trust (trustFirst)", async () => {
+    const nginxTrust = new pulumi.ComponentResource("hastack:test:Trust", "nginx-trust", {}, { transformations: [record] });
+    build({}, { caCertPem: "CA-BUNDLE", trustFirst: Promise.resolve([nginxTrust]) });
+    await settle();
+    expect(deps(`${P}-ca-cert`)).toEqual([`${P}-prereqs`]);
+    expect(deps(`${P}-ca-trust`)).toEqual([`${P}-ca-cert`]);
+    for (const f of ["tls-cert", "tls-key"]) expect(deps(`${P}-${f}`)).toEqual([`${P}-package-install`, `${P}-ca-trust`, "nginx-trust"]);
+    for (const f of ["dp-cert", "dp-key"]) expect(deps(`${P}-${f}`)).toEqual([`${P}-package-install`]);
+    // the bundle is refused while the certificate this node serves now would lose its trust
+    expect(byName(`${P}-ca-cert`).inputs.create).toContain(`openssl verify -CAfile "$NEW" "$file"`);
+    expect(byName(`${P}-ca-cert`).inputs.create).toContain("'/opt/workspad/certs/tls.crt'");
+    // the rebuild step is replaceable and its delete is guarded by its generation (the file stays after a replacement)
+    expect(byName(`${P}-ca-trust`).inputs.delete).toContain("kept: replaced by a newer generation of this step");
   });
 
   test("the package is copied to /var/cache/hastack and reinstalled only when its sha256 changes", async () => {
