@@ -1,7 +1,6 @@
 // The reference datacenter on 12 lab VMs, built and changed by the real Pulumi engine, then
 // broken on purpose. Needs root: boots systemd-nspawn VMs on the private bridge 10.213.7.0/24.
 import { execFileSync, spawnSync } from "child_process";
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
@@ -9,9 +8,7 @@ import axios from "axios";
 import { Stack } from "@pulumi/pulumi/automation";
 import { changes } from "../../engine/automation";
 import { openLabStack } from "../../lab/deploy";
-import { byRole, LabOptions, labTlsHosts, layout, secretsFile } from "../../lab/stack";
-import { offlineCertificates } from "../../engine/offline-secrets";
-import { splitPemCertificates } from "../../stacks/trustBundle";
+import { byRole, LabOptions, layout } from "../../lab/stack";
 import * as d from "../../bench/drills";
 import * as bal from "../../bench/balancerDrills";
 import * as day2 from "../../bench/day2";
@@ -434,94 +431,9 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     // re-running changes nothing and restarts nothing
     const again = await stack.up();
     expect(changes(again.summary.resourceChanges)).toEqual({});
-    // Lowering the value again is not asserted: in the one lab run that tried it (200 after 300), the up succeeded
-    // but the old leader, a replica by then, still ran 300 and reported no pending restart (README Known limits).
-    // Only pulumi destroy follows, so the lab stays at 300.
-  });
-
-  it("rotating the CA in three ups (trust new+old, re-issue, drop old) fails no request through the nginx VIP; a one-up rotation is refused", async () => {
-    const cur = secretsFile().certificates as { caCertPem: string; servers: Record<string, unknown>; dataProtection: unknown };
-    const oldCa = cur.caCertPem;
-    // the new CA and server certificates for the same hosts and names, made here with openssl (engine/offline-secrets)
-    const fresh = offlineCertificates(labTlsHosts());
-    const newCa = fresh.caCertPem;
-    const fp = (pem: string) => new crypto.X509Certificate(pem).fingerprint256;
-    // a client that keeps the old and the new CA (as clients must across a rotation) and verifies nginx's chain with them;
-    // the VIP is not in the balancers' certificates, so only the chain is checked, not the name
-    const agent = new https.Agent({ ca: [oldCa, newCa], checkServerIdentity: () => undefined, keepAlive: false });
-    const client = axios.create({ timeout: 5000, httpsAgent: agent, validateStatus: () => true });
-    const failures: string[] = [];
-    let requests = 0;
-    let running = true;
-    const loop = (async () => {
-      while (running) {
-        const t = Date.now();
-        requests++;
-        try {
-          const r = await client.get(`${endpoint}/health`);
-          if (r.status !== 200) failures.push(`${new Date(t).toISOString()} HTTP ${r.status}`);
-        } catch (e) {
-          failures.push(`${new Date(t).toISOString()} ${e instanceof Error ? e.message : e}`);
-        }
-        await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t))));
-      }
-    })();
-    const steps: { step: string; seconds: number; result: string; changes: Record<string, number> }[] = [];
-    const up = async (step: string, certificates: Record<string, unknown>) => {
-      await open({ certificates });
-      const t0 = Date.now();
-      let out = "";
-      try {
-        const u = await stack.up({ onOutput: (x) => (out += x) });
-        steps.push({ step, seconds: (Date.now() - t0) / 1000, result: u.summary.result, changes: changes(u.summary.resourceChanges) });
-        return { ok: true, out };
-      } catch (e) {
-        steps.push({ step, seconds: (Date.now() - t0) / 1000, result: "failed", changes: {} });
-        return { ok: false, out: `${out}\n${e instanceof Error ? e.message : e}` };
-      }
-    };
-    // both CAs carry the same subject (offlineCertificates): told apart by fingerprint
-    const trustOn = async (host: string, file: string) => (splitPemCertificates(await d.ssh(host, `cat ${file}`)) ?? ["unparsable"]).map(fp);
-    try {
-      // the one-up rotation (new CA and certificates, old CA dropped) is refused before any host trusts only the new CA
-      const oneUp = await up("one-up rotation (refused)", { caCertPem: newCa, servers: fresh.servers, dataProtection: cur.dataProtection });
-      expect(oneUp.ok).toBe(false);
-      expect(oneUp.out).toContain("would no longer trust; rotate in three ups");
-      for (const n of byRole("nginx")) expect(await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).toEqual([fp(oldCa)]);
-      for (const w of byRole("workspad")) expect(await trustOn(w.name, "/usr/local/share/ca-certificates/hastack-ca.crt")).toEqual([fp(oldCa)]);
-      // the middle step's bundle holds both
-      const both = [fp(oldCa), fp(newCa)].sort();
-      // 1) trust the new CA too, 2) issue from it (the old one still trusted), 3) drop the old one
-      expect((await up("1 trust new+old", { ...cur, extraTrustedCaPem: newCa })).ok).toBe(true);
-      for (const n of byRole("nginx")) expect((await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).sort()).toEqual(both);
-      expect((await up("2 re-issue from the new CA", { caCertPem: newCa, servers: fresh.servers, dataProtection: cur.dataProtection, extraTrustedCaPem: oldCa })).ok).toBe(true);
-      expect((await up("3 drop the old CA", { caCertPem: newCa, servers: fresh.servers, dataProtection: cur.dataProtection })).ok).toBe(true);
-    } finally {
-      running = false;
-      await loop;
-    }
-    progress(`CA rotation: ${requests} requests, ${failures.length} failed; ${JSON.stringify(steps)}`);
-    fs.mkdirSync(path.join(REPO, "bench", ".work"), { recursive: true });
-    fs.writeFileSync(path.join(REPO, "bench", ".work", "e2e-ca-rotation.json"), JSON.stringify({ requests, failures, steps }, null, 2));
-    expect(failures).toEqual([]);
-    expect(requests).toBeGreaterThan(100);
-    // every app node and nginx ends trusting the new CA only, and every node serves a certificate the new CA issued
-    for (const n of byRole("nginx")) {
-      expect(await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).toEqual([fp(newCa)]);
-      for (const w of byRole("workspad")) {
-        const issuer = await d.ssh(n.name, `echo | openssl s_client -connect ${w.address}:4430 -servername workspad 2>/dev/null | openssl verify -CAfile /etc/nginx/hastack/upstream-ca.crt`);
-        expect([w.name, issuer]).toEqual([w.name, "stdin: OK"]);
-      }
-    }
-    for (const w of byRole("workspad")) {
-      expect(await trustOn(w.name, "/usr/local/share/ca-certificates/hastack-ca.crt")).toEqual([fp(newCa)]);
-      // the system bundle holds the new CA and not the old one
-      const body = (pem: string) => pem.split("\n").filter((l) => l && !l.startsWith("-----"))[1];
-      expect(await d.ssh(w.name, `grep -c -F '${body(newCa)}' /etc/ssl/certs/ca-certificates.crt || true`)).toBe("1");
-      expect(await d.ssh(w.name, `grep -c -F '${body(oldCa)}' /etc/ssl/certs/ca-certificates.crt || true`)).toBe("0");
-    }
-    // nothing left to do
-    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+    // Lowering the value again is not asserted here: tests/daemons/pgRollingRestart.test.ts lowers it on a real
+    // three-member cluster (the old leader once kept the higher value with no pending restart: the script now
+    // re-checks every member). Only pulumi destroy follows, so the lab stays at 300.
   });
 
   it("pulumi destroy stops what the stack installed and keeps PostgreSQL's data", async () => {
