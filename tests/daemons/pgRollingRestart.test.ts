@@ -154,6 +154,17 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
   }
 
   /** `action` with the writer and the leader watch running throughout; what the writer saw, and the members after. */
+  /** What every change must end in: the command succeeded, every member runs `value` with no restart pending,
+   * no acknowledged write lost, never two leaders. */
+  function expectSafeChange(c: Awaited<ReturnType<typeof underWriter>>, value: string) {
+    const context = { run: c.run, view: c.view, errors: c.watch.errors.slice(0, 5) };
+    expect([c.run.code, c.run.stderr, context]).toEqual([0, "", context]);
+    expect(c.view.map((v) => [v.name, v.running, v.pending])).toEqual(MEMBERS.map((m) => [m.name, value, false]));
+    expect(c.lost).toEqual([]);
+    expect(c.watch.acked.length).toBeGreaterThan(20);
+    expect(c.watch.two_leaders).toEqual([]);
+  }
+
   async function underWriter(label: string, action: () => Promise<Run>) {
     const watcher = spawn("/usr/bin/python3", [path.join(__dirname, "pg_watch.py"),
       JSON.stringify({ hosts: MEMBERS.map((m) => m.address), port: s.pgPort, user: s.superuser, password_file: pwFile, run: label })], { stdio: ["pipe", "pipe", "pipe"] });
@@ -190,12 +201,7 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
   it("raising max_connections 200 → 300 under a writer: every member runs 300, no acknowledged write lost, never two leaders", async () => {
     const before = leaders().map((m) => m.name);
     const c = await underWriter("raise to 300", () => change(300));
-    const context = { run: c.run, view: c.view, errors: c.watch.errors.slice(0, 5) };
-    expect([c.run.code, c.run.stderr, context]).toEqual([0, "", context]);
-    expect(c.view.map((v) => [v.name, v.running, v.pending])).toEqual(MEMBERS.map((m) => [m.name, "300", false]));
-    expect(c.lost).toEqual([]);
-    expect(c.watch.acked.length).toBeGreaterThan(20);
-    expect(c.watch.two_leaders).toEqual([]);
+    expectSafeChange(c, "300");
     expect(c.watch.rounds).toBeGreaterThan(10);
     // the raise ends with a switchover: the old leader is a replica now (the case the lowering must handle)
     expect(c.leaders).toHaveLength(1);
@@ -220,12 +226,7 @@ describe("rolling restart of PostgreSQL on a real three-member Patroni cluster (
     }, 100);
     const c = await underWriter("lower to 200", () => change(200)).finally(() => clearInterval(poller));
     console.log(`SIGHUP while starting: ${hupped ?? "none (the restart was never seen starting)"}`);
-    const context = { run: c.run, view: c.view, errors: c.watch.errors.slice(0, 5) };
-    expect([c.run.code, c.run.stderr, context]).toEqual([0, "", context]);
-    expect(c.view.map((v) => [v.name, v.running, v.pending])).toEqual(MEMBERS.map((m) => [m.name, "200", false]));
-    expect(c.lost).toEqual([]);
-    expect(c.watch.acked.length).toBeGreaterThan(20);
-    expect(c.watch.two_leaders).toEqual([]);
+    expectSafeChange(c, "200");
     expect(c.leaders).toHaveLength(1);
   }, 150000);
 });
