@@ -85,3 +85,16 @@ export function renderKeepalivedConf(p: VrrpParams): string {
     "",
   ].join("\n");
 }
+
+/**
+ * Shell that validates a keepalived config at `$NEW`. keepalived 2.2.7 (Debian 12) `-t` SIGTERMs itself (exit 143)
+ * whenever a vrrp_script is configured and then ignores the errors it printed, so a config passes only when
+ * `-t` exits 0 or 143 and printed nothing. It also exits 0 after printing errors it found (an interface that
+ * does not exist, a virtual_router_id out of range): every pair validates with this, never a bare `keepalived -t`.
+ */
+export function keepalivedValidateCommand(file = '"$NEW"'): string {
+  return [
+    `out=$(keepalived -t -f ${file} 2>&1) && rc=0 || rc=$?`,
+    `if [ -n "$out" ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 143 ]; }; then printf '%s\\n' "$out" >&2; echo "keepalived -t rejected the config (exit $rc)" >&2; exit 1; fi`,
+  ].join("\n");
+}

@@ -1,3 +1,4 @@
+import { keepalivedValidateCommand } from "../keepalived";
 import { CertPair, renderTrustCheck } from "../common/tls";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -145,7 +146,7 @@ export class NginxBalancer extends pulumi.ComponentResource {
       const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw));
       const kaFile = putFile(`${p}-keepalived-conf`, {
         connection: conn, path: NGINX_PATHS.keepalived, content: pulumi.secret(conf), secret: true,
-        validate: `keepalived -t -f "$NEW"`,
+        validate: keepalivedValidateCommand(),
       }, after(check));
       const kaService = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
       keepalived.push(restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))],

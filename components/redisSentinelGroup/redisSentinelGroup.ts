@@ -1,3 +1,4 @@
+import { keepalivedValidateCommand } from "../keepalived";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -145,7 +146,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       }, after(last));
       const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([ka]) => renderRedisKeepalived(s, index, ka));
       const kaFile = putFile(`${p}-keepalived-conf`, {
-        connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: `keepalived -t -f "$NEW"`,
+        connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: keepalivedValidateCommand(),
       }, after(check));
       const ka = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
       last = restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))], after(ka));

@@ -5,6 +5,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { resolveNginxBalancerSettings } from "../../components/nginxBalancer/args";
+import { keepalivedValidateCommand } from "../../components/keepalived";
 import { NGINX_PATHS, renderBalancerCheck, renderBalancerKeepalived, renderSite, renderSiteCheck } from "../../components/nginxBalancer/render";
 import { freePort } from "../support/ports";
 
@@ -216,7 +217,13 @@ describe("NginxBalancer rendered files on the real daemons (needs root)", () => 
     const check = path.join(dir, "ka-check.sh");
     fs.writeFileSync(check, renderBalancerCheck({ listenPort: 443, serverName: "_", path: "/health", timeoutSeconds: s.checkTimeoutSeconds }), { mode: 0o700 });
     fs.writeFileSync(f, renderBalancerKeepalived(s, i, SPECIAL).replace(NGINX_PATHS.keepalivedCheck, check));
-    const r = spawnSync("keepalived", ["-t", "-f", f], { encoding: "utf8" });
-    expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
+    // the host's own check (components/keepalived): keepalived -t must exit 0 (or 143) AND print nothing
+    const validate = (file: string) => spawnSync("sh", ["-euc", keepalivedValidateCommand()], { env: { ...process.env, NEW: file }, encoding: "utf8" });
+    const r = validate(f);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    // and the same check refuses this config on a host without its interface
+    fs.writeFileSync(f, fs.readFileSync(f, "utf8").replace(/interface \S+/, "interface nosuch0"));
+    const bad = validate(f);
+    expect({ status: bad.status, named: /nosuch0/.test(bad.stderr) }).toEqual({ status: 1, named: true });
   });
 });

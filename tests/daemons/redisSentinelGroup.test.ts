@@ -5,6 +5,7 @@ import * as net from "net";
 import * as os from "os";
 import * as path from "path";
 import { ResolvedRedisSentinelGroupSettings, resolveRedisSentinelGroupSettings } from "../../components/redisSentinelGroup/args";
+import { keepalivedValidateCommand } from "../../components/keepalived";
 import {
   REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisMain, renderRedisManaged,
   renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf, renderSentinelSetScript, sentinelAuthPass, renderRedisAcl,
@@ -205,8 +206,14 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     const check = path.join(dir, "check.sh");
     fs.writeFileSync(check, renderKeepalivedCheck(withVip), { mode: 0o700 });
     fs.writeFileSync(f, renderRedisKeepalived(withVip, i, SPECIAL).replace(REDIS_PATHS.keepalivedCheck, check));
-    const r = spawnSync("keepalived", ["-t", "-f", f], { encoding: "utf8" });
-    expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr }).toEqual({ status: 0, stderr: "" });
+    // the host's own check (components/keepalived): keepalived -t must exit 0 (or 143) AND print nothing
+    const validate = (file: string) => spawnSync("sh", ["-euc", keepalivedValidateCommand()], { env: { ...process.env, NEW: file }, encoding: "utf8" });
+    const r = validate(f);
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: "" });
+    // and the same check refuses this config on a host without its interface
+    fs.writeFileSync(f, fs.readFileSync(f, "utf8").replace(/interface \S+/, "interface nosuch0"));
+    const bad = validate(f);
+    expect({ status: bad.status, named: /nosuch0/.test(bad.stderr) }).toEqual({ status: 1, named: true });
   });
 });
 
