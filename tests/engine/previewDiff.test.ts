@@ -111,8 +111,8 @@ describe("a one-setting change previews as a short, readable diff (real CLI, sta
   });
 
   it("the policy pack checked the preview and passed it", () => {
-    // the CLI names the pack in its summary, or (this engine) the launcher it took from PATH
-    expect(text).toMatch(/hastack@v0\.1\.0|pulumi-analyzer-policy-nodejs/);
+    // the CLI lists the packs it ran under "Policy Packs run:" (with --diff) or as "hastack@v0.1.0"
+    expect(text).toMatch(/Policy Packs run:\s+Name\s+Version\s+hastack\|local\|\S+\s+0\.1\.0|hastack@v0\.1\.0/);
     expect(text).not.toMatch(/\[mandatory\]/);
   });
 });
