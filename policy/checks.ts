@@ -86,8 +86,9 @@ export function checkSynchronousMode(resources: readonly SeenResource[], facts?:
     const stdin = known(() => str(r.props.stdin));
     return stdin !== undefined && patroniSynchronousMode(stdin) === false;
   });
-  return off.map((r) => `${r.name} applies Patroni synchronous_mode: false in a production stack (hastack:policy.production): ` +
-    "set hastack:postgres.synchronousMode: true, or waive with hastack:policy.waivers.synchronousModeOff: \"<reason>\"");
+  // one cluster, one message: a multi-site stack PATCHes the same configuration from several steps
+  return off.length === 0 ? [] : [`${off.map((r) => r.name).join(", ")} apply Patroni synchronous_mode: false in a production stack (hastack:policy.production): ` +
+    "set hastack:postgres.synchronousMode: true, or waive with hastack:policy.waivers.synchronousModeOff: \"<reason>\""];
 }
 
 // --- deletion protection of database and Redis VMs -----------------------------------------------
