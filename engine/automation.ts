@@ -6,6 +6,8 @@ import * as path from "path";
 import { ConfigMap, LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 
 export const REPO = path.resolve(__dirname, "..");
+/** hastack's policy pack (policy/, README "Policies"): run with every preview and up of the hastack program. */
+export const POLICY_PACK = path.join(REPO, "policy");
 
 let enginePath: string[] | undefined;
 
@@ -76,6 +78,18 @@ export async function openStack(spec: StackSpec, e: EngineEnv): Promise<Stack> {
     { workDir: spec.workDir ?? REPO, pulumiCommand, envVars },
   );
   await applyConfig(stack, spec.config, spec.workDir ?? REPO, envVars);
+  return spec.program ? stack : withPolicyPack(stack);
+}
+
+/**
+ * The stack's preview and up run the policy pack unless the caller names its own `policyPacks`, so
+ * every project command (lab, sites, ops, CI, tests) is checked as a user's `--policy-pack policy` is.
+ * Probe programs (spec.program) are not hastack stacks and are left unchecked.
+ */
+export function withPolicyPack(stack: Stack): Stack {
+  const preview = stack.preview.bind(stack), up = stack.up.bind(stack);
+  stack.preview = (o = {}) => preview({ ...o, policyPacks: o.policyPacks ?? [POLICY_PACK] });
+  stack.up = (o = {}) => up({ ...o, policyPacks: o.policyPacks ?? [POLICY_PACK] });
   return stack;
 }
 

@@ -7,7 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
-import { REPO } from "../engine/automation";
+import { REPO, withPolicyPack } from "../engine/automation";
 import { failover, SiteHandle, switchover } from "./sites";
 
 const USAGE = "--to SITE [--stacks a,b] [--dir PROJECT_DIR] [--force] [--lab]";
@@ -32,7 +32,8 @@ function args(argv: string[]): { cmd: string; to: string; force: boolean; lab: b
 
 async function userStacks(to: string, dir: string, names?: string[]): Promise<SiteHandle[]> {
   const program = async () => (await import("../stacks/program")).program();
-  const open = (stackName: string) => LocalWorkspace.selectStack({ stackName, projectName: "hastack", program }, { workDir: dir });
+  // every up of a switchover or failover is checked by the policy pack, as any other (README "Policies")
+  const open = async (stackName: string) => withPolicyPack(await LocalWorkspace.selectStack({ stackName, projectName: "hastack", program }, { workDir: dir }));
   const target = await open(to);
   const site = JSON.parse((await target.getConfig("hastack:site")).value) as { peers?: string[] };
   const all = names ?? [to, ...(site.peers ?? [])];

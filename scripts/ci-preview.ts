@@ -12,7 +12,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { EngineEvent, LocalWorkspace, PulumiCommand } from "@pulumi/pulumi/automation";
-import { changes, enginePaths, pulumiRoot, REPO } from "../engine/automation";
+import { changes, enginePaths, pulumiRoot, REPO, withPolicyPack } from "../engine/automation";
 
 /** Rows of the note before the rest is only counted; a reviewer reads the whole diff in the artifact. */
 export const NOTE_MAX_ROWS = 30;
@@ -64,7 +64,8 @@ export async function ciPreview(stackName: string, outDir: string, workDir = pro
   const envVars = { PATH: [...enginePaths(), process.env.PATH].join(":"), PULUMI_SKIP_UPDATE_CHECK: "true" };
   const program = async () => (await import("../stacks/program")).program();
   // select, never create: a preview must not add a stack to the team's backend
-  const stack = await LocalWorkspace.selectStack({ stackName, projectName: "hastack", program }, { workDir, pulumiCommand, envVars });
+  // the policy pack checks this preview as it checks every up (README "Policies")
+  const stack = withPolicyPack(await LocalWorkspace.selectStack({ stackName, projectName: "hastack", program }, { workDir, pulumiCommand, envVars }));
   let text = "";
   const steps: PlannedStep[] = [];
   const pv = await stack.preview({

@@ -11,6 +11,7 @@ const SECTIONS: [key: string, file: string, iface: string][] = [
   ["hastack:nginx", "components/nginxBalancer/args.ts", "NginxBalancerSettings"],
   ["hastack:redis", "components/redisSentinelGroup/args.ts", "RedisSentinelGroupSettings"],
   ["hastack:firewall", "components/firewall/args.ts", "FirewallSettings"],
+  ["hastack:policy", "policy/settings.ts", "PolicySettings"],
 ];
 
 const clean = (s: string) => s.replace(/\s+/g, " ").replace(/\|/g, "\\|").trim();

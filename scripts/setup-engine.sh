@@ -78,5 +78,16 @@ if ! command -v pulumi-resource-pulumi-nodejs >/dev/null 2>&1 && [[ ! -x "$BIN/p
   [[ " ${paths[*]:-} " == *" $PROJECT_BIN "* ]] || paths+=("$PROJECT_BIN")
 fi
 
+# Node.js policy packs (policy/, README "Policies"): a CLI without the Node.js language host runs
+# `pulumi-analyzer-policy-nodejs` from PATH in the pack's directory; release CLIs ship that launcher
+# or the language host, a CLI built from modules has neither. Ours runs engine/policy-launcher.js.
+if ! command -v pulumi-analyzer-policy-nodejs >/dev/null 2>&1 && ! command -v pulumi-language-nodejs >/dev/null 2>&1 \
+   && [[ ! -x "$BIN/pulumi-language-nodejs" ]]; then
+  mkdir -p "$PROJECT_BIN"
+  printf '#!/bin/sh\nexec node "%s/engine/policy-launcher.js" "$@"\n' "$REPO" > "$PROJECT_BIN/pulumi-analyzer-policy-nodejs"
+  chmod +x "$PROJECT_BIN/pulumi-analyzer-policy-nodejs"
+  [[ " ${paths[*]:-} " == *" $PROJECT_BIN "* ]] || paths+=("$PROJECT_BIN")
+fi
+
 log "engine ready: ${paths[*]:-PATH}"
 IFS=:; echo "${paths[*]:-}"

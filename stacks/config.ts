@@ -3,6 +3,7 @@ import { SshAccess, invalid, isCidr, isIPv4 } from "../components/common";
 import { PasswordName } from "./secrets";
 import { SuppliedCertificates } from "./pki";
 import { ResolvedFirewallSettings, resolveFirewallSettings } from "../components/firewall/args";
+import { ResolvedPolicySettings, resolvePolicySettings } from "../policy/settings";
 
 /** Everything a datacenter stack reads from `hastack:*` config, before component validation. */
 export interface StackConfig {
@@ -21,6 +22,8 @@ export interface StackConfig {
   readonly firewall: ResolvedFirewallSettings;
   /** `hastack:vmmanager` (raw; resolved by inventory/vmmanager with the hosts' `vm` flags): absent when every host is hand-made. */
   readonly vmmanager?: unknown;
+  /** `hastack:policy`, validated: production or not, and the policy pack's waivers (policy/settings.ts). */
+  readonly policy: ResolvedPolicySettings;
 }
 
 /** Plain reader of one config key (object values already parsed), so loading is testable without Pulumi. */
@@ -71,6 +74,7 @@ export function readStackConfig(get: ConfigReader): StackConfig {
     certificates: (get("certificates") ?? {}) as SuppliedCertificates,
     firewall: resolveFirewallSettings(get("firewall")),
     vmmanager: get("vmmanager"),
+    policy: resolvePolicySettings(get("policy")),
   };
 }
 

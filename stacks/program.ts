@@ -1,6 +1,7 @@
 import { pulumiConfigReader, readStackConfig } from "./config";
 import { readPeers } from "./contract";
 import { Datacenter, resolveDatacenter } from "./datacenter";
+import { PolicyFacts } from "../policy/facts";
 
 /** The hastack program: read and check config, build one datacenter, return its outputs. */
 export async function program(): Promise<Record<string, unknown>> {
@@ -9,5 +10,11 @@ export async function program(): Promise<Record<string, unknown>> {
   const r = resolveDatacenter(cfg);
   const peers = r.site ? await readPeers({ site: r.site, members: r.postgres.nodes, dbPasswords: cfg.passwords }) : {};
   const dc = new Datacenter("dc", cfg, undefined, peers);
-  return dc.exports();
+  const outputs = dc.exports();
+  // what the policy pack (policy/) needs and sees in no other resource: production, waivers, peers, secret marks
+  new PolicyFacts("policy-facts", {
+    settings: cfg.policy, outputs,
+    peerEtcd: (peers.others ?? []).map((c) => ({ site: c.site, members: c.postgres.members.length })),
+  });
+  return outputs;
 }

@@ -64,7 +64,9 @@ describe("datacenter program", () => {
     const components = recorded.filter((r) => r.type.startsWith("hastack:"));
     expect(new Set(components.map((c) => c.type))).toEqual(new Set([
       "hastack:stack:Datacenter", "hastack:db:PatroniCluster", "hastack:proxy:PgBouncerVipPair",
-      "hastack:app:WorksPadNode", "hastack:edge:NginxBalancer", "hastack:cache:RedisSentinelGroup", "hastack:net:HostFirewall"]));
+      "hastack:app:WorksPadNode", "hastack:edge:NginxBalancer", "hastack:cache:RedisSentinelGroup", "hastack:net:HostFirewall",
+      // the policy pack's marker (policy/facts.ts), beside the datacenter
+      "hastack:policy:PolicyFacts"]));
     const commands = recorded.filter((r) => r.type.startsWith("command:"));
     expect(commands.length).toBeGreaterThan(50);
     for (const c of commands) expect(c.name).toMatch(/^dc-(db|proxy|app-wp\d|edge|cache)-/);
