@@ -24,12 +24,12 @@ export function workspadDouble(): string {
 }
 
 /** The hosts serving TLS, with the names their certificates carry. */
-function labTlsHosts(): { name: string; address: string; dnsNames?: string[] }[] {
+export function labTlsHosts(): { name: string; address: string; dnsNames?: string[] }[] {
   // nginx verifies WorksPad upstreams by the name "workspad" (NginxBalancer upstreamTlsName)
   return [...byRole("workspad").map((h) => ({ ...h, dnsNames: ["workspad"] })), ...byRole("nginx")];
 }
 
-function secretsFile(): { passwords: Record<string, string>; certificates: unknown } {
+export function secretsFile(): { passwords: Record<string, string>; certificates: unknown } {
   const f = path.join(STATE, "secrets.json");
   if (!fs.existsSync(f)) {
     const hosts = labTlsHosts();
@@ -56,6 +56,8 @@ export interface LabOptions {
   readonly balanceMethod?: "ipHash" | "remoteAddress";
   /** Both VIP pairs (PgBouncer, nginx) on VRRPv2 with 1 s adverts, the timing before VRRPv3: for the version-switch drill. @default false */
   readonly vrrpV2?: boolean;
+  /** hastack:certificates in place of the lab's own (CA and data-protection rotations). @default the lab's offline certificates */
+  readonly certificates?: Record<string, unknown>;
 }
 
 /** The lab stack's config; `opts` are the settings tests vary between runs. */
@@ -78,6 +80,6 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     // the tests and drills run on the lab host (the bridge address)
     "hastack:firewall": obj({ adminSources: [`${layout.hostAddress}/32`] }),
     ...secretLeaves("hastack:passwords", s.passwords),
-    ...secretLeaves("hastack:certificates", s.certificates),
+    ...secretLeaves("hastack:certificates", opts.certificates ?? s.certificates),
   };
 }

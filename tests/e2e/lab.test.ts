@@ -8,7 +8,12 @@ import axios from "axios";
 import { Stack } from "@pulumi/pulumi/automation";
 import { changes } from "../../engine/automation";
 import { openLabStack } from "../../lab/deploy";
-import { byRole, LabOptions, layout } from "../../lab/stack";
+import * as crypto from "crypto";
+import { byRole, LabOptions, labTlsHosts, layout, secretsFile } from "../../lab/stack";
+import { offlineCertificates } from "../../engine/offline-secrets";
+import { splitPemCertificates } from "../../stacks/trustBundle";
+import { NginxBalancerDefaults } from "../../components/nginxBalancer/args";
+import { saveProbeRecord, startVipProber } from "../support/vipProber";
 import * as d from "../../bench/drills";
 import * as bal from "../../bench/balancerDrills";
 import * as day2 from "../../bench/day2";
@@ -32,7 +37,9 @@ afterEach(() => progress(`end: ${expect.getState().currentTestName}`));
 describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.213.7.0/24)", () => {
   let stack: Stack;
   let endpoint: string;
-  const open = async (o: LabOptions = {}) => (stack = await openLabStack(o));
+  // the lab's certificates from the rotations below on (undefined: the lab's own); every later up keeps them
+  let labCertificates: Record<string, unknown> | undefined;
+  const open = async (o: LabOptions = {}) => (stack = await openLabStack({ ...o, certificates: o.certificates ?? labCertificates }));
 
   beforeAll(async () => {
     execFileSync("bash", [path.join(REPO, "lab", "up-vms.sh")], { stdio: "inherit" });
@@ -397,6 +404,131 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     // PgBouncer runs on the repaired file: writes through the VIP work again
     await d.until("a write through the VIP", async () => (await post("after repair")) === 201, 60, 1000);
 
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+  });
+
+  // Both tests below probe the nginx VIP from a process of their own (bench/http_prober.py): a GET of /health every
+  // 100 ms, a new connection each, 5 s for the whole request. Inside this process the inline Pulumi program of the up
+  // shares the event loop with the client, and a late timer looked like a slow server.
+  type Certs = { caCertPem: string; servers: Record<string, unknown>; dataProtection: { certPem: string; keyPem: string }; extraTrustedCaPem?: string };
+  const certsNow = () => (labCertificates ?? secretsFile().certificates) as Certs;
+  const derSha256 = (pem: string) => new crypto.X509Certificate(pem).fingerprint256.replace(/:/g, "").toLowerCase();
+
+  it("a change every WorksPad node sees restarts them one at a time, each only after the one before is healthy: no failed request through the nginx VIP, then nothing to change", async () => {
+    const apps = byRole("workspad").map((h) => h.name);
+    // nspawn VMs share the host's kernel, so their monotonic clocks compare directly (µs); read by name, since
+    // systemctl prints properties in its own order, not in the order asked
+    const times = async () => Promise.all(apps.map(async (n) => {
+      const p = Object.fromEntries((await d.ssh(n, "systemctl show -p InactiveEnterTimestampMonotonic -p ActiveEnterTimestampMonotonic workspad"))
+        .split("\n").map((l) => l.split("=")));
+      return { n, stopped: Number(p.InactiveEnterTimestampMonotonic), started: Number(p.ActiveEnterTimestampMonotonic) };
+    }));
+    const before = await times();
+    // a new data-protection certificate: every node's restart trigger changes at once
+    const cur = certsNow();
+    const next = { ...cur, dataProtection: offlineCertificates([]).dataProtection };
+    await open({ certificates: next });
+    const t0 = Date.now();
+    const probe = await startVipProber(`${endpoint}/health`, [cur.caCertPem]);
+    let up: Awaited<ReturnType<Stack["up"]>> | undefined;
+    let upError: string | undefined;
+    try {
+      up = await stack.up({ onEvent: probe.events("data-protection rotation") });
+    } catch (e) {
+      // recorded with the rest: a failed up is a result too
+      upError = String(e).slice(-3000);
+    }
+    const upSeconds = Math.round((Date.now() - t0) / 100) / 10;
+    const rec = await probe.stop();
+    const after = (await times()).sort((a, b) => a.stopped - b.stopped);
+    const gaps = after.slice(1).map((a, i) => Math.round((a.stopped - after[i].started) / 1e5) / 10);
+    const summary = saveProbeRecord("e2e-rolling-workspad", { ...rec, upSeconds, upError,
+      restartOrder: after.map((a) => a.n), downSeconds: after.map((a) => ({ node: a.n, seconds: Math.round((a.started - a.stopped) / 1e3) / 1e3 })),
+      previousStartedToNextStoppedSeconds: gaps });
+    progress(`rolling WorksPad restart: up ${upSeconds} s, ${summary}; order ${after.map((a) => a.n).join(",")}, gaps ${gaps.join(",")} s`);
+    if (rec.failed) progress(`rolling WorksPad restart, failed requests with the evidence: ${JSON.stringify({ failures: rec.failures, nginx: rec.nginxErrorLog, keepalived: rec.keepalived, workspad: rec.workspad })}`);
+
+    expect(upError).toBeUndefined();
+    expect(up!.summary.result).toBe("succeeded");
+    // this up's settings are the lab's from here on (the next test starts from them)
+    labCertificates = next;
+    expect(rec.requests).toBeGreaterThan(100);
+    expect(rec.failures).toEqual([]);
+    // every node restarted, in order, and each stopped only after the one before it served again and nginx's
+    // fail_timeout (hastack:nginx.failTimeoutSeconds, the lab's default) passed: the health gate and its settle
+    for (const a of after) expect(a.started).toBeGreaterThan(before.find((b) => b.n === a.n)!.started);
+    expect(after.map((a) => a.n)).toEqual(apps);
+    for (let i = 1; i < after.length; i++) expect([after[i].n, gaps[i - 1] >= NginxBalancerDefaults.failTimeoutSeconds]).toEqual([after[i].n, true]);
+    // every node serves with the new certificate
+    for (const n of apps) expect([n, JSON.parse(await d.ssh(n, "curl -sk https://127.0.0.1:4430/health")).dataProtectionFingerprint]).toEqual([n, derSha256(next.dataProtection.certPem)]);
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+  });
+
+  it("rotating the CA in three ups (trust new+old, re-issue, drop old) fails no request through the nginx VIP; a one-up rotation is refused", async () => {
+    const cur = certsNow();
+    const oldCa = cur.caCertPem;
+    // the new CA and server certificates for the same hosts and names, made here with openssl (engine/offline-secrets)
+    const fresh = offlineCertificates(labTlsHosts());
+    const newCa = fresh.caCertPem;
+    const fp = (pem: string) => new crypto.X509Certificate(pem).fingerprint256;
+    const steps: { step: string; seconds: number; result: string; changes: Record<string, number> }[] = [];
+    // a client that keeps the old and the new CA (as clients must across a rotation) and checks nginx's chain with them
+    const probe = await startVipProber(`${endpoint}/health`, [oldCa, newCa]);
+    const up = async (step: string, certificates: Record<string, unknown>) => {
+      await open({ certificates });
+      const t0 = Date.now();
+      let out = "";
+      try {
+        const u = await stack.up({ onOutput: (x) => (out += x), onEvent: probe.events(step) });
+        steps.push({ step, seconds: (Date.now() - t0) / 1000, result: u.summary.result, changes: changes(u.summary.resourceChanges) });
+        return { ok: true, out };
+      } catch (e) {
+        steps.push({ step, seconds: (Date.now() - t0) / 1000, result: "failed", changes: {} });
+        return { ok: false, out: `${out}\n${e instanceof Error ? e.message : e}` };
+      }
+    };
+    // both CAs carry the same subject (offlineCertificates): told apart by fingerprint
+    const trustOn = async (host: string, file: string) => (splitPemCertificates(await d.ssh(host, `cat ${file}`)) ?? ["unparsable"]).map(fp);
+    const issued = { caCertPem: newCa, servers: fresh.servers, dataProtection: cur.dataProtection };
+    let rec: Awaited<ReturnType<typeof probe.stop>> | undefined;
+    try {
+      // the one-up rotation (new CA and certificates, old CA dropped) is refused before any host trusts only the new CA
+      const oneUp = await up("one-up rotation (refused)", issued);
+      expect(oneUp.ok).toBe(false);
+      expect(oneUp.out).toContain("would no longer trust; rotate in three ups");
+      for (const n of byRole("nginx")) expect(await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).toEqual([fp(oldCa)]);
+      for (const w of byRole("workspad")) expect(await trustOn(w.name, "/usr/local/share/ca-certificates/hastack-ca.crt")).toEqual([fp(oldCa)]);
+      // 1) trust the new CA too, 2) issue from it (the old one still trusted), 3) drop the old one
+      expect((await up("1 trust new+old", { ...cur, extraTrustedCaPem: newCa })).ok).toBe(true);
+      for (const n of byRole("nginx")) expect((await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).sort()).toEqual([fp(oldCa), fp(newCa)].sort());
+      expect((await up("2 re-issue from the new CA", { ...issued, extraTrustedCaPem: oldCa })).ok).toBe(true);
+      expect((await up("3 drop the old CA", issued)).ok).toBe(true);
+      // the lab's certificates from here on
+      labCertificates = issued;
+    } finally {
+      rec = await probe.stop();
+      const summary = saveProbeRecord("e2e-ca-rotation", { ...rec, ups: steps });
+      progress(`CA rotation: ${summary}; ${JSON.stringify(steps)}`);
+      if (rec.failed) progress(`CA rotation, failed requests with the evidence: ${JSON.stringify({ failures: rec.failures, nginx: rec.nginxErrorLog, keepalived: rec.keepalived, workspad: rec.workspad })}`);
+    }
+    expect(rec.requests).toBeGreaterThan(100);
+    expect(rec.failures).toEqual([]);
+    // every app node and nginx ends trusting the new CA only, and every node serves a certificate the new CA issued
+    for (const n of byRole("nginx")) {
+      expect(await trustOn(n.name, "/etc/nginx/hastack/upstream-ca.crt")).toEqual([fp(newCa)]);
+      for (const w of byRole("workspad")) {
+        const verified = await d.ssh(n.name, `echo | openssl s_client -connect ${w.address}:4430 -servername workspad 2>/dev/null | openssl verify -CAfile /etc/nginx/hastack/upstream-ca.crt`);
+        expect([w.name, verified]).toEqual([w.name, "stdin: OK"]);
+      }
+    }
+    for (const w of byRole("workspad")) {
+      expect(await trustOn(w.name, "/usr/local/share/ca-certificates/hastack-ca.crt")).toEqual([fp(newCa)]);
+      // the system bundle holds the new CA and not the old one (by fingerprint: the two share subject and issuer, so
+      // a line of their PEM text can match both)
+      const system = await trustOn(w.name, "/etc/ssl/certs/ca-certificates.crt");
+      expect([w.name, system.includes(fp(newCa)), system.includes(fp(oldCa))]).toEqual([w.name, true, false]);
+    }
+    // nothing left to do
     expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
   });
 
