@@ -29,8 +29,8 @@ export interface LabVmHookOptions {
 
 /** The lab VMs the emulator made, by VMmanager host id (the test checks them against `vm.sh status`). */
 export class LabVmHook implements EmulatorHooks {
-  /** Serialises `vm.sh up`: its first run makes the bridge and the SSH key, which must not race. */
-  private booting: Promise<unknown> = Promise.resolve();
+  /** The bridge and the SSH key, made once before the first boot: parallel `vm.sh up`s must not race to make them. */
+  private prepared?: Promise<string>;
   readonly created: string[] = [];
   readonly removed: string[] = [];
 
@@ -55,15 +55,11 @@ export class LabVmHook implements EmulatorHooks {
     const machine = this.machineOf(host.name);
     const address = host.ip4[0]?.ip;
     if (!address) throw new Error(`host ${host.id} (${host.name}) has no IPv4 address`);
-    // one `vm.sh up` at a time (each only writes files and forks nspawn: about a second); the
-    // waits for SSH below run in parallel, so several creates still boot side by side
-    const up = this.booting.then(async () => {
-      await this.sh("net.sh", "up");
-      await this.sh("vm.sh", "up", machine, address);
-    });
-    this.booting = up.catch(() => undefined);
-    await up;
-    await this.waitForSsh(machine, address);
+    // the bridge and the key once; then the VMs boot side by side, as lab/up-vms.sh boots them
+    this.prepared ??= this.sh("net.sh", "up").then(() => this.sh("vm.sh", "key")).then((r) => r.stdout.trim());
+    const key = await this.prepared.catch((e) => { this.prepared = undefined; throw e; });
+    await this.sh("vm.sh", "up", machine, address);
+    await this.waitForSsh(machine, address, key);
     this.created.push(machine);
   }
 
@@ -74,9 +70,7 @@ export class LabVmHook implements EmulatorHooks {
   }
 
   /** `ssh root@ADDRESS true` with the lab key until it works: the VM booted and accepts the stack's key. */
-  private async waitForSsh(machine: string, address: string): Promise<void> {
-    const { stdout } = await this.sh("vm.sh", "key");
-    const key = stdout.trim();
+  private async waitForSsh(machine: string, address: string, key: string): Promise<void> {
     const deadline = Date.now() + (this.o.sshTimeoutMs ?? 180000);
     for (;;) {
       try {

@@ -2,7 +2,8 @@
 // Pulumi engine. The VMmanager emulator runs in this process with the lab hook, so each
 // `host_create` boots an nspawn VM (lab/vm.sh) with the requested address and each `host_delete`
 // removes it. The stack is the smallest the datacenter accepts: a 3-member Patroni/etcd cluster and
-// the PgBouncer pair behind its VIP (Redis off, no app tier), all five hosts `vm: true`.
+// the PgBouncer pair behind its VIP (Redis off; no app tier, which takes a `hastack:site` section),
+// all five hosts `vm: true`.
 // Needs root. Own lab: bridge hsvmm0, 10.213.13.0/24, disks /var/lib/hastack-vmm, state lab/.vmm-state,
 // cgroup hastack-vmm; the main lab (hsbr0) and the two-site lab (hsbr1/2, 10.213.11-12) are untouched.
 import { execFile, execFileSync } from "child_process";
@@ -14,7 +15,8 @@ import axios from "axios";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { changes, openStack, readStateFiles, REPO } from "../../engine/automation";
 import { offlineCertificates, offlinePasswords, secretLeaves } from "../../engine/offline-secrets";
-import { LabVmManager, startLabVmManager, viaVmManager } from "../../lab/vmmanager";
+import { VmInputs, vmProvider } from "../../inventory/vmmanager";
+import { LabVmManager, startLabVmManager, viaVmManager, VMM_USER } from "../../lab/vmmanager";
 
 const run = promisify(execFile);
 const LAB = path.join(REPO, "lab");
@@ -85,8 +87,8 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
   let vmm: LabVmManager;
   let stack: Stack;
   const passwords = offlinePasswords() as Record<string, string>;
-  // no app tier: the stack PKI signs nothing but needs its CA
-  const { caCertPem, caKeyPem } = offlineCertificates([]) as Record<string, unknown>;
+  // no app tier: the stack PKI signs nothing, only its CA certificate is needed (as in lab/sites.ts)
+  const { caCertPem } = offlineCertificates([]);
   const durations: Record<string, number> = {};
   const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
@@ -101,12 +103,14 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
       "hastack:subnet": { value: SUBNET },
       "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
       "hastack:ssh": obj({ user: "root", port: 22 }),
+      // a one-site "site" stack: the datacenter's only form without an app tier (lab/sites.ts has two)
+      "hastack:site": obj({ name: STACK, peers: [], primarySite: STACK, epoch: 1 }),
       "hastack:postgres": obj({ nodes: PG, failoverProfile: "aggressive" }),
       "hastack:proxy": obj({ nodes: PX, vip: VIP, interface: "host0" }),
       "hastack:redis": obj({ enabled: false }),
       "hastack:firewall": obj({ adminSources: ["10.213.13.1/32"] }),
       ...secretLeaves("hastack:passwords", passwords),
-      ...secretLeaves("hastack:certificates", { caCertPem, caKeyPem }),
+      ...secretLeaves("hastack:certificates", { caCertPem }),
     }, { url: vmm.emu.url, password: vmm.password, allowDeletingDataVms });
   };
   const open = async (allowDeletingDataVms: boolean) => {
@@ -131,6 +135,19 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
     if (!process.env.HASTACK_KEEP_LAB) labDown();
   });
 
+  it("a boot that fails fails host_create; the provider deletes the VM record and no machine is left", async () => {
+    // the pool's first address is the lab host's own on the bridge: VMmanager hands it out, vm.sh refuses to boot on it
+    const e = await vmProvider.create!({
+      url: vmm.emu.url, user: VMM_USER, password: vmm.password, vmName: `${STACK}-vmbad`, role: "proxy", address: "10.213.13.1",
+      cluster: 1, osTemplate: 1, ipPool: 1, cpu: 1, ramMiB: 1024, diskGiB: 10, deletionProtected: false,
+      timing: { pollMs: 200, backoffMs: 50, attempts: 3 },
+    } as VmInputs).catch((x) => x);
+    expect(String(e?.message)).toMatch(/VMmanager could not create VM vmmlab-vmbad .*address '10\.213\.13\.1' not usable for a VM.*the VM it left \(VMmanager id \d+\) was deleted/);
+    expect(vmm.emu.hosts.size).toBe(0);
+    expect(machines()).toEqual({});
+    expect(nspawnsOfThisLab()).toEqual([]);
+  });
+
   it("pulumi up from nothing creates the five VMs through the API (each a booted nspawn VM) and configures them", async () => {
     expect(nspawnsOfThisLab()).toEqual([]);
     const r = await timed("first up", () => stack.up(out));
@@ -152,8 +169,8 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
     leaderName = l.name;
     const pgpass = `*:*:*:workspad:${passwords.postgresApp.replace(/\\/g, "\\\\").replace(/:/g, "\\:")}\n`;
     const mark = `vmm-${Date.now()}`;
-    const res = await ssh("vmpx2", `umask 077; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; PGPASSFILE="$f" PGCONNECT_TIMEOUT=5 psql -X -tA -h ${VIP} -p 6432 -U workspad -d workspad -c "create table if not exists notes(body text); insert into notes values ('${mark}') returning host(inet_server_addr())"`, pgpass);
-    expect(res.split("\n")[0]).toBe(l.address);
+    const res = await ssh("vmpx2", `umask 077; f=$(mktemp); trap 'rm -f "$f"' EXIT; cat > "$f"; PGPASSFILE="$f" PGCONNECT_TIMEOUT=5 psql -X -qtA -h ${VIP} -p 6432 -U workspad -d workspad -c "create table if not exists notes(body text); insert into notes values ('${mark}') returning host(inet_server_addr())"`, pgpass);
+    expect(res).toBe(l.address);
     expect(await ssh(l.name, sql(`select count(*) from notes where body = '${mark}'`))).toBe("1");
     for (const r of PG.filter((m) => m.name !== l.name)) {
       await until(`${mark} on ${r.name}`, async () => (await ssh(r.name, sql(`select count(*) from notes where body = '${mark}'`))) === "1", 60);
@@ -184,6 +201,7 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
       expect(m[h.name]).toBe("running");
     }
     // the table written above is still on the leader's disk (the services were stopped, nothing deleted)
+    expect(relation).not.toBe("");
     expect(await ssh(leaderName, `test -e ${relation} && echo kept || echo gone`)).toBe("kept");
     // the proxies are not protected: each one is either deleted with its machine, or (if the engine
     // stopped at the refusal first) still both a VMmanager host and a running machine, never half
