@@ -2,7 +2,7 @@
 // then the endpoints and a health summary. Re-running it on a running lab changes nothing.
 import * as fs from "fs";
 import * as path from "path";
-import { Stack } from "@pulumi/pulumi/automation";
+import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { changes, openStack, REPO } from "../engine/automation";
 import { labConfig, LabOptions, STATE } from "./stack";
 
@@ -10,13 +10,14 @@ export const LAB_ENGINE = { backendDir: path.join(STATE, "pulumi"), passphrase: 
 
 /**
  * The lab stack, with its project directory (Pulumi.yaml + Pulumi.lab.yaml) under lab/.state,
- * so `npm run lab:down` removes the stack's config with its state and VMs.
+ * so `npm run lab:down` removes the stack's config with its state and VMs. `config`: another config
+ * than labConfig(o) (lab/vmmanager.ts: the same lab with its hosts made through VMmanager).
  */
-export function openLabStack(o: LabOptions = {}): Promise<Stack> {
+export function openLabStack(o: LabOptions = {}, config: ConfigMap = labConfig(o)): Promise<Stack> {
   const workDir = path.join(STATE, "project");
   fs.mkdirSync(workDir, { recursive: true });
   fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
-  return openStack({ stackName: "lab", config: labConfig(o), workDir }, LAB_ENGINE);
+  return openStack({ stackName: "lab", config, workDir }, LAB_ENGINE);
 }
 
 async function main(): Promise<void> {

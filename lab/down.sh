@@ -25,7 +25,7 @@ done < <(awk -v r="$LAB_ROOT/" 'index($5, r)==1 {print $5}' /proc/self/mountinfo
 
 "$LAB_DIR/net.sh" down || rc=1
 for p in systemd unified memory; do
-  g="/sys/fs/cgroup/$p/hastack-lab"
+  g="/sys/fs/cgroup/$p/$CGROUP_NAME"
   [[ -d "$g" ]] && { find "$g" -depth -type d -exec rmdir {} \; 2>/dev/null || true; }
 done
 if [[ $rc == 0 ]]; then

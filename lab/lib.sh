@@ -4,15 +4,15 @@
 LAB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$LAB_DIR/.." && pwd)"
 LAYOUT="$LAB_DIR/layout.json"
-# HASTACK_LAB_* overrides let a second lab (lab/sites.sh: routed sites) share these scripts with
-# its own state, disks, bridges and subnets, so neither lab's teardown touches the other's VMs.
+# HASTACK_LAB_* overrides let a second lab (lab/sites.sh: routed sites; the VMmanager lab test) share
+# these scripts with its own state, disks, bridges and subnets, so neither lab's teardown touches the other's VMs.
 STATE="${HASTACK_LAB_STATE:-$LAB_DIR/.state}"   # gitignored: keys, pids, hosts.json, logs
 VM_STATE="$STATE/vms"                     # one dir per VM: address, root, pid, console.log
 # Disks of the VMs (overlay upper + work + merged mount point). On disk, not tmpfs,
 # so a VM's disk survives a crash of the VM.
 LAB_ROOT="${HASTACK_LAB_ROOT:-/var/lib/hastack-lab}"
 BRIDGE="${HASTACK_LAB_BRIDGE:-$(jq -r .bridge "$LAYOUT")}"
-HOST_ADDR="$(jq -r .hostAddress "$LAYOUT")"
+HOST_ADDR="${HASTACK_LAB_HOST_ADDR:-$(jq -r .hostAddress "$LAYOUT")}"   # the host's address on the bridge
 PREFIX="${HASTACK_LAB_PREFIX:-$(jq -r .prefix "$LAYOUT")}"
 # the only addresses the lab ever uses (a /24 each)
 read -r -a SUBNET_BASES <<< "${HASTACK_LAB_SUBNET_BASES:-10.213.7.}"

@@ -62,7 +62,10 @@ export interface LabOptions {
 
 /** The lab stack's config; `opts` are the settings tests vary between runs. */
 export function labConfig(opts: LabOptions = {}): ConfigMap {
-  const hosts = (JSON.parse(fs.readFileSync(path.join(STATE, "hosts.json"), "utf8")) as { vms: { name: string; address: string; hostKey?: string }[] }).vms;
+  // hosts.json is written by up-vms.sh; VMs made through VMmanager (lab/vmmanager.ts) do not exist
+  // yet when the config is built, and their keys are recorded at first contact instead
+  const hostsFile = path.join(STATE, "hosts.json");
+  const hosts = fs.existsSync(hostsFile) ? (JSON.parse(fs.readFileSync(hostsFile, "utf8")) as { vms: { name: string; address: string; hostKey?: string }[] }).vms : [];
   const hostKeys = Object.fromEntries(hosts.filter((h) => h.hostKey).map((h) => [h.address, h.hostKey!]));
   const s = secretsFile();
   const obj = (v: unknown) => ({ value: JSON.stringify(v) });

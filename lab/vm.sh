@@ -6,6 +6,7 @@
 #   vm.sh start NAME        boot again after a crash/stop, same disk (upper layer)
 #   vm.sh stop NAME         clean power-off, disk kept
 #   vm.sh status            table of VMs
+#   vm.sh key               make the lab's SSH key pair if missing; print the private key's path
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 need_root
@@ -263,7 +264,10 @@ cmd_status() {
   done
 }
 
+# a stack file needs the key before any VM exists when VMs are made on demand (lab/vmmanager.ts)
+cmd_key() { ensure_key; echo "$SSH_KEY"; }
+
 case "${1:-}" in
-  up|down|crash|start|stop|status) c=$1; shift; "cmd_$c" "$@" ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  up|down|crash|start|stop|status|key) c=$1; shift; "cmd_$c" "$@" ;;
+  *) sed -n '2,10p' "$0" >&2; exit 2 ;;
 esac

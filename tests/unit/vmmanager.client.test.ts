@@ -120,6 +120,21 @@ describe("VMmanager client against the emulator", () => {
     await expect(client.deleteHost(h.id)).resolves.toBeUndefined();
   });
 
+  it("a restarted emulator given the hosts of the last one (initialHosts) serves them, and new ids carry on after theirs", async () => {
+    const old = await client.createHost(spec("dc-pg1", "10.213.7.11"));
+    const again = await startEmulator({ users: { "ops@example.com": PASSWORD }, taskMs: 20, initialHosts: [...emu.hosts.values()] });
+    try {
+      const c2 = new VmManagerClient({ url: again.url, email: "ops@example.com", password: PASSWORD }, FAST);
+      expect(await c2.findHost(old.id)).toEqual(old);
+      await expect(c2.createHost(spec("dc-pg2", "10.213.7.11"))).rejects.toThrow(/error 5015: IP address 10\.213\.7\.11 is already in use/);
+      const h = await c2.createHost(spec("dc-pg2", "10.213.7.12"));
+      expect(h.id).toBeGreaterThan(old.id);
+      expect(h.disk.id).toBeGreaterThan(old.disk.id);
+    } finally {
+      await again.close();
+    }
+  });
+
   it("quotes filter values so a name with a quote matches only itself", () => {
     const tree = parseWhere(whereEq({ name: "a'b OR name EQ 'x", id: 3 }));
     expect(matches(tree, { name: "a'b OR name EQ 'x", id: 3 })).toBe(true);

@@ -58,6 +58,11 @@ export interface EmulatorOptions {
   /** Tokens expire this long after login. @default no expiry */
   readonly tokenTtlMs?: number;
   readonly hooks?: EmulatorHooks;
+  /**
+   * Hosts a previous run of the emulator left (lab/vmmanager.ts keeps them in a file between runs,
+   * since its VMs outlive the process); ids carry on after the highest. @default []
+   */
+  readonly initialHosts?: readonly EmulatedHost[];
   /** @default "127.0.0.1" */
   readonly listenHost?: string;
   /** @default 0 (a free port) */
@@ -99,7 +104,7 @@ export class VmManagerEmulator {
   readonly reserved = new Set<string>();
   private readonly tokens = new Map<string, number>();
   private readonly server: http.Server;
-  private readonly o: Required<Omit<EmulatorOptions, "tokenTtlMs" | "hooks">> & Pick<EmulatorOptions, "tokenTtlMs" | "hooks">;
+  private readonly o: Required<Omit<EmulatorOptions, "tokenTtlMs" | "hooks" | "initialHosts">> & Pick<EmulatorOptions, "tokenTtlMs" | "hooks">;
   private nextId = { host: 1, disk: 1, task: 1, ip: 1 };
   private fault = { unavailable: 0, drop: 0, loseAnswers: 0, expireAt: 0, failTasks: [] as { name?: string; message: string }[], taskMs: undefined as number | undefined };
   url = "";
@@ -117,6 +122,12 @@ export class VmManagerEmulator {
       listenHost: opts.listenHost ?? "127.0.0.1",
       port: opts.port ?? 0,
     };
+    for (const h of opts.initialHosts ?? []) {
+      this.hosts.set(h.id, JSON.parse(JSON.stringify(h)));
+      this.nextId.host = Math.max(this.nextId.host, h.id + 1);
+      this.nextId.disk = Math.max(this.nextId.disk, h.disk.id + 1);
+      this.nextId.ip = Math.max(this.nextId.ip, ...h.ip4.map((i) => i.id + 1));
+    }
     this.server = http.createServer((req, res) => {
       // a bug in the emulator answers 500 with its message rather than crashing the test process
       this.handle(req, res).catch((e: Error) => {
