@@ -5,7 +5,7 @@
 # Two streams run side by side, so the whole suite stays well inside CI's 90 minutes on 2 cores:
 #   A: unit, daemons, engine, then the one-site lab (tests/e2e/lab.test.ts)
 #   B: the labs on their own bridges and subnets: two sites (sites.test.ts), then VMs through the
-#      VMmanager emulator (vmmanagerLab.test.ts)
+#      VMmanager emulator (vmmanagerLab.test.ts); then the policy pack's engine suites
 # The labs never share addresses, bridges, VM roots or state directories, so they can run at once.
 # Stream B's output is printed after stream A's, in one piece. HASTACK_TEST_SERIAL=1 runs everything
 # in one jest process, one file after the other (as before); arguments (extra jest options or test
@@ -27,7 +27,9 @@ if [[ $# -gt 0 || ${HASTACK_TEST_SERIAL:-} == 1 ]]; then
   exit $rc
 fi
 
-B_FILES=(tests/e2e/sites.test.ts tests/e2e/vmmanagerLab.test.ts)
+# The policy pack's two engine suites (10-17 min under load) run in B: stream A carries the one-site
+# lab, whose rolling-restart and CA-rotation tests alone take 17-19 min.
+B_FILES=(tests/e2e/sites.test.ts tests/e2e/vmmanagerLab.test.ts tests/engine/policy.test.ts tests/engine/previewDiff.test.ts)
 set +e
 npx jest --runInBand --ci --json --outputFile="$tmp/b.json" "${B_FILES[@]}" >"$tmp/b.log" 2>&1 &
 b_pid=$!

@@ -17,6 +17,7 @@ import { changes, openStack, readStateFiles, REPO } from "../../engine/automatio
 import { offlineCertificates, offlinePasswords, secretLeaves } from "../../engine/offline-secrets";
 import { VmInputs, vmProvider } from "../../inventory/vmmanager";
 import { LabVmManager, startLabVmManager, viaVmManager, VMM_USER } from "../../lab/vmmanager";
+import { FACTS_TYPE } from "../../policy/facts";
 
 const run = promisify(execFile);
 const LAB = path.join(REPO, "lab");
@@ -111,6 +112,8 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
       "hastack:firewall": obj({ adminSources: ["10.213.13.1/32"] }),
       ...secretLeaves("hastack:passwords", passwords),
       ...secretLeaves("hastack:certificates", { caCertPem }),
+      // the policy pack refuses unprotected database VMs unless the stack says why (README "Policies")
+      ...(allowDeletingDataVms ? { "hastack:policy": obj({ waivers: { unprotectedDataVms: "the lab test deletes its VMs" } }) } : {}),
     }, { url: vmm.emu.url, password: vmm.password, allowDeletingDataVms });
   };
   const open = async (allowDeletingDataVms: boolean) => {
@@ -221,11 +224,15 @@ describe("VMmanager VMs that boot for real, then get configured (needs root: nsp
 
   it("with allowDeletingDataVms, an up of the VMs changes only the flag, and destroy deletes every VM and its machine", async () => {
     await open(true);
-    const vms = (await stack.exportStack()).deployment.resources.filter((x: { type: string }) => x.type === VM_TYPE).map((x: { urn: string }) => x.urn);
+    const resources = (await stack.exportStack()).deployment.resources as { type: string; urn: string }[];
+    const vms = resources.filter((x) => x.type === VM_TYPE).map((x) => x.urn);
+    const facts = resources.filter((x) => x.type === FACTS_TYPE).map((x) => x.urn);
+    expect(facts).toHaveLength(1);
     // the refused destroy took the configuration away: a whole `up` would rebuild the datacenter
-    // only to delete it, so this one targets the VMs (what the flag lives on)
-    const up = await timed("flag up", () => stack.up({ ...out, target: vms }));
-    expect(changes(up.summary.resourceChanges)).toEqual({ update: 2 }); // vmpg1, vmpg2: protection off
+    // only to delete it, so this one targets the VMs (what the flag lives on) and the policy marker
+    // (which carries the waiver the policy pack needs to let unprotected database VMs through)
+    const up = await timed("flag up", () => stack.up({ ...out, target: [...vms, ...facts] }));
+    expect(changes(up.summary.resourceChanges)).toEqual({ update: 3 }); // vmpg1, vmpg2: protection off; the marker: the waiver
     const d = await timed("destroy", () => stack.destroy(out));
     expect(d.summary.result).toBe("succeeded");
     expect(vmm.emu.hosts.size).toBe(0);
