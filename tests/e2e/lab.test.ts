@@ -110,6 +110,34 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     expect(changes(up.summary.resourceChanges)).toEqual({});
   });
 
+  it("the merge-request pipeline's preview job (scripts/ci-preview.sh) on the lab stack: policy pack run, no changes, no secret in its note, diff or output", () => {
+    // the job exactly as .gitlab-ci.yml runs it, with only what a CI runner has: the backend URL, a
+    // passphrase file, the project directory holding Pulumi.lab.yaml, PATH
+    const work = fs.mkdtempSync("/tmp/hastack-lab-preview-");
+    try {
+      const passFile = path.join(work, "passphrase");
+      fs.writeFileSync(passFile, LAB_ENGINE.passphrase, { mode: 0o600 });
+      const out = path.join(work, "preview");
+      const r = spawnSync("bash", [path.join(REPO, "scripts", "ci-preview.sh"), "lab", out], {
+        encoding: "utf8", timeout: 15 * 60 * 1000,
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, PULUMI_BACKEND_URL: `file://${LAB_ENGINE.backendDir}`,
+          PULUMI_CONFIG_PASSPHRASE_FILE: passFile, HASTACK_PROJECT_DIR: path.join(STATE, "project") },
+      });
+      expect({ status: r.status, stderr: r.status === 0 ? "" : r.stderr.slice(-3000) }).toEqual({ status: 0, stderr: "" });
+      const note = fs.readFileSync(path.join(out, "preview-lab.md"), "utf8");
+      const full = fs.readFileSync(path.join(out, "preview-lab.txt"), "utf8");
+      progress(`preview job note:\n${note}`);
+      expect(note.split("\n")[0]).toBe("#### `pulumi preview --diff` of stack `lab`: no changes");
+      expect(full).toMatch(/Policy Packs run:\s+Name\s+Version\s+hastack|hastack@v0\.1\.0/); // the pack ran on the preview (README "Policies")
+      const s = secretsFile();
+      const secrets = [...Object.values(s.passwords), fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8").split("\n")[1]]
+        .filter((v) => v && v.length >= 8);
+      for (const text of [note, full, r.stdout, r.stderr]) for (const v of secrets) expect(text.includes(v)).toBe(false);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  });
+
   describe("a neighbour on the subnet", () => {
     // an extra VM on the bridge, in no section of the stack: everything but SSH and the web edge is closed to it
     const INTRUDER = { name: "intruder", address: "10.213.7.99" };
