@@ -1,6 +1,6 @@
 // The reference datacenter on 12 lab VMs, built and changed by the real Pulumi engine, then
 // broken on purpose. Needs root: boots systemd-nspawn VMs on the private bridge 10.213.7.0/24.
-import { execFileSync, spawnSync } from "child_process";
+import { execFileSync, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as https from "https";
 import * as path from "path";
@@ -396,7 +396,7 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     });
   });
 
-  it("hand edits on the hosts show as drift in preview --refresh, up --refresh puts them back and reloads PgBouncer, a plain up then changes nothing", async () => {
+  it("hand edits on the hosts (files edited, a service stopped, a package removed) show as drift in preview --refresh, up --refresh puts them back and reloads PgBouncer, a plain up then changes nothing", async () => {
     const proxies = byRole("proxy").map((h) => h.name);
     const ini = "/etc/pgbouncer/pgbouncer.ini";
     // the 3 a.m. edit: PgBouncer pointed at an address where no HAProxy listens, and applied
@@ -408,7 +408,27 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     expect(await post("during drift")).not.toBe(201);
     // and a managed service stopped and disabled on one node
     await d.ssh("rd3", "systemctl disable --now redis-sentinel >/dev/null 2>&1; systemctl is-enabled redis-sentinel || true");
+    // and a managed package removed on another (its unit goes with it); the repair's apt-get reaches
+    // Debian's mirror through the lab's apt proxy on the host (lab VMs reach only their bridge)
+    const status = () => d.ssh("rd2", "dpkg-query -W -f='${Status}' redis-sentinel 2>/dev/null || echo absent");
+    await d.ssh("rd2", "DEBIAN_FRONTEND=noninteractive dpkg -r redis-sentinel >/dev/null", 120000);
+    expect(await status()).not.toBe("install ok installed");
+    const aptProxy = spawn("python3", [path.join(REPO, "lab", "apt-proxy.py"), layout.hostAddress, "3142"], { stdio: ["ignore", "pipe", "inherit"] });
+    try {
+      await new Promise<void>((ok, fail) => { aptProxy.stdout!.once("data", () => ok()); aptProxy.once("exit", (c) => fail(new Error(`apt proxy exited ${c}`))); });
+      await d.ssh("rd2", `echo 'Acquire::http::Proxy "http://${layout.hostAddress}:3142";' > /etc/apt/apt.conf.d/99hastack-lab-proxy`);
+      await driftRound(proxies, ini, post);
+      expect(await status()).toBe("install ok installed");
+      expect(await d.ssh("rd2", "systemctl is-enabled redis-sentinel; systemctl is-active redis-sentinel")).toBe("enabled\nactive");
+    } finally {
+      aptProxy.kill();
+      await d.ssh("rd2", "rm -f /etc/apt/apt.conf.d/99hastack-lab-proxy").catch(() => undefined);
+    }
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+  });
 
+  /** preview --refresh names exactly the drifted steps and repairs nothing; up --refresh repairs them. */
+  async function driftRound(proxies: string[], ini: string, post: (body: string) => Promise<number>): Promise<void> {
     const updated: string[] = [];
     const pv = await stack.preview({
       refresh: true,
@@ -417,23 +437,21 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
         if (m && m.op === "update") updated.push(m.urn.split("::").pop()!);
       },
     });
-    // exactly the owners: each ini file, the restart step that loads it, and the service's step
-    const sentinel = updated.filter((n) => /-rd3-sentinel$/.test(n));
-    expect(sentinel).toHaveLength(1);
-    expect(updated.sort()).toEqual([...sentinel, ...proxies.flatMap((px) => [`dc-proxy-${px}-pgbouncer-ini`, `dc-proxy-${px}-pgbouncer-restart`])].sort());
-    expect(changes(pv.changeSummary)).toEqual({ update: 5 });
+    // exactly the owners: each ini file, the restart step that loads it, the services' steps, the packages' step
+    const redisSteps = updated.filter((n) => /-(rd3-sentinel|rd2-sentinel|rd2-packages)$/.test(n));
+    expect(redisSteps.map((n) => n.replace(/^.*-(rd\d-\w+)$/, "$1")).sort()).toEqual(["rd2-packages", "rd2-sentinel", "rd3-sentinel"]);
+    expect(updated.sort()).toEqual([...redisSteps, ...proxies.flatMap((px) => [`dc-proxy-${px}-pgbouncer-ini`, `dc-proxy-${px}-pgbouncer-restart`])].sort());
+    expect(changes(pv.changeSummary)).toEqual({ update: 7 });
     // a preview repairs nothing
     expect(await d.ssh("px1", `grep -c 'host=127.0.0.9' ${ini}`)).toBe("1");
 
     const up = await stack.up({ refresh: true });
-    expect(changes(up.summary.resourceChanges)).toEqual({ update: 5 });
+    expect(changes(up.summary.resourceChanges)).toEqual({ update: 7 });
     for (const px of proxies) expect(await d.ssh(px, `grep -c 'host=127.0.0.9' ${ini} || true`)).toBe("0");
     expect(await d.ssh("rd3", "systemctl is-enabled redis-sentinel; systemctl is-active redis-sentinel")).toBe("enabled\nactive");
     // PgBouncer runs on the repaired file: writes through the VIP work again
     await d.until("a write through the VIP", async () => (await post("after repair")) === 201, 60, 1000);
-
-    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
-  });
+  }
 
   // Both tests below probe the nginx VIP from a process of their own (bench/http_prober.py): a GET of /health every
   // 100 ms, a new connection each, 5 s for the whole request. Inside this process the inline Pulumi program of the up
