@@ -37,6 +37,6 @@ export function connectionFor(host: HostSpec, ssh: SshAccess): command.types.inp
     perDialTimeout: 10,
   };
   // steps on this connection claim the host under this name and delete only while it still has it (owner.ts)
-  registerOwner(connection, host.name);
+  registerOwner(connection, host.name, host.address);
   return connection;
 }

@@ -13,10 +13,20 @@ import { shq } from "./shell";
 export const OWNER_DIR = "/etc/hastack/owners";
 
 const owners = new WeakMap<object, string>();
+const plannedAddresses = new WeakMap<object, string>();
 
-/** Record which host name a connection (from connectionFor) belongs to. */
-export function registerOwner(connection: object, hostName: string): void {
+/**
+ * Record which host a connection (from connectionFor) belongs to: its name, and its planned address (the config's,
+ * known at once, while the address dialled may be a VMmanager VM's output, unknown until the VM exists).
+ */
+export function registerOwner(connection: object, hostName: string, plannedAddress?: string): void {
   owners.set(connection, hostName);
+  if (plannedAddress !== undefined) plannedAddresses.set(connection, plannedAddress);
+}
+
+/** The planned (config) address of a connection made by connectionFor, if any. */
+export function plannedAddressOf(connection: unknown): string | undefined {
+  return typeof connection === "object" && connection !== null ? plannedAddresses.get(connection) : undefined;
 }
 
 function markerPath(): string {

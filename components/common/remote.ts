@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { sha256 } from "./hash";
 import { shq } from "./shell";
-import { withGeneration, withOwner } from "./owner";
+import { plannedAddressOf, withGeneration, withOwner } from "./owner";
 
 type Conn = command.types.input.remote.ConnectionArgs;
 
@@ -14,7 +14,7 @@ type Conn = command.types.input.remote.ConnectionArgs;
  */
 const PROBE = "HASTACK_PROBE";
 
-type PutFileEntry = { host: pulumi.Input<string>; path: string; content: pulumi.Input<string> };
+type PutFileEntry = { host: pulumi.Input<string>; planned?: string; path: string; content: pulumi.Input<string> };
 
 /**
  * Files written by putFile in this program run, so a restart step can find the files its trigger hashes cover.
@@ -82,7 +82,7 @@ export function putFile(name: string, args: PutFileArgs, opts: pulumi.CustomReso
     `echo written`,
   ].join("\n");
   const removeOnDelete = args.removeOnDelete ?? true;
-  putFilesOfThisRun().push({ host: args.connection.host, path: args.path, content: args.content });
+  putFilesOfThisRun().push({ host: args.connection.host, planned: plannedAddressOf(args.connection), path: args.path, content: args.content });
   return new command.remote.Command(name, {
     connection: args.connection,
     ...withOwner(args.connection, script, removeOnDelete ? `rm -f ${p}` : undefined),
@@ -178,9 +178,16 @@ export function restartOnChange(name: string, connection: Conn, action: pulumi.I
  * the repair and the daemon runs on the repaired file. Only paths reach the probe, never content.
  */
 function coveredFilesProbe(connection: Conn, triggers: pulumi.Input<string>[]): pulumi.Output<string> {
-  // only this host's files when the addresses are plain (the usual case): an unknown content on another host in a
-  // preview must not make this step's probe unknown, which the diff would show as a change
-  const files = putFilesOfThisRun().filter((f) => typeof f.host !== "string" || typeof connection.host !== "string" || f.host === connection.host);
+  // only this host's files: an unknown content on another host in a preview must not make this step's probe unknown
+  // (the diff would show a change), and waiting on every host's files can wait on this very step: with VMmanager VMs
+  // the dialled address is an output, and a Redis restart waited for WorksPad files that wait for Redis (the preview
+  // hung). So plain addresses compare as they are, a VM's by its planned address from the config.
+  const me = plannedAddressOf(connection);
+  const files = putFilesOfThisRun().filter((f) => {
+    if (typeof f.host === "string" && typeof connection.host === "string") return f.host === connection.host;
+    if (me !== undefined && f.planned !== undefined) return f.planned === me;
+    return true;
+  });
   const paths = pulumi.all([connection.host, pulumi.all(triggers), pulumi.all(files.map((f) => pulumi.all([f.host, f.content])))])
     .apply(([host, hashes, resolved]) => {
       const mine = files.map((f, i) => ({ path: f.path, host: resolved[i][0], content: resolved[i][1] })).filter((f) => f.host === host);
