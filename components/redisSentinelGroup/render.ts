@@ -280,7 +280,24 @@ export function renderRedisApplyScript(): string {
   return [
     `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${REDIS_PATHS.main}`,
     `chown redis:redis ${REDIS_PATHS.main}`,
-    "systemctl restart redis-server",
+    // Redis drops a SIGTERM that lands while it writes its initial AOF (just after a replica's full sync:
+    // "Writing initial AOF, can't exit") and never retries, and Debian's unit waits forever for the stop
+    // (TimeoutStopSec=0): a first deploy hung 14 min on that. So the restart runs in the background and,
+    // while the stop is pending, the main process gets SIGTERM again every 5 s (its AOF is written by then).
+    // (the job's end is read from a file: a finished job stays a zombie for `kill -0` until waited for)
+    "done_file=$(mktemp -u /tmp/hastack-redis-restart.XXXXXX)",
+    "( set +e; systemctl restart redis-server; echo \"$?\" > \"$done_file\" ) &",
+    "n=0",
+    "while [ ! -s \"$done_file\" ]; do",
+    "  sleep 1; n=$((n + 1))",
+    "  if [ $((n % 5)) -eq 0 ] && [ \"$(systemctl show -p ActiveState --value redis-server)\" = deactivating ]; then",
+    "    pid=$(systemctl show -p MainPID --value redis-server)",
+    "    if [ \"${pid:-0}\" -gt 0 ]; then echo \"redis-server still stopping after ${n}s: SIGTERM again\" >&2; kill -TERM \"$pid\" 2>/dev/null || true; fi",
+    "  fi",
+    "done",
+    "wait",
+    "rc=$(cat \"$done_file\"); rm -f \"$done_file\"",
+    "[ \"$rc\" -eq 0 ] || exit \"$rc\"",
   ].join("\n");
 }
 
