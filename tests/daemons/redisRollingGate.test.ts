@@ -13,11 +13,16 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "hastack-redis-gate-"));
 const procs: ChildProcess[] = [];
 afterAll(() => { for (const p of procs) p.kill("SIGKILL"); fs.rmSync(dir, { recursive: true, force: true }); });
 
+// The master waits repl-diskless-sync-delay seconds before it starts a replica's full sync: long enough that the
+// replica's first gate check (right after it answers PING) lands before the sync even on a machine at load 30+
+// (CI once saw 2 s pass between the two on a loaded machine).
+const SYNC_DELAY_S = 15;
+
 function redis(port: number, extra: string[] = []): void {
   const d = path.join(dir, String(port));
   fs.mkdirSync(d);
   procs.push(spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", d, "--save", "", "--requirepass", PASSWORD,
-    "--masterauth", PASSWORD, "--repl-diskless-sync-delay", "2", ...extra], { stdio: "ignore" }));
+    "--masterauth", PASSWORD, "--repl-diskless-sync-delay", String(SYNC_DELAY_S), ...extra], { stdio: "ignore" }));
 }
 
 /** The rendered script for a node whose Redis listens on `port`, its password file moved into the scratch directory. */
@@ -56,7 +61,7 @@ describe("Redis rolling-restart gate (health local) against real redis-server", 
     // answering PING is not enough: at first the link is down (the master waits repl-diskless-sync-delay)
     await until("replica answers", () => spawnSync("redis-cli", ["-p", String(replica), "ping"], { env: { ...process.env, REDISCLI_AUTH: PASSWORD }, encoding: "utf8" }).stdout.trim() === "PONG", 20);
     expect(gate(replica)).not.toBe(0);
-    await until("replica synced", () => gate(replica) === 0, 30);
+    await until("replica synced", () => gate(replica) === 0, SYNC_DELAY_S + 30);
     const info = spawnSync("redis-cli", ["-p", String(replica), "info", "replication"], { env: { ...process.env, REDISCLI_AUTH: PASSWORD }, encoding: "utf8" }).stdout;
     expect(info).toMatch(/master_link_status:up/);
   });
