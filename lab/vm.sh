@@ -76,6 +76,10 @@ EOF
     done
   done
 
+  # a real VM has no policy-rc.d: the host image's one (exit 101, a container image's) would make dpkg in a VM
+  # neither stop a service whose package is removed nor start one it installs (the drift test removes a package)
+  rm -f "$m/usr/sbin/policy-rc.d"
+
   # sshd: fresh host keys per VM, root by key only
   rm -f "$m"/etc/ssh/ssh_host_*
   ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$m/etc/ssh/ssh_host_ed25519_key"

@@ -414,15 +414,22 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     await d.ssh("rd2", "DEBIAN_FRONTEND=noninteractive dpkg -r redis-sentinel >/dev/null", 120000);
     expect(await status()).not.toBe("install ok installed");
     const aptProxy = spawn("python3", [path.join(REPO, "lab", "apt-proxy.py"), layout.hostAddress, "3142"], { stdio: ["ignore", "pipe", "inherit"] });
+    let repaired = false;
     try {
       await new Promise<void>((ok, fail) => { aptProxy.stdout!.once("data", () => ok()); aptProxy.once("exit", (c) => fail(new Error(`apt proxy exited ${c}`))); });
       await d.ssh("rd2", `echo 'Acquire::http::Proxy "http://${layout.hostAddress}:3142";' > /etc/apt/apt.conf.d/99hastack-lab-proxy`);
       await driftRound(proxies, ini, post);
+      repaired = true;
       expect(await status()).toBe("install ok installed");
       expect(await d.ssh("rd2", "systemctl is-enabled redis-sentinel; systemctl is-active redis-sentinel")).toBe("enabled\nactive");
     } finally {
-      // a failed round must not leave rd2 without its package: every later up would fail on it (its apt-get has no
-      // mirror without the proxy), and so every later test, for this one test's reason
+      // a failed round must not leave the lab drifted: PgBouncer pointed nowhere fails every later request, and rd2
+      // without its package fails every later up (its apt-get has no mirror without the proxy), so every later test
+      // would fail for this one test's reason. The program's own repair first, by hand what it left.
+      if (!repaired) {
+        progress("drift: the round failed; repairing the lab with up --refresh for the tests after this one");
+        await stack.up({ refresh: true }).catch((e) => progress(`drift: the repairing up failed: ${String(e).slice(-2000)}`));
+      }
       if ((await status().catch(() => "")) !== "install ok installed") {
         progress("drift: redis-sentinel still missing on rd2 after the round; reinstalling it by hand for the tests after this one");
         await d.ssh("rd2", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confold redis-sentinel >/dev/null 2>&1; "
