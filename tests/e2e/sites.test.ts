@@ -12,6 +12,7 @@ import { changes } from "../../engine/automation";
 import { hostsOf, openSiteStack, SiteOptions, SITES_ENV, SITES_STATE, siteOf, sitesDown, sitesUp } from "../../lab/sites";
 import { bootSite, failoverDrill, labHandles, switchoverDrill, switchoverViaCli } from "../../bench/sitesDrills";
 import { failover, switchover } from "../../ops/sites";
+import { until } from "../support/until";
 
 const run = promisify(execFile);
 const LAB = path.resolve(__dirname, "..", "..", "lab");
@@ -33,15 +34,6 @@ async function memberAnswering(site: string, endpoint: "/primary" | "/standby-le
     try { if ((await axios.get(`http://${m.address}:8008${endpoint}`, { timeout: 2000, validateStatus: () => true })).status === 200) return m; } catch { /* down */ }
   }
   return undefined;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutS: number): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    try { const v = await probe(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() - t0 > timeoutS * 1000) throw new Error(`timed out after ${timeoutS}s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 const sql = (db: string, q: string) => `cd /tmp && runuser -u postgres -- psql -X -tA -d ${db} -c "${q}"`;
@@ -101,7 +93,7 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
     const v1 = siteOf("dc1").vips.proxy;
     await ssh("d1px2", appPsql(v1, 6432, `create table if not exists notes(body text); insert into notes values ('${mark}')`), appPgpass());
     const sl = (await memberAnswering("dc2", "/standby-leader"))!;
-    await until(`${mark} on ${sl.name}`, async () => (await ssh(sl.name, sql("workspad", `select count(*) from notes where body = '${mark}'`))) === "1", 30);
+    await until(`${mark} on ${sl.name}`, async () => (await ssh(sl.name, sql("workspad", `select count(*) from notes where body = '${mark}'`))) === "1", 30, 500);
     expect(await ssh(sl.name, sql("workspad", "select pg_is_in_recovery()"))).toBe("t");
   });
 
@@ -213,14 +205,14 @@ describe("two datacenters joined by stack references (needs root: routed nspawn 
     const t0 = Date.now();
     await bootSite("dc1");
     // the fence (site-role fence before Patroni starts): dc2 leads, so dc1 comes up as its standby before any deploy
-    await until("a dc1 standby leader after the boot", () => memberAnswering("dc1", "/standby-leader"), 240);
+    await until("a dc1 standby leader after the boot", () => memberAnswering("dc1", "/standby-leader"), 240, 500);
     expect(await memberAnswering("dc1", "/primary")).toBeUndefined();
     await open("dc1");
     const r = await up("dc1");
     expect(r.summary.result).toBe("succeeded");
     expect(r.outputs.site.value).toMatchObject({ role: "standby", primarySite: "dc2" });
     const leader = (await memberAnswering("dc2", "/primary"))!;
-    await until("dc1 streaming from dc2", async () => (await ssh(leader.name, sql("postgres", "select active from pg_replication_slots where slot_name = 'standby_dc1'"))) === "t", 180);
+    await until("dc1 streaming from dc2", async () => (await ssh(leader.name, sql("postgres", "select active from pg_replication_slots where slot_name = 'standby_dc1'"))) === "t", 180, 500);
     drills.push({ drill: "dc1 returns as standby", secondsUntilStreaming: (Date.now() - t0) / 1000 });
     expect(await memberAnswering("dc1", "/primary")).toBeUndefined();
     await converge(["dc1", "dc2"]);

@@ -18,6 +18,7 @@ import { offlineCertificates, offlinePasswords, secretLeaves } from "../../engin
 import { VmInputs, vmProvider } from "../../inventory/vmmanager";
 import { LabVmManager, startLabVmManager, viaVmManager, VMM_USER } from "../../lab/vmmanager";
 import { FACTS_TYPE } from "../../policy/facts";
+import { until } from "../support/until";
 
 const run = promisify(execFile);
 const LAB = path.join(REPO, "lab");
@@ -71,15 +72,6 @@ async function leader(): Promise<{ name: string; address: string } | undefined> 
     try { if ((await axios.get(`http://${m.address}:8008/primary`, { timeout: 2000, validateStatus: () => true })).status === 200) return m; } catch { /* down */ }
   }
   return undefined;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutS: number): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    try { const v = await probe(); if (v) return v; } catch { /* not yet */ }
-    if (Date.now() - t0 > timeoutS * 1000) throw new Error(`timed out after ${timeoutS}s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }
 
 const sql = (q: string) => `cd /tmp && runuser -u postgres -- psql -X -tA -d workspad -c "${q}"`;
