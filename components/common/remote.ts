@@ -149,13 +149,13 @@ export function installPackages(name: string, connection: Conn, packages: readon
   }, opts);
 }
 
-/** A systemd unit enabled and started; stopped and disabled on destroy. */
-export function serviceEnabled(name: string, connection: Conn, unit: string, opts: pulumi.CustomResourceOptions): command.remote.Command {
+/** A systemd unit enabled and started; stopped and disabled on destroy (or by `stop`, which must end that way too). */
+export function serviceEnabled(name: string, connection: Conn, unit: string, opts: pulumi.CustomResourceOptions, stop?: string): command.remote.Command {
   const u = shq(unit);
   return runScript(name, {
     connection,
     create: `systemctl enable ${u} >/dev/null 2>&1; systemctl is-active --quiet ${u} || systemctl start ${u}`,
-    delete: `systemctl disable --now ${u} >/dev/null 2>&1 || true`,
+    delete: stop ?? `systemctl disable --now ${u} >/dev/null 2>&1 || true`,
     // "activating"/"reloading" are a running unit caught mid-change, not drift
     probe: `printf '%s %s\\n' "$(systemctl is-enabled ${u} 2>/dev/null || true)" `
       + `"$(systemctl is-active ${u} 2>/dev/null | sed -e 's/^reloading$/active/' -e 's/^activating$/active/' || true)"`,

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, rolling, runScript, serviceEnabled, sha256, waitFor } from "../common";
 import { ResolvedPatroniClusterSettings } from "./args";
+import * as mb from "./membership";
 import * as r from "./render";
 import * as role from "./siteRole";
 import * as rr from "./rollingRestart";
@@ -120,18 +121,23 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const dirs = runScript(n("data-dirs"), { connection: conn, create: r.dataDirsScript(s) }, o([nameGuard]));
       const etcdEnv = r.renderEtcdEnv({ member: h, nodes: s.nodes, clientPort: s.etcdClientPort, peerPort: s.etcdPeerPort, dataDir: s.etcdDataDir, clusterName: s.clusterName });
       const etcdConfig = putFile(n("etcd-config"), { connection: conn, path: r.ETCD_ENV_PATH, content: etcdEnv }, o([dirs]));
+      // for operators, tests and the join/leave below: etcdctl as root once auth is on, the password in the
+      // environment, not argv
+      const etcdctlEnv = putFile(n("etcdctl-env"), {
+        connection: conn, path: r.ETCDCTL_ENV_PATH, content: etcdRootPassword.apply((pw) => r.renderEtcdctlEnv(pw)), secret: true,
+      }, o([pkgs]));
+      // a member new to a running cluster joins it (member add) before its first start, after the members
+      // before it have restarted on the new membership; a member the stack no longer wants leaves it (membership.ts)
       const etcdService = runScript(n("etcd-service"), {
-        connection: conn, create: r.etcdStartScript(), delete: "systemctl disable --now etcd.service >/dev/null 2>&1 || true",
-      }, o([etcdConfig]));
+        connection: conn,
+        create: mb.etcdJoinAndStartScript(h, s.nodes, s.etcdClientPort, s.etcdPeerPort, s.etcdDataDir),
+        delete: mb.etcdLeaveAndStopScript(h, s.nodes, s.etcdClientPort, s.etcdPeerPort, s.etcdDataDir),
+      }, o([etcdConfig, etcdctlEnv, ...previousEtcdRestart]));
       // rolling: one member restarts only after the previous one is healthy again (the restart script waits for it)
       const etcdRestart = restartOnChange(n("etcd-restart"), conn, r.etcdRestartScript(h, s.etcdClientPort), [sha256(etcdEnv)],
         o([etcdService, ...previousEtcdRestart]));
       const restAuth = putFile(n("rest-auth"), {
         connection: conn, path: r.REST_AUTH_PATH, content: restApiPassword.apply((pw) => r.renderRestCurlConfig(pw)), secret: true,
-      }, o([pkgs]));
-      // for operators and tests: etcdctl as root once auth is on, the password in the environment, not argv
-      putFile(n("etcdctl-env"), {
-        connection: conn, path: r.ETCDCTL_ENV_PATH, content: etcdRootPassword.apply((pw) => r.renderEtcdctlEnv(pw)), secret: true,
       }, o([pkgs]));
       // multi-site: the role-change script and its settings on every member
       const siteFiles = args.site === undefined ? [] : [
@@ -154,7 +160,8 @@ export class PatroniCluster extends pulumi.ComponentResource {
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
     const allEtcdStarted = hosts.map((x) => x.etcdRestart);
     const configHashes: pulumi.Output<string>[] = [];
-    const members = hosts.map(({ h, conn, n, packagedOff, dirs }) => {
+    const names = s.nodes.map((x) => x.name);
+    const members = hosts.map(({ h, conn, n, packagedOff, dirs, restAuth }) => {
       const etcdHealthy = waitFor(n("etcd-healthy"), conn, r.etcdHealthProbe(s.nodes, s.etcdClientPort), ETCD_TIMEOUT_S, o(allEtcdStarted));
       const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, etcdPatroniPassword, siteRole])
         .apply(([superuser, replication, rewind, restApi, etcd, role]) =>
@@ -164,7 +171,9 @@ export class PatroniCluster extends pulumi.ComponentResource {
       const config = putFile(n("patroni-config"), {
         connection: conn, path: r.PATRONI_CONFIG_PATH, content, secret: true, owner: "postgres:postgres", validate: r.patroniValidateScript(),
       }, o([etcdHealthy, dirs, packagedOff]));
-      const service = serviceEnabled(n("patroni-service"), conn, "patroni.service", o([config]));
+      // a leader the stack removes hands over by a switchover before it stops (its REST login must still be there)
+      const service = serviceEnabled(n("patroni-service"), conn, "patroni.service", o([config, restAuth]),
+        mb.patroniLeaveAndStopScript(h, s.restApiPort));
       return restartOnChange(n("patroni-reload"), conn, r.patroniReloadScript(), [hash], o([service]));
     });
 
@@ -175,14 +184,19 @@ export class PatroniCluster extends pulumi.ComponentResource {
     const authScript = r.etcdAuthScript(s.nodes, s.etcdClientPort);
     const authTriggers = [contentHash(authStdin, authScript)];
     const patroniLoggedIn = waitFor(hosts[0].n("patroni-etcd-login"), hosts[0].conn,
-      r.patroniEtcdCredentialsProbe(r.restUrl(hosts[0].h, s.restApiPort), s.nodes.length), CLUSTER_TIMEOUT_S, o(members), authTriggers);
-    runScript(hosts[0].n("etcd-auth"), { connection: hosts[0].conn, create: authScript, stdin: authStdin, triggers: authTriggers, quiet: true }, o([patroniLoggedIn]));
+      r.patroniEtcdCredentialsProbe(r.restUrl(hosts[0].h, s.restApiPort), names), CLUSTER_TIMEOUT_S, o(members), authTriggers);
+    const etcdAuth = runScript(hosts[0].n("etcd-auth"), { connection: hosts[0].conn, create: authScript, stdin: authStdin, triggers: authTriggers, quiet: true }, o([patroniLoggedIn]));
+    // the members the stack wants, read by a removed member's delete (it leaves etcd only when not named here);
+    // written before any delete runs, since the engine deletes removed resources after every create and update
+    runScript(hosts[0].n("etcd-desired-members"), {
+      connection: hosts[0].conn, create: mb.desiredMembersScript(s.nodes, s.etcdClientPort), triggers: [names.join(" ")],
+    }, o([etcdAuth]));
 
     // Phase 3, from the first member: wait for a leader and streaming replicas, apply dynamic settings, app role/db, observe leader.
     const first = hosts[0];
     const rest = r.restUrl(first.h, s.restApiPort);
     const clusterHash = contentHash(...configHashes);
-    const healthy = waitFor(first.n("cluster-healthy"), first.conn, r.clusterHealthyProbe(rest, s.nodes.length), CLUSTER_TIMEOUT_S, o(members), [clusterHash]);
+    const healthy = waitFor(first.n("cluster-healthy"), first.conn, r.clusterHealthyProbe(rest, names), CLUSTER_TIMEOUT_S, o(members), [clusterHash]);
     const dynamicJson = siteRole.apply((role) => r.renderDynamicConfigJson(s, role));
     // multi-site: the leading member of each site applies a change of role first (safe demotion, or promotion
     // only once no other site accepts writes and this one holds all they wrote); the others do nothing

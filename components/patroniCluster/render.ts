@@ -333,14 +333,15 @@ export function renderEtcdAuthStdin(rootPassword: string, patroniPassword: strin
  * Probe: every member's key shows the ETCD_AUTH_TAG, so every Patroni has read a config with its etcd
  * login (a reload takes effect at its next loop, not at SIGHUP).
  */
-export function patroniEtcdCredentialsProbe(rest: string, memberCount: number): string {
+export function patroniEtcdCredentialsProbe(rest: string, members: number | readonly string[]): string {
   const py = [
     "import json, sys",
     "m = json.load(sys.stdin).get('members', [])",
-    `ok = len(m) == int(sys.argv[1]) and all(x.get('tags', {}).get(${JSON.stringify(ETCD_AUTH_TAG)}) == ${JSON.stringify(ETCD_PATRONI_USER)} for x in m)`,
+    ...PY_MEMBERS,
+    `ok = ok_set and all(x.get('tags', {}).get(${JSON.stringify(ETCD_AUTH_TAG)}) == ${JSON.stringify(ETCD_PATRONI_USER)} for x in m)`,
     "sys.exit(0 if ok else 1)",
   ].join("\n");
-  return `curl -sf --max-time 5 ${shq(`${rest}/cluster`)} | python3 -c ${shq(py)} ${memberCount}`;
+  return `curl -sf --max-time 5 ${shq(`${rest}/cluster`)} | python3 -c ${shq(py)} ${membersArg(members)}`;
 }
 
 /**
@@ -415,12 +416,21 @@ export function patroniReloadScript(): string {
   ].join("\n");
 }
 
+// argv: a count (exactly that many members) or the member names (each of them present; a member the stack is
+// removing may still be listed until its delete runs, and is not judged)
+const PY_MEMBERS = [
+  "want = sys.argv[1:]",
+  "if len(want) == 1 and want[0].isdigit(): ok_set = len(m) == int(want[0])",
+  "else: ok_set = set(want) <= set(x.get('name') for x in m); m = [x for x in m if x.get('name') in want]",
+];
+
 const PY_HEALTHY = [
   "import json, sys",
   "m = json.load(sys.stdin).get('members', [])",
+  ...PY_MEMBERS,
   "lead = [x for x in m if x.get('role') in ('leader', 'standby_leader') and x.get('state') == 'running']",
   "rest = [x for x in m if x not in lead]",
-  "ok = len(m) == int(sys.argv[1]) and len(lead) == 1 and all(x.get('state') in ('running', 'streaming') and isinstance(x.get('lag'), int) for x in rest)",
+  "ok = ok_set and len(lead) == 1 and all(x.get('state') in ('running', 'streaming') and isinstance(x.get('lag'), int) for x in rest)",
   "sys.exit(0 if ok else 1)",
 ].join("\n");
 
@@ -431,9 +441,15 @@ const PY_LEADER = [
   "print(json.dumps({'name': m[0]['name'], 'host': m[0].get('host', ''), 'port': m[0].get('port', 0)}))",
 ].join("\n");
 
-/** Probe: exactly one running leader and every other member running with a known lag (replaying WAL). */
-export function clusterHealthyProbe(rest: string, memberCount: number): string {
-  return `curl -sf --max-time 5 ${shq(`${rest}/cluster`)} | python3 -c ${shq(PY_HEALTHY)} ${memberCount}`;
+/** argv of the member checks: a count, or names (validated node names: no quoting needed, but quoted anyway). */
+const membersArg = (members: number | readonly string[]): string => typeof members === "number" ? String(members) : members.map(shq).join(" ");
+
+/**
+ * Probe: exactly one running leader and every other member running with a known lag (replaying WAL), among
+ * exactly `members` members (a count) or among the named members (names: others may be listed, as while one leaves).
+ */
+export function clusterHealthyProbe(rest: string, members: number | readonly string[]): string {
+  return `curl -sf --max-time 5 ${shq(`${rest}/cluster`)} | python3 -c ${shq(PY_HEALTHY)} ${membersArg(members)}`;
 }
 
 /** Prints the current leader as one JSON line {name, host, port}. */

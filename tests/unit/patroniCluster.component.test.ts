@@ -68,13 +68,14 @@ describe("PatroniCluster wiring", () => {
     const expected = [
       ...nodes.flatMap((n) => STEPS.map((s) => `db-${n.name}-${s}`)),
       "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-rolling-restart", "db-pg1-patroni-etcd-login", "db-pg1-etcd-auth",
+      "db-pg1-etcd-desired-members",
     ].sort();
     expect(names).toEqual(expected);
   });
 
   it("parents every child to the component", async () => {
     const children = seen.filter((s) => s.type !== "hastack:db:PatroniCluster");
-    expect(children.length).toBe(nodes.length * STEPS.length + 5);
+    expect(children.length).toBe(nodes.length * STEPS.length + 6);
     for (const c of children) expect([c.name, c.parent && (await nameOf(c.parent))]).toEqual([c.name, "db"]);
   });
 
@@ -86,14 +87,16 @@ describe("PatroniCluster wiring", () => {
       // nothing named after the cluster (etcd's data dir, its config, Patroni's) before the rename guard
       expect(await depsOf(p("data-dirs"))).toEqual([p("cluster-name-guard")]);
       expect(await depsOf(p("etcd-config"))).toEqual([p("data-dirs")]);
-      expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config")]);
       const i = nodes.indexOf(n);
+      // a new member joins a running cluster only after the members before it restarted on the new membership
+      expect(await depsOf(p("etcd-service"))).toEqual([p("etcd-config"), p("etcdctl-env"), ...(i > 0 ? [`db-${nodes[i - 1].name}-etcd-restart`] : [])]);
       // rolling: each member's etcd restart waits for the previous member's
       expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service"), ...(i > 0 ? [`db-${nodes[i - 1].name}-etcd-restart`] : [])]);
       expect(await depsOf(p("rest-auth"))).toEqual([p("packages")]);
       expect(await depsOf(p("etcdctl-env"))).toEqual([p("packages")]);
       expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
-      expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config")]);
+      // a leaving leader's switchover needs its REST login, so that file goes after the service
+      expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config"), p("rest-auth")]);
       expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);
     }
   });
