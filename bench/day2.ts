@@ -25,13 +25,13 @@ const writerArgs = () => [path.join(BENCH, "writer.py"), "--host", layout.vips.p
   "--password-file", appPasswordFile()];
 
 /**
- * A writer through the VIP for as long as `during` runs, plus `tailS` seconds: writer.py runs for a fixed
+ * A writer through the VIP (or the endpoint `args` name) for as long as `during` runs, plus `tailS` seconds: writer.py runs for a fixed
  * time, so it is started again in chunks of CHUNK_S until then. Acknowledged times are made absolute (ms
  * since the drill started, the chunk's start taken when it was spawned: off by Python's start-up, ~0.1 s).
  */
 const CHUNK_S = 15;
 interface Acked { seq: number; at: number; run: string }
-async function writeDuring<T>(label: string, leadS: number, during: () => Promise<T>, tailS: number):
+export async function writeDuring<T>(label: string, leadS: number, during: () => Promise<T>, tailS: number, args: string[] = writerArgs()):
   Promise<{ value: T; acked: Acked[]; eventAt: number; endAt: number; errors: string[]; lost: number }> {
   const t0 = Date.now();
   const acked: Acked[] = [];
@@ -41,7 +41,7 @@ async function writeDuring<T>(label: string, leadS: number, during: () => Promis
   const loop = (async () => {
     for (let i = 0; Date.now() < stopAt; i++) {
       const start = Date.now() - t0;
-      const w = await python<WriterResult>([...writerArgs(), "--seconds", String(CHUNK_S), "--run", `${label}-${t0}-${i}`]);
+      const w = await python<WriterResult>([...args, "--seconds", String(CHUNK_S), "--run", `${label}-${t0}-${i}`]);
       runs.push(w);
       for (const [seq, at] of w.acked) acked.push({ seq, at: start + at * 1000, run: w.run });
       for (const e of w.errors) errors.push(e[2]);
@@ -63,7 +63,7 @@ async function writeDuring<T>(label: string, leadS: number, during: () => Promis
   await loop;
   let lost = 0;
   for (const w of runs) {
-    lost += (await python<number[]>([...writerArgs(), "--verify", "--run", w.run], JSON.stringify(w.acked.map(([s]) => s)))).length;
+    lost += (await python<number[]>([...args, "--verify", "--run", w.run], JSON.stringify(w.acked.map(([s]) => s)))).length;
   }
   return { value, acked, eventAt, endAt, errors, lost };
 }

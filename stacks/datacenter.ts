@@ -167,7 +167,8 @@ export class Datacenter extends pulumi.ComponentResource {
     }
     // one table per component and host, each guarding only that component's ports
     for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
-      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table }, child);
+      // the database hosts' new rules only once a leader the stack removes has handed over (membership.ts)
+      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table, after: t.layer === "db" ? [this.db.handOver] : [] }, child);
     }
     this.registerOutputs({});
   }

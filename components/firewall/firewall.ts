@@ -10,6 +10,8 @@ export interface HostFirewallArgs {
   readonly ssh: SshAccess;
   /** The component's table: its ports and who may reach them. */
   readonly table: FirewallTable;
+  /** Steps the new rules wait for (the database layer's hand-over away from a leader the stack removes). */
+  readonly after?: pulumi.Resource[];
 }
 
 /**
@@ -30,7 +32,7 @@ export class HostFirewall extends pulumi.ComponentResource {
     const unitFile = putFile(`${name}-unit`, { connection: conn, path: unitPath(t.name), content: unit }, after(packages));
     const rulesFile = putFile(`${name}-rules`, {
       connection: conn, path: nftPath(t.name), content: rules, mode: "0600", validate: `nft -c -f "$NEW"`,
-    }, after(unitFile));
+    }, after(unitFile, ...(args.after ?? [])));
     // enabled once (never replaced, so a rules change cannot run this delete); destroy unloads the table
     const enabled = runScript(`${name}-enable`, {
       connection: conn,

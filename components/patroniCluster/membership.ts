@@ -105,14 +105,16 @@ export function etcdLeaveScript(self: HostSpec, nodes: readonly HostSpec[], clie
     `  if [ -n "$wanted" ] && ! printf ' %s ' "$wanted" | grep -qF ${shq(` ${self.name} `)}; then`,
     `    id=$(ctla member list -w simple | awk -F', ' -v u=${shq(peerUrl(self, peerPort))} '$4 == u { print $1 }')`,
     // as for member add, etcd refuses while its peers have not all been connected for 5 s: retry for a minute
+    // the wanted members removed it already (desiredMembersScript) unless it could not be reached: a few
+    // tries, then stop anyway (a member cut off by the firewalls is not part of the quorum)
     `    if [ -n "$id" ]; then`,
     "      tries=0",
     `      until out=$(ctla member remove "$id" 2>&1); do`,
     "        tries=$((tries + 1))",
-    `        if [ "$tries" -ge 30 ]; then echo "etcd: ${self.name} could not leave the cluster (member remove): $out" >&2; exit 1; fi`,
+    `        if [ "$tries" -ge 5 ]; then echo "etcd: ${self.name} could not remove itself (member remove): $out" >&2; break; fi`,
     "        sleep 2",
     "      done",
-    `      echo "${self.name} left the etcd cluster"`,
+    `      [ "$tries" -ge 5 ] || echo "${self.name} left the etcd cluster"`,
     "    fi",
     "  fi",
     "fi",
@@ -124,11 +126,61 @@ export function etcdLeaveAndStopScript(self: HostSpec, nodes: readonly HostSpec[
   return [etcdLeaveScript(self, nodes, clientPort, peerPort, dataDir), "systemctl disable --now etcd.service >/dev/null 2>&1 || true"].join("\n");
 }
 
-/** Records the node names the stack wants (run after etcd authentication is settled; idempotent). */
-export function desiredMembersScript(nodes: readonly HostSpec[], clientPort: number, f: Files = HOST_FILES): string {
+/**
+ * Records the node names the stack wants, then removes from etcd every member whose peer URL is not one of
+ * theirs (run from a wanted member after etcd authentication is settled; idempotent). This side acts because
+ * a removed member may no longer reach the others: their firewalls follow the node list in the same deploy.
+ * etcd allows removing a member it is not connected to at once, and a connected one while a quorum stays.
+ */
+export function desiredMembersScript(nodes: readonly HostSpec[], clientPort: number, peerPort: number, f: Files = HOST_FILES): string {
   return [
     ...ctlFunctions(etcdEndpoints(nodes, clientPort), f),
     `ctla put ${shq(DESIRED_MEMBERS_KEY)} ${shq(nodes.map((n) => n.name).join(" "))} >/dev/null`,
+    `wanted_peers=${shq(` ${nodes.map((n) => peerUrl(n, peerPort)).join(" ")} `)}`,
+    "ctla member list -w simple | awk -F', ' '{ print $1, $4 }' | while read -r id peer; do",
+    "  case \"$wanted_peers\" in *\" $peer \"*) continue;; esac",
+    "  tries=0",
+    "  until out=$(ctla member remove \"$id\" 2>&1); do",
+    "    tries=$((tries + 1))",
+    "    if [ \"$tries\" -ge 30 ]; then echo \"etcd: could not remove the member at $peer, which the stack no longer names: $out\" >&2; exit 1; fi",
+    "    sleep 2",
+    "  done",
+    "  echo \"removed the etcd member at $peer\"",
+    "done",
+  ].join("\n");
+}
+
+/**
+ * Before the firewalls change: when the leader is a member the stack no longer names, switch over to one it
+ * names (Patroni picks among the healthy ones) and wait until one leads. Without this the firewalls, which
+ * follow the node list, would cut the leader off from etcd and force an unplanned failover. Nothing to do
+ * on a first deploy (no REST API answers yet) or when a named member leads.
+ */
+export function handOverScript(nodes: readonly HostSpec[], restApiPort: number): string {
+  const urls = nodes.map((n) => `http://${n.address}:${restApiPort}`);
+  const py = [
+    "import json, sys",
+    "want = set(sys.argv[1].split())",
+    "m = json.load(sys.stdin).get('members', [])",
+    "lead = [x['name'] for x in m if x.get('role') == 'leader' and x.get('state') == 'running']",
+    "print(lead[0] if lead and lead[0] not in want else '')",
+  ].join("\n");
+  const names = shq(nodes.map((n) => n.name).join(" "));
+  return [
+    "cluster=''",
+    `for u in ${urls.map(shq).join(" ")}; do cluster=$(curl -sf --max-time 5 "$u/cluster") && break; done`,
+    "[ -n \"$cluster\" ] || exit 0",
+    `leaving=$(printf '%s' "$cluster" | python3 -c ${shq(py)} ${names})`,
+    "[ -n \"$leaving\" ] || exit 0",
+    `echo "the leader $leaving is a member the stack removes: switching over first"`,
+    `body=$(printf '{"leader": "%s"}' "$leaving")`,
+    `curl -sf --max-time 60 -K ${REST_AUTH_PATH} -X POST -H 'Content-Type: application/json' -d "$body" ${shq(`${urls[0]}/switchover`)} >&2 \\`,
+    `  || { echo "the switchover away from $leaving was refused; switch over by hand (POST /switchover), then deploy again" >&2; exit 1; }`,
+    "for i in $(seq 120); do",
+    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(py)} ${names}) && [ -z "$now" ] && exit 0`,
+    "  sleep 1",
+    "done",
+    `echo "no member the stack names leads 120 s after the switchover away from $leaving" >&2; exit 1`,
   ].join("\n");
 }
 

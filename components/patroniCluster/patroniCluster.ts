@@ -74,6 +74,8 @@ function checkedSecret(field: string, v: pulumi.Input<string>, oneWord = false):
 /** PostgreSQL 15 + Patroni + etcd (v3) on every node, with the application role and database. */
 export class PatroniCluster extends pulumi.ComponentResource {
   public readonly memberAddresses: pulumi.Output<string[]>;
+  /** Runs first when the node list changes: a leader the stack removes switches over to a member it names. */
+  public readonly handOver: pulumi.Resource;
   /**
    * Every member with its ports. Deliberately no leader: it changes with every failover, so consumers ask
    * each member's REST API (`/primary` answers 200 only on the read-write leader).
@@ -110,6 +112,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
       // site-role (multi-site role changes) reads Patroni's JSON with jq
       ...(args.site ? ["jq"] : [])];
 
+    const names = s.nodes.map((x) => x.name);
     // Phase 1, per host: packages, packaged cluster off, data dirs, etcd config and start.
     const hosts = rolling(s.nodes, (h, previousEtcdRestart) => {
       const conn = connectionFor(h, args.ssh);
@@ -157,10 +160,14 @@ export class PatroniCluster extends pulumi.ComponentResource {
       return { h, conn, n, packagedOff, dirs, etcdRestart, restAuth, siteFiles };
     }, (x) => x.etcdRestart);
 
+    // a leader the stack no longer names hands over before anything changes around it (the firewalls wait for this)
+    this.handOver = runScript(hosts[0].n("hand-over"), {
+      connection: hosts[0].conn, create: mb.handOverScript(s.nodes, s.restApiPort), triggers: [names.join(" ")],
+    }, o([hosts[0].restAuth]));
+
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
     const allEtcdStarted = hosts.map((x) => x.etcdRestart);
     const configHashes: pulumi.Output<string>[] = [];
-    const names = s.nodes.map((x) => x.name);
     const members = hosts.map(({ h, conn, n, packagedOff, dirs, restAuth }) => {
       const etcdHealthy = waitFor(n("etcd-healthy"), conn, r.etcdHealthProbe(s.nodes, s.etcdClientPort), ETCD_TIMEOUT_S, o(allEtcdStarted));
       const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, etcdPatroniPassword, siteRole])
@@ -189,7 +196,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
     // the members the stack wants, read by a removed member's delete (it leaves etcd only when not named here);
     // written before any delete runs, since the engine deletes removed resources after every create and update
     runScript(hosts[0].n("etcd-desired-members"), {
-      connection: hosts[0].conn, create: mb.desiredMembersScript(s.nodes, s.etcdClientPort), triggers: [names.join(" ")],
+      connection: hosts[0].conn, create: mb.desiredMembersScript(s.nodes, s.etcdClientPort, s.etcdPeerPort), triggers: [names.join(" ")],
     }, o([etcdAuth]));
 
     // Phase 3, from the first member: wait for a leader and streaming replicas, apply dynamic settings, app role/db, observe leader.

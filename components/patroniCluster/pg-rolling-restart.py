@@ -129,15 +129,18 @@ def main():
     down = [name(u) for u, s in st.items() if not s or s.get("state") != "running"]
     if down:
         die(f"members not running: {', '.join(down)}; a rolling restart needs every member up (nothing was restarted)")
-    leaders = leader_of(st)
-    if len(leaders) != 1:
-        die(f"expected one running leader, found {[name(u) for u in leaders]} (nothing was restarted)")
-    leader = leaders[0]
-    standby_cluster = st[leader].get("role") == "standby_leader"
+    # nothing pending: nothing to do, whoever leads (with a scale-in the leader may be a member on its way
+    # out, not among the urls: it hands over by a switchover when its own delete runs, after this step)
     if not pending(st):
         log(action="none", reason="no member has pending_restart")
         log(restarted=[], switchover=None)
         return
+    leaders = leader_of(st)
+    if len(leaders) != 1:
+        die(f"expected one running leader among the members, found {[name(u) for u in leaders]} (nothing was restarted;"
+            " if the leader is a member this deploy removes, deploy the removal first, then the setting)")
+    leader = leaders[0]
+    standby_cluster = st[leader].get("role") == "standby_leader"
 
     restarted = []
     switchover = None

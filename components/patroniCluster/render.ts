@@ -417,8 +417,9 @@ export function patroniReloadScript(): string {
 }
 
 // argv: a count (exactly that many members) or the member names (each of them present; a member the stack is
-// removing may still be listed until its delete runs, and is not judged)
+// removing may still be listed until its delete runs, and is not judged; `every` keeps all members listed)
 const PY_MEMBERS = [
+  "every = m",
   "want = sys.argv[1:]",
   "if len(want) == 1 and want[0].isdigit(): ok_set = len(m) == int(want[0])",
   "else: ok_set = set(want) <= set(x.get('name') for x in m); m = [x for x in m if x.get('name') in want]",
@@ -428,7 +429,8 @@ const PY_HEALTHY = [
   "import json, sys",
   "m = json.load(sys.stdin).get('members', [])",
   ...PY_MEMBERS,
-  "lead = [x for x in m if x.get('role') in ('leader', 'standby_leader') and x.get('state') == 'running']",
+  // the leader may be a member on its way out: it hands over (switchover) only when its delete runs, after this gate
+  "lead = [x for x in every if x.get('role') in ('leader', 'standby_leader') and x.get('state') == 'running']",
   "rest = [x for x in m if x not in lead]",
   "ok = ok_set and len(lead) == 1 and all(x.get('state') in ('running', 'streaming') and isinstance(x.get('lag'), int) for x in rest)",
   "sys.exit(0 if ok else 1)",

@@ -68,14 +68,14 @@ describe("PatroniCluster wiring", () => {
     const expected = [
       ...nodes.flatMap((n) => STEPS.map((s) => `db-${n.name}-${s}`)),
       "db-pg1-cluster-healthy", "db-pg1-dynamic-config", "db-pg1-rolling-restart", "db-pg1-patroni-etcd-login", "db-pg1-etcd-auth",
-      "db-pg1-etcd-desired-members",
+      "db-pg1-etcd-desired-members", "db-pg1-hand-over",
     ].sort();
     expect(names).toEqual(expected);
   });
 
   it("parents every child to the component", async () => {
     const children = seen.filter((s) => s.type !== "hastack:db:PatroniCluster");
-    expect(children.length).toBe(nodes.length * STEPS.length + 6);
+    expect(children.length).toBe(nodes.length * STEPS.length + 7);
     for (const c of children) expect([c.name, c.parent && (await nameOf(c.parent))]).toEqual([c.name, "db"]);
   });
 
