@@ -14,6 +14,8 @@ export interface FirewallPlanInput {
   readonly workspad?: ResolvedWorksPadNodeSettings;
   readonly nginx?: ResolvedNginxBalancerSettings;
   readonly redis?: ResolvedRedisSentinelGroupSettings;
+  /** The named groups of the list form of hastack:redis: a table each, guarding only its own ports. */
+  readonly redisGroups?: readonly ResolvedRedisSentinelGroupSettings[];
   readonly firewall: ResolvedFirewallSettings;
   /** The SSH port: never filtered, so no managed port may equal it. */
   readonly sshPort: number;
@@ -38,6 +40,7 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
   if (!i.firewall.enabled) return [];
   const admin = i.firewall.adminSources;
   const { postgres: pg, proxy, workspad, nginx, redis } = i;
+  const groupVrrpPeers = [...new Set((i.redisGroups ?? []).filter((g) => g.vip).flatMap((g) => addrs(g.nodes)))];
   const members = addrs(pg.nodes), proxies = addrs(proxy.nodes), apps = addrs(workspad?.nodes ?? []), edges = addrs(nginx?.nodes ?? []);
   const layers: { layer: string; section: string; nodes: readonly HostSpec[]; table: FirewallTable }[] = [
     { layer: "db", section: "hastack:postgres", nodes: pg.nodes, table: { name: "db", guards: [
@@ -58,6 +61,12 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
       name: "cache", ...(redis.vip ? { vrrpPeers: addrs(redis.nodes) } : {}), guards: [
         { name: "redis", ports: [redis.port, redis.sentinelPort, redis.haproxyPort], sources: [...addrs(redis.nodes), ...apps, ...admin] },
       ] } }] : []),
+    // a table drops VRRP from every address not in its set, and groups may share hosts: each group's table admits
+    // the VRRP of every group's nodes (virtual_router_ids differ, so keepalived ignores the other groups' adverts)
+    ...(i.redisGroups ?? []).map((g, k) => ({ layer: `cache-${g.group}`, section: `hastack:redis[${k}]`, nodes: g.nodes, table: {
+      name: `cache_${g.group!.replace(/-/g, "_")}`, ...(g.vip ? { vrrpPeers: groupVrrpPeers } : {}), guards: [
+        { name: "redis", ports: [g.port, g.sentinelPort, g.haproxyPort], sources: [...addrs(g.nodes), ...apps, ...admin] },
+      ] } })),
   ];
   for (const l of layers) {
     for (const g of l.table.guards) {

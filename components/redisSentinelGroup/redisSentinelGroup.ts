@@ -42,10 +42,13 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
   public readonly user: pulumi.Output<string>;
   /** That user's password (secret). */
   public readonly password: pulumi.Output<string>;
+  /** The group's name in the list form of hastack:redis; undefined in the single-object form. */
+  public readonly group?: string;
 
   constructor(name: string, args: RedisSentinelGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:cache:RedisSentinelGroup", name, {}, opts);
     const s = args.settings;
+    this.group = s.group;
     if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the Redis group has a vip");
     // plain values are checked at once; secrets from config when they resolve, which is still during preview
     if (typeof args.password === "string" && typeof args.sentinelPassword === "string") checkRedisPasswords(args.password, args.sentinelPassword);
