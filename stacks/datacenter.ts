@@ -3,10 +3,10 @@ import { PatroniCluster, resolvePatroniClusterSettings } from "../components/pat
 import { PgBouncerVipPair, resolvePgBouncerVipPairSettings } from "../components/pgBouncerVipPair";
 import { WorksPadNode, resolveWorksPadNodeSettings } from "../components/worksPadNode";
 import { NginxBalancer, resolveNginxBalancerSettings } from "../components/nginxBalancer";
-import { RedisSentinelGroup, redisLayout, resolveRedisGroups } from "../components/redisSentinelGroup";
-import { invalid, inSubnet, rolling } from "../components/common";
+import { RedisSentinelGroup, ResolvedRedisSentinelGroupSettings, redisLayout, resolveRedisGroups } from "../components/redisSentinelGroup";
+import { SshAccess, invalid, inSubnet, rolling } from "../components/common";
 import { StackConfig } from "./config";
-import { password, redisGroupPassword } from "./secrets";
+import { RedisGroupPasswordKind, password, redisGroupPassword } from "./secrets";
 import { StackPki } from "./pki";
 import { checkAcrossSections, checkTopology, rawAddresses } from "./topology";
 import { hostKeysFor } from "./hostKeys";
@@ -183,14 +183,7 @@ export class Datacenter extends pulumi.ComponentResource {
         keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined,
       }, child);
     }
-    // named groups: resources, units and passwords of their own, so adding or removing one leaves the others be
-    for (const g of r.redisGroups) {
-      const gpw = (kind: Parameters<typeof redisGroupPassword>[1]) => redisGroupPassword(g.group!, kind, cfg.passwords, name, child);
-      this.redisGroups.push(new RedisSentinelGroup(`${name}-cache-${g.group}`, {
-        settings: g, ssh, password: gpw("app"), sentinelPassword: gpw("sentinel"),
-        keepalivedAuthPass: g.vip ? gpw("keepalived") : undefined,
-      }, child));
-    }
+    this.redisGroups.push(...redisGroupComponents(name, r.redisGroups, ssh, cfg.passwords, child));
     // one table per component and host, each guarding only that component's ports
     for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
       new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table }, child);
@@ -241,4 +234,19 @@ function redisVmSection(raw: unknown): unknown {
   const byName = new Map<string, unknown>();
   for (const g of raw) for (const n of ((g as { nodes?: unknown })?.nodes as { name?: string }[] | undefined) ?? []) if (!byName.has(String(n?.name))) byName.set(String(n?.name), n);
   return { nodes: [...byName.values()] };
+}
+
+/**
+ * The named groups of the list form: resources, units and passwords of their own (`<stack>-cache-<group>`), so adding
+ * or removing one group leaves the others be. Also the end-to-end test's program (tests/e2e/redisGroups.test.ts).
+ */
+export function redisGroupComponents(name: string, groups: readonly ResolvedRedisSentinelGroupSettings[], ssh: SshAccess,
+  passwords: unknown, opts: pulumi.ComponentResourceOptions): RedisSentinelGroup[] {
+  return groups.map((g) => {
+    const gpw = (kind: RedisGroupPasswordKind) => redisGroupPassword(g.group!, kind, passwords, name, opts);
+    return new RedisSentinelGroup(`${name}-cache-${g.group}`, {
+      settings: g, ssh, password: gpw("app"), sentinelPassword: gpw("sentinel"),
+      keepalivedAuthPass: g.vip ? gpw("keepalived") : undefined,
+    }, opts);
+  });
 }

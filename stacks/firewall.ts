@@ -40,7 +40,6 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
   if (!i.firewall.enabled) return [];
   const admin = i.firewall.adminSources;
   const { postgres: pg, proxy, workspad, nginx, redis } = i;
-  const groupVrrpPeers = [...new Set((i.redisGroups ?? []).filter((g) => g.vip).flatMap((g) => addrs(g.nodes)))];
   const members = addrs(pg.nodes), proxies = addrs(proxy.nodes), apps = addrs(workspad?.nodes ?? []), edges = addrs(nginx?.nodes ?? []);
   const layers: { layer: string; section: string; nodes: readonly HostSpec[]; table: FirewallTable }[] = [
     { layer: "db", section: "hastack:postgres", nodes: pg.nodes, table: { name: "db", guards: [
@@ -61,12 +60,7 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
       name: "cache", ...(redis.vip ? { vrrpPeers: addrs(redis.nodes) } : {}), guards: [
         { name: "redis", ports: [redis.port, redis.sentinelPort, redis.haproxyPort], sources: [...addrs(redis.nodes), ...apps, ...admin] },
       ] } }] : []),
-    // a table drops VRRP from every address not in its set, and groups may share hosts: each group's table admits
-    // the VRRP of every group's nodes (virtual_router_ids differ, so keepalived ignores the other groups' adverts)
-    ...(i.redisGroups ?? []).map((g, k) => ({ layer: `cache-${g.group}`, section: `hastack:redis[${k}]`, nodes: g.nodes, table: {
-      name: `cache_${g.group!.replace(/-/g, "_")}`, ...(g.vip ? { vrrpPeers: groupVrrpPeers } : {}), guards: [
-        { name: "redis", ports: [g.port, g.sentinelPort, g.haproxyPort], sources: [...addrs(g.nodes), ...apps, ...admin] },
-      ] } })),
+    ...redisGroupLayers(i.redisGroups ?? [], [...apps, ...admin]),
   ];
   for (const l of layers) {
     for (const g of l.table.guards) {
@@ -74,4 +68,17 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
     }
   }
   return layers.flatMap((l) => l.nodes.map((host) => ({ layer: l.layer, host, table: l.table })));
+}
+
+/**
+ * A table per named Redis group (list form of hastack:redis), guarding only that group's ports: its own nodes and
+ * `clients` may reach them. A table drops VRRP from every address outside its set and groups may share hosts, so
+ * each group's table admits the VRRP of every group's nodes (virtual_router_ids differ: keepalived ignores the others').
+ */
+export function redisGroupLayers(groups: readonly ResolvedRedisSentinelGroupSettings[], clients: readonly string[]) {
+  const vrrpPeers = [...new Set(groups.filter((g) => g.vip).flatMap((g) => addrs(g.nodes)))];
+  return groups.map((g, k) => ({ layer: `cache-${g.group}`, section: `hastack:redis[${k}]`, nodes: g.nodes, table: {
+    name: `cache_${g.group!.replace(/-/g, "_")}`, ...(g.vip ? { vrrpPeers } : {}), guards: [
+      { name: "redis", ports: [g.port, g.sentinelPort, g.haproxyPort], sources: [...addrs(g.nodes), ...clients] },
+    ] } as FirewallTable }));
 }
