@@ -114,14 +114,19 @@ export interface ResolvedRedisSentinelGroupSettings {
 
 /** A Redis node; `replicaPriority` is Redis' replica-priority: lower is promoted first by Sentinel, 0 never. */
 export interface RedisNodeSpec extends HostSpec {
-  /** @default undefined (Redis' own default, 100) */
+  /**
+   * Redis `replica-priority` of this node (besides `name` and `address`): Sentinel promotes the replica with the lowest
+   * first; 0 never makes it master (keeps the master in a preferred site). 0..2147483647; at least one node not 0.
+   * @default undefined (Redis' own, 100)
+   */
   readonly replicaPriority?: number;
 }
 
 /** One entry of the list form of `hastack:redis`: a group's settings, without `enabled`, plus its name. */
 export interface RedisGroupSettings extends Omit<RedisSentinelGroupSettings, "enabled" | "nodes"> {
-  /** Lower-case letters, digits and '-', starting with a letter, at most 20: in resource, unit, file and table names. */
+  /** The group's name, 1..20 lower-case letters, digits and '-', starting with a letter; unique. It names the group's resources, units, files and data dir. */
   readonly name: string;
+  /** Redis hosts of this group, at least 3 (one Sentinel each), each `{name, address, replicaPriority?}`. Every other setting of `hastack:redis` but `enabled` applies per group, with the same defaults; `masterName` must differ between groups. */
   readonly nodes: RedisNodeSpec[];
 }
 
