@@ -207,3 +207,24 @@ describe("hastack:passwords.redisGroups", () => {
       /^Invalid hastack:passwords\.redisGroups\.kv\.sentinel: got "<secret of 4 characters>, the same as hastack:passwords\.redisGroups\.kv\.app"/);
   });
 });
+
+describe("one group's change", () => {
+  it("reaches only that group's steps: a kv setting leaves every pubsub resource as it was", async () => {
+    const inputsOf = async (kvMaxmemory: string) => {
+      resetRecorded();
+      jest.resetModules();
+      const c = base([pubsub, { ...kv, maxmemory: kvMaxmemory }]);
+      c.passwords = { ...DB_PASSWORDS, redisGroups: { pubsub: { app: "p1", sentinel: "p2" }, kv: { app: "k1", sentinel: "k2" } } };
+      await installMocks(Object.fromEntries(Object.entries(c).map(([k, v]) => [`hastack:${k}`, typeof v === "string" ? v : JSON.stringify(v)])), "hastack", "dc");
+      const { program } = await import("../../stacks/program");
+      await program();
+      await settle(200);
+      return new Map(recorded.filter((r) => r.name.startsWith("dc-cache-")).map((r) => [r.name, JSON.stringify(r.inputs)]));
+    };
+    const a = await inputsOf("64mb"), b = await inputsOf("128mb");
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    const changed = [...a.keys()].filter((n) => a.get(n) !== b.get(n));
+    // the settings file and its rolling restart on each kv node, nothing of pubsub
+    expect(changed.sort()).toEqual(RD.flatMap((h) => [`dc-cache-kv-${h.name}-redis-ready`, `dc-cache-kv-${h.name}-redis-restart`, `dc-cache-kv-${h.name}-redis-settings`]).sort());
+  });
+});
