@@ -159,7 +159,7 @@ export function redisBytes(v: string): bigint {
 export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
   allHostAddresses: readonly string[] = []): ResolvedRedisSentinelGroupSettings | undefined {
   if (raw === undefined) return undefined;
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with enabled and nodes");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with enabled and nodes (one group), or a list of named groups");
   const r = raw as Record<string, unknown>;
   const enabled = r.enabled ?? RedisSentinelGroupDefaults.enabled;
   checkRules([{ field: `${KEY}.enabled`, given: r.enabled, ok: typeof enabled === "boolean", accepted: "true or false" }]);
