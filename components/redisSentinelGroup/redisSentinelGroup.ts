@@ -97,17 +97,20 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     if (!L.unitFiles || s.group === undefined) return survey;
     const g = s.group, withVip = s.vip !== undefined;
     const unit = (path: string, text: string) => [`cat > ${path}.new <<'HASTACK_UNIT'`, text.trimEnd(), "HASTACK_UNIT", `mv -f ${path}.new ${path}`];
+    const create = [
+      `install -d -o redis -g redis -m 0750 ${L.redisRuntime.dir}`,
+      ...unit(L.unitFiles.haproxy, renderHaproxyUnit(g)),
+      ...(withVip ? unit(L.unitFiles.keepalived, renderKeepalivedUnit(g)) : []),
+      "systemctl daemon-reload",
+      "systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1 || true",
+    ].join("\n");
     return runScript(`${name}-${host.name}-group-setup`, {
       connection: conn,
-      create: [
-        `install -d -o redis -g redis -m 0750 ${L.redisRuntime.dir}`,
-        ...unit(L.unitFiles.haproxy, renderHaproxyUnit(g)),
-        ...(withVip ? unit(L.unitFiles.keepalived, renderKeepalivedUnit(g)) : []),
-        "systemctl daemon-reload",
-        "systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1 || true",
-      ].join("\n"),
+      create,
       // the data dir stays (as the single-object form's /var/lib/redis does): a destroy must not lose data
       delete: [`rm -f ${L.unitFiles.haproxy} ${L.unitFiles.keepalived}`, "systemctl daemon-reload"].join("\n"),
+      // a new unit text replaces the step; the generation keeps the old step's delete from removing the new files
+      triggers: [contentHash(create)],
     }, { parent: this, dependsOn: [survey] });
   }
 

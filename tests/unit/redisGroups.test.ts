@@ -115,6 +115,8 @@ describe("what a named group puts on a host", () => {
   });
 });
 
+// the whole program under mocks takes ~40 s on a loaded 2-core machine (CI runs three streams side by side)
+const PROGRAM_TIMEOUT_MS = 240000;
 const DB_PASSWORDS = { postgresSuperuser: "su-pw-1", postgresReplication: "repl-pw-2", postgresRewind: "rew-pw-3", postgresApp: "app-pw-4" };
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 const base = (redis: unknown): Record<string, unknown> => ({
@@ -193,7 +195,7 @@ describe("the program with named groups", () => {
     expect(await isSecret(outputs.redisGroupPasswords)).toBe(true);
     expect((await resolve(outputs.redisGroupPasswords)).kv).toBe("kv-app-pw");
     expect(outputs.redis).toBeUndefined();
-  });
+  }, PROGRAM_TIMEOUT_MS);
 });
 
 describe("hastack:passwords.redisGroups", () => {
@@ -226,5 +228,5 @@ describe("one group's change", () => {
     const changed = [...a.keys()].filter((n) => a.get(n) !== b.get(n));
     // the settings file and its rolling restart on each kv node, nothing of pubsub
     expect(changed.sort()).toEqual(RD.flatMap((h) => [`dc-cache-kv-${h.name}-redis-ready`, `dc-cache-kv-${h.name}-redis-restart`, `dc-cache-kv-${h.name}-redis-settings`]).sort());
-  });
+  }, PROGRAM_TIMEOUT_MS * 2);
 });
