@@ -10,6 +10,9 @@ const SECTIONS: [key: string, file: string, iface: string][] = [
   ["hastack:workspad", "components/worksPadNode/args.ts", "WorksPadNodeSettings"],
   ["hastack:nginx", "components/nginxBalancer/args.ts", "NginxBalancerSettings"],
   ["hastack:redis", "components/redisSentinelGroup/args.ts", "RedisSentinelGroupSettings"],
+  // the list form: each entry takes the settings above but `enabled`, plus these
+  ["hastack:redis[]", "components/redisSentinelGroup/args.ts", "RedisGroupSettings"],
+  ["hastack:redis[].nodes[]", "components/redisSentinelGroup/args.ts", "RedisNodeSpec"],
   ["hastack:firewall", "components/firewall/args.ts", "FirewallSettings"],
   ["hastack:policy", "policy/settings.ts", "PolicySettings"],
 ];

@@ -3,10 +3,10 @@ import { PatroniCluster, resolvePatroniClusterSettings } from "../components/pat
 import { PgBouncerVipPair, resolvePgBouncerVipPairSettings } from "../components/pgBouncerVipPair";
 import { WorksPadNode, resolveWorksPadNodeSettings } from "../components/worksPadNode";
 import { NginxBalancer, resolveNginxBalancerSettings } from "../components/nginxBalancer";
-import { RedisSentinelGroup, resolveRedisSentinelGroupSettings } from "../components/redisSentinelGroup";
-import { invalid, inSubnet, rolling } from "../components/common";
+import { RedisSentinelGroup, ResolvedRedisSentinelGroupSettings, redisLayout, resolveRedisGroups } from "../components/redisSentinelGroup";
+import { SshAccess, invalid, inSubnet, rolling } from "../components/common";
 import { StackConfig } from "./config";
-import { password } from "./secrets";
+import { RedisGroupPasswordKind, password, redisGroupPassword } from "./secrets";
 import { StackPki } from "./pki";
 import { checkAcrossSections, checkTopology, rawAddresses } from "./topology";
 import { hostKeysFor } from "./hostKeys";
@@ -19,7 +19,9 @@ import { stackVms } from "../inventory/vmmanager/stack";
 /** Every setting of a datacenter resolved and cross-checked: pure, throws before any resource. */
 export function resolveDatacenter(cfg: StackConfig) {
   const s = cfg.subnet;
-  const everyHost = [cfg.postgres, cfg.proxy, cfg.workspad, cfg.nginx, cfg.redis].flatMap(rawAddresses);
+  // hastack:redis is one object (one group, the packaged units) or a list of named groups
+  const redisList = Array.isArray(cfg.redis);
+  const everyHost = [cfg.postgres, cfg.proxy, cfg.workspad, cfg.nginx, ...(redisList ? cfg.redis as unknown[] : [cfg.redis])].flatMap(rawAddresses);
   const postgres = resolvePatroniClusterSettings(cfg.postgres, s);
   const proxy = resolvePgBouncerVipPairSettings(cfg.proxy, s, everyHost, [
     { name: "hastack:postgres.pgPort", port: postgres.pgPort }, { name: "hastack:postgres.restApiPort", port: postgres.restApiPort },
@@ -35,7 +37,9 @@ export function resolveDatacenter(cfg: StackConfig) {
   if (!withApps && !absent(cfg.nginx)) invalid("hastack:nginx", cfg.nginx, "nothing when hastack:workspad is absent (nginx balances the WorksPad nodes)");
   const workspad = withApps ? resolveWorksPadNodeSettings(cfg.workspad, s) : undefined;
   const nginx = withApps ? resolveNginxBalancerSettings(cfg.nginx, s, everyHost) : undefined;
-  const redis = resolveRedisSentinelGroupSettings(cfg.redis, s, everyHost);
+  const resolvedRedis = resolveRedisGroups(cfg.redis, s, everyHost);
+  const redis = redisList ? undefined : resolvedRedis[0];
+  const redisGroups = redisList ? resolvedRedis : [];
   const HAPROXY = "/etc/haproxy/haproxy.cfg", KEEPALIVED = "/etc/keepalived/keepalived.conf";
   checkTopology([
     { section: "hastack:postgres", nodes: postgres.nodes, files: ["/etc/patroni/config.yml", "/etc/default/etcd"], ports: [
@@ -48,15 +52,27 @@ export function resolveDatacenter(cfg: StackConfig) {
       { setting: "listenPort", port: nginx.listenPort }, ...(nginx.httpRedirect ? [{ setting: "httpRedirect", port: 80 }] : [])] }] : []),
     ...(redis ? [{ section: "hastack:redis", nodes: redis.nodes, files: [HAPROXY, ...(redis.vip ? [KEEPALIVED] : [])], ports: [
       { setting: "port", port: redis.port }, { setting: "sentinelPort", port: redis.sentinelPort }, { setting: "haproxyPort", port: redis.haproxyPort }] }] : []),
+    // each named group is a section of its own: its ports may not meet another group's or section's on a host
+    ...redisGroups.map((g, i) => {
+      const P = redisLayout(g.group).paths;
+      return { section: `hastack:redis[${i}]`, nodes: g.nodes, files: [P.haproxy, ...(g.vip ? [P.keepalived] : [])], ports: [
+        { setting: "port", port: g.port }, { setting: "sentinelPort", port: g.sentinelPort }, { setting: "haproxyPort", port: g.haproxyPort }] };
+    }),
   ]);
-  checkAcrossSections({ postgres, proxy, workspad, nginx, redis }, { passwords: cfg.passwords, certificates: cfg.certificates });
+  // the PgBouncer and nginx hosts' firewall tables admit VRRP only from their own peers, and Debian's HAProxy and
+  // keepalived there are theirs: a named group keeps to hosts of its own (or of other groups)
+  redisGroups.forEach((g, i) => g.nodes.forEach((n, k) => {
+    const other = ([["hastack:proxy", proxy.nodes], ["hastack:nginx", nginx?.nodes ?? []]] as const).find(([, ns]) => ns.some((o) => o.name === n.name));
+    if (other) invalid(`hastack:redis[${i}].nodes[${k}]`, n.name, `a host that is not also in ${other[0]} (its HAProxy, keepalived and VRRP filter are that section's)`);
+  }));
+  checkAcrossSections({ postgres, proxy, workspad, nginx, redis, redisGroups }, { passwords: cfg.passwords, certificates: cfg.certificates });
   // the sites share one database: its role passwords cannot be generated per stack (readPeers compares them)
   if (site) {
     for (const [key] of SHARED_DB_PASSWORDS) {
       if (cfg.passwords[key] === undefined) invalid(`hastack:passwords.${key}`, "(not set)", "a password set in this stack's config when hastack:site is set: every site's stack sets the same value (the sites share one database)");
     }
   }
-  return { postgres, proxy, workspad, nginx, redis, site };
+  return { postgres, proxy, workspad, nginx, redis, redisGroups, site };
 }
 
 /**
@@ -69,6 +85,8 @@ export class Datacenter extends pulumi.ComponentResource {
   readonly apps: WorksPadNode[];
   readonly balancer?: NginxBalancer;
   readonly redis?: RedisSentinelGroup;
+  /** The named groups of the list form of hastack:redis (empty in the single-object form). */
+  readonly redisGroups: RedisSentinelGroup[] = [];
   readonly caCertPem: pulumi.Output<string>;
   /** `hastack:site` resolved; a stack without it is a one-site primary named after its stack, at epoch 0. */
   private readonly site: ResolvedSite;
@@ -83,8 +101,8 @@ export class Datacenter extends pulumi.ComponentResource {
     const child = { parent: this };
     const appHosts = [...(r.workspad?.nodes ?? []), ...(r.nginx?.nodes ?? [])];
     // VMmanager VMs of the `vm: true` hosts: every connection to one dials the VM's address output, so it waits for the VM
-    const vm = stackVms(name, cfg.vmmanager, { postgres: cfg.postgres, proxy: cfg.proxy, workspad: r.workspad && cfg.workspad, nginx: r.nginx && cfg.nginx, redis: r.redis && cfg.redis }, cfg.ssh, child);
-    const ssh = hostKeysFor(name, vm.ssh, [r.postgres, r.proxy, ...(r.redis ? [r.redis] : [])].flatMap((x) => x.nodes).concat(appHosts), { ...child, dependsOn: vm.ready });
+    const vm = stackVms(name, cfg.vmmanager, { postgres: cfg.postgres, proxy: cfg.proxy, workspad: r.workspad && cfg.workspad, nginx: r.nginx && cfg.nginx, redis: r.redis ? cfg.redis : redisVmSection(cfg.redis) }, cfg.ssh, child);
+    const ssh = hostKeysFor(name, vm.ssh, [r.postgres, r.proxy, ...(r.redis ? [r.redis] : []), ...r.redisGroups].flatMap((x) => x.nodes).concat(appHosts), { ...child, dependsOn: vm.ready });
     const pw = (n: Parameters<typeof password>[0]) => password(n, cfg.passwords, name, child);
     const pki = new StackPki(name, cfg.certificates, appHosts.map((h) => h.name), child);
     this.caCertPem = pki.caCertPem;
@@ -165,6 +183,7 @@ export class Datacenter extends pulumi.ComponentResource {
         keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined,
       }, child);
     }
+    this.redisGroups.push(...redisGroupComponents(name, r.redisGroups, ssh, cfg.passwords, child));
     // one table per component and host, each guarding only that component's ports
     for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
       // the database hosts' new rules only once a leader the stack removes has handed over (membership.ts)
@@ -201,6 +220,34 @@ export class Datacenter extends pulumi.ComponentResource {
         redisUser: this.redis.user,
         redisPassword: this.redis.password,
       } : {}),
+      ...(this.redisGroups.length ? {
+        redisGroups: Object.fromEntries(this.redisGroups.map((g) => [g.group,
+          { vip: g.vip, port: g.port, masterName: g.masterName, sentinels: g.sentinelAddresses, user: g.user }])),
+        redisGroupPasswords: pulumi.secret(pulumi.all(Object.fromEntries(this.redisGroups.map((g) => [g.group, g.password])))),
+      } : {}),
     };
   }
+}
+
+/** The Redis hosts of the list form as one section for the VMmanager plan (a host in several groups is one VM). */
+function redisVmSection(raw: unknown): unknown {
+  if (!Array.isArray(raw)) return undefined;
+  const byName = new Map<string, unknown>();
+  for (const g of raw) for (const n of ((g as { nodes?: unknown })?.nodes as { name?: string }[] | undefined) ?? []) if (!byName.has(String(n?.name))) byName.set(String(n?.name), n);
+  return { nodes: [...byName.values()] };
+}
+
+/**
+ * The named groups of the list form: resources, units and passwords of their own (`<stack>-cache-<group>`), so adding
+ * or removing one group leaves the others be. Also the end-to-end test's program (tests/e2e/redisGroups.test.ts).
+ */
+export function redisGroupComponents(name: string, groups: readonly ResolvedRedisSentinelGroupSettings[], ssh: SshAccess,
+  passwords: unknown, opts: pulumi.ComponentResourceOptions): RedisSentinelGroup[] {
+  return groups.map((g) => {
+    const gpw = (kind: RedisGroupPasswordKind) => redisGroupPassword(g.group!, kind, passwords, name, opts);
+    return new RedisSentinelGroup(`${name}-cache-${g.group}`, {
+      settings: g, ssh, password: gpw("app"), sentinelPassword: gpw("sentinel"),
+      keepalivedAuthPass: g.vip ? gpw("keepalived") : undefined,
+    }, opts);
+  });
 }

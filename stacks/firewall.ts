@@ -14,6 +14,8 @@ export interface FirewallPlanInput {
   readonly workspad?: ResolvedWorksPadNodeSettings;
   readonly nginx?: ResolvedNginxBalancerSettings;
   readonly redis?: ResolvedRedisSentinelGroupSettings;
+  /** The named groups of the list form of hastack:redis: a table each, guarding only its own ports. */
+  readonly redisGroups?: readonly ResolvedRedisSentinelGroupSettings[];
   readonly firewall: ResolvedFirewallSettings;
   /** The SSH port: never filtered, so no managed port may equal it. */
   readonly sshPort: number;
@@ -58,6 +60,7 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
       name: "cache", ...(redis.vip ? { vrrpPeers: addrs(redis.nodes) } : {}), guards: [
         { name: "redis", ports: [redis.port, redis.sentinelPort, redis.haproxyPort], sources: [...addrs(redis.nodes), ...apps, ...admin] },
       ] } }] : []),
+    ...redisGroupLayers(i.redisGroups ?? [], [...apps, ...admin]),
   ];
   for (const l of layers) {
     for (const g of l.table.guards) {
@@ -65,4 +68,17 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
     }
   }
   return layers.flatMap((l) => l.nodes.map((host) => ({ layer: l.layer, host, table: l.table })));
+}
+
+/**
+ * A table per named Redis group (list form of hastack:redis), guarding only that group's ports: its own nodes and
+ * `clients` may reach them. A table drops VRRP from every address outside its set and groups may share hosts, so
+ * each group's table admits the VRRP of every group's nodes (virtual_router_ids differ: keepalived ignores the others').
+ */
+export function redisGroupLayers(groups: readonly ResolvedRedisSentinelGroupSettings[], clients: readonly string[]) {
+  const vrrpPeers = [...new Set(groups.filter((g) => g.vip).flatMap((g) => addrs(g.nodes)))];
+  return groups.map((g, k) => ({ layer: `cache-${g.group}`, section: `hastack:redis[${k}]`, nodes: g.nodes, table: {
+    name: `cache_${g.group!.replace(/-/g, "_")}`, ...(g.vip ? { vrrpPeers } : {}), guards: [
+      { name: "redis", ports: [g.port, g.sentinelPort, g.haproxyPort], sources: [...addrs(g.nodes), ...clients] },
+    ] } as FirewallTable }));
 }

@@ -4,7 +4,7 @@
 import * as crypto from "crypto";
 import { Rule, checkRules, invalid } from "../components/common/validate";
 import { PGBOUNCER_MAX_PASSWORD_BYTES } from "../components/pgBouncerVipPair/args";
-import { PASSWORD_NAMES } from "./secrets";
+import { PASSWORD_NAMES, REDIS_GROUP_PASSWORD_KINDS } from "./secrets";
 import { splitPemCertificates } from "./trustBundle";
 
 
@@ -50,12 +50,35 @@ export function checkSuppliedPasswords(supplied: unknown): void {
   if (typeof supplied !== "object" || supplied === null || Array.isArray(supplied)) {
     invalid("hastack:passwords", secretGiven(supplied) ?? supplied, `an object of passwords by name (${PASSWORD_NAMES.join(", ")})`);
   }
-  const known: readonly string[] = PASSWORD_NAMES;
+  const known: readonly string[] = [...PASSWORD_NAMES, "redisGroups"];
   const r = supplied as Record<string, unknown>;
   for (const k of Object.keys(r)) {
     if (!known.includes(k)) invalid(`hastack:passwords.${k}`, secretGiven(r[k]), `no such password; known names are ${known.join(", ")}`);
   }
-  checkRules(Object.entries(r).flatMap(([k, v]) => passwordRules(k, v)));
+  checkRules(Object.entries(r).filter(([k]) => k !== "redisGroups").flatMap(([k, v]) => passwordRules(k, v)));
+  checkRedisGroupPasswords(r.redisGroups);
+}
+
+/** `hastack:passwords.redisGroups`: {group: {app, sentinel, keepalived}}, each optional, each a usable password. */
+function checkRedisGroupPasswords(v: unknown): void {
+  if (v === undefined) return;
+  const key = "hastack:passwords.redisGroups";
+  const isObj = (o: unknown): o is Record<string, unknown> => typeof o === "object" && o !== null && !Array.isArray(o);
+  if (!isObj(v)) invalid(key, secretGiven(v), `an object by group name of {${REDIS_GROUP_PASSWORD_KINDS.join(", ")}} passwords`);
+  for (const [g, kinds] of Object.entries(v)) {
+    if (!isObj(kinds)) invalid(`${key}.${g}`, secretGiven(kinds), `an object of passwords by kind (${REDIS_GROUP_PASSWORD_KINDS.join(", ")})`);
+    for (const [k, pw] of Object.entries(kinds)) {
+      if (!(REDIS_GROUP_PASSWORD_KINDS as readonly string[]).includes(k)) {
+        invalid(`${key}.${g}.${k}`, secretGiven(pw), `no such password; known kinds are ${REDIS_GROUP_PASSWORD_KINDS.join(", ")}`);
+      }
+      // the same rules as the single group's redis / redisSentinel / redisKeepalived (renamed in the message)
+      checkRules(passwordRules(`redisGroups.${g}.${k}`, pw));
+    }
+    if (typeof kinds.app === "string" && kinds.app === kinds.sentinel) {
+      invalid(`${key}.${g}.sentinel`, `${secretGiven(kinds.sentinel)}, the same as ${key}.${g}.app`,
+        "a password other than the application's (it opens Sentinel and hastack's admin login)");
+    }
+  }
 }
 
 const CERT_KEYS = ["caCertPem", "caKeyPem", "extraTrustedCaPem", "servers", "dataProtection"];

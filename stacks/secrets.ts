@@ -8,6 +8,10 @@ export const PASSWORD_NAMES = [
 ] as const;
 export type PasswordName = (typeof PASSWORD_NAMES)[number];
 
+/** The passwords of one named Redis group (list form of hastack:redis): the application's, hastack's own (Sentinel, replication), VRRP's. */
+export const REDIS_GROUP_PASSWORD_KINDS = ["app", "sentinel", "keepalived"] as const;
+export type RedisGroupPasswordKind = (typeof REDIS_GROUP_PASSWORD_KINDS)[number];
+
 /** keepalived reads only the first 8 characters of auth_pass, so its passwords are exactly 8. */
 const KEEPALIVED: ReadonlySet<PasswordName> = new Set(["proxyKeepalived", "nginxKeepalived", "redisKeepalived"]);
 
@@ -23,6 +27,20 @@ export function password(name: PasswordName, supplied: Partial<Record<PasswordNa
   if (given !== undefined) return pulumi.secret(given);
   const keepalived = KEEPALIVED.has(name);
   const pw = new random.RandomPassword(`${prefix}-${name}`, keepalived
+    ? { length: 8, special: false }
+    : { length: 32, special: true, overrideSpecial: "/='\"$-_.!" }, opts);
+  return pulumi.secret(pw.result);
+}
+
+/**
+ * A named Redis group's password: `hastack:passwords.redisGroups.<group>.<kind>` when given, otherwise a
+ * RandomPassword of the group's own, so no two groups share a login and a group added later changes no other.
+ */
+export function redisGroupPassword(group: string, kind: RedisGroupPasswordKind, supplied: unknown, prefix: string,
+  opts: pulumi.CustomResourceOptions): pulumi.Output<string> {
+  const given = (supplied as { redisGroups?: Record<string, Record<string, unknown>> } | undefined)?.redisGroups?.[group]?.[kind];
+  if (typeof given === "string") return pulumi.secret(given);
+  const pw = new random.RandomPassword(`${prefix}-redis-${group}-${kind}`, kind === "keepalived"
     ? { length: 8, special: false }
     : { length: 32, special: true, overrideSpecial: "/='\"$-_.!" }, opts);
   return pulumi.secret(pw.result);

@@ -134,9 +134,12 @@ export function checkAcrossSections(r: {
   readonly proxy: VrrpSection & { readonly vip: string; readonly nodes: readonly unknown[]; readonly defaultPoolSize: number };
   readonly nginx?: VrrpSection & { readonly nodes: readonly { name: string }[] };
   readonly redis?: VrrpSection;
+  /** The list form's groups, each its own VRRP instance (section `hastack:redis[i]`). */
+  readonly redisGroups?: readonly VrrpSection[];
   readonly workspad?: { readonly nodes: readonly { name: string }[] };
 }, secrets: { readonly passwords?: unknown; readonly certificates?: unknown }): void {
-  const vrrp = ([["hastack:proxy", r.proxy], ["hastack:nginx", r.nginx], ["hastack:redis", r.redis]] as const)
+  const vrrp = ([["hastack:proxy", r.proxy], ["hastack:nginx", r.nginx], ["hastack:redis", r.redis],
+    ...(r.redisGroups ?? []).map((g, i) => [`hastack:redis[${i}]`, g] as const)] as const)
     .filter(([, x]) => x?.vip !== undefined)
     .map(([section, x]) => ({ section, vip: x!.vip!, virtualRouterId: x!.virtualRouterId, interface: x!.interface }));
   checkVrrp(vrrp);

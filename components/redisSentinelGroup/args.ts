@@ -103,6 +103,31 @@ export interface ResolvedRedisSentinelGroupSettings {
   readonly virtualRouterId: number;
   readonly appUser: string;
   readonly appCommands: readonly string[];
+  /**
+   * The group's name in the list form of `hastack:redis`: its units (redis-server@NAME, redis-sentinel@NAME),
+   * files and data dir are its own. Absent in the single-object form, which keeps the packaged units and paths.
+   */
+  readonly group?: string;
+  /** Redis `replica-priority` per node (same order as nodes), present when any node sets one. */
+  readonly replicaPriorities?: readonly (number | undefined)[];
+}
+
+/** A Redis node; `replicaPriority` is Redis' replica-priority: lower is promoted first by Sentinel, 0 never. */
+export interface RedisNodeSpec extends HostSpec {
+  /**
+   * Redis `replica-priority` of this node (besides `name` and `address`): Sentinel promotes the replica with the lowest
+   * first; 0 never makes it master (keeps the master in a preferred site). 0..2147483647; at least one node not 0.
+   * @default undefined (Redis' own, 100)
+   */
+  readonly replicaPriority?: number;
+}
+
+/** One entry of the list form of `hastack:redis`: a group's settings, without `enabled`, plus its name. */
+export interface RedisGroupSettings extends Omit<RedisSentinelGroupSettings, "enabled" | "nodes"> {
+  /** The group's name, 1..20 lower-case letters, digits and '-', starting with a letter; unique. It names the group's resources, units, files and data dir. */
+  readonly name: string;
+  /** Redis hosts of this group, at least 3 (one Sentinel each), each `{name, address, replicaPriority?}`. Every other setting of `hastack:redis` but `enabled` applies per group, with the same defaults; `masterName` must differ between groups. */
+  readonly nodes: RedisNodeSpec[];
 }
 
 /** ACL users hastack defines besides the application's; the application user cannot take these names. */
@@ -110,6 +135,11 @@ export const RESERVED_REDIS_USERS = ["default", "hastack-sentinel", "hastack-che
 
 const KEY = "hastack:redis";
 const KNOWN = new Set(["nodes", "quorum", "maxmemory", "vip", ...Object.keys(RedisSentinelGroupDefaults)]);
+/** Keys of a group in the list form: no `enabled` (a listed group is on), a `name`. */
+const GROUP_KNOWN = new Set(["name", ...[...KNOWN].filter((k) => k !== "enabled")]);
+/** Redis reads replica-priority as a C int from 0 (createIntConfig 0..INT_MAX). */
+const MAX_REPLICA_PRIORITY = 2147483647;
+const GROUP_NAME = /^[a-z][a-z0-9-]{0,19}$/;
 
 const isInt = (n: unknown, min: number, max: number): n is number =>
   typeof n === "number" && Number.isInteger(n) && n >= min && n <= max;
@@ -129,17 +159,61 @@ export function redisBytes(v: string): bigint {
 export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
   allHostAddresses: readonly string[] = []): ResolvedRedisSentinelGroupSettings | undefined {
   if (raw === undefined) return undefined;
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with enabled and nodes");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) invalid(KEY, raw, "an object with enabled and nodes (one group), or a list of named groups");
   const r = raw as Record<string, unknown>;
   const enabled = r.enabled ?? RedisSentinelGroupDefaults.enabled;
   checkRules([{ field: `${KEY}.enabled`, given: r.enabled, ok: typeof enabled === "boolean", accepted: "true or false" }]);
   if (!enabled) return undefined;
+  return resolveOne(r, KEY, KNOWN, subnet, allHostAddresses);
+}
+
+/**
+ * Apply defaults and validate `hastack:redis` in either form: the single object (at most one group, the
+ * packaged units; as before) or a list of named groups, each checked on its own and against the others
+ * (names, master names). Ports, files and VRRP ids across groups and sections are checked by the stack
+ * (stacks/datacenter.ts), each group as section `hastack:redis[i]`.
+ */
+export function resolveRedisGroups(raw: unknown, subnet: string, allHostAddresses: readonly string[] = []): ResolvedRedisSentinelGroupSettings[] {
+  if (!Array.isArray(raw)) {
+    const one = resolveRedisSentinelGroupSettings(raw, subnet, allHostAddresses);
+    return one ? [one] : [];
+  }
+  const groups = raw.map((g, i) => {
+    const key = `${KEY}[${i}]`;
+    if (typeof g !== "object" || g === null || Array.isArray(g)) invalid(key, g, "a group: an object with name, nodes and the group's settings");
+    const r = g as Record<string, unknown>;
+    checkRules([{ field: `${key}.name`, given: r.name, ok: typeof r.name === "string" && GROUP_NAME.test(r.name),
+      accepted: "1..20 lower-case letters, digits and '-', starting with a letter (it names the group's units, files and resources)" }]);
+    return resolveOne(r, key, GROUP_KNOWN, subnet, allHostAddresses, r.name as string);
+  });
+  groups.forEach((g, i) => {
+    const earlier = groups.slice(0, i);
+    const sameName = earlier.findIndex((o) => o.group === g.group);
+    if (sameName >= 0) invalid(`${KEY}[${i}].name`, g.group, `a name no other group has (${KEY}[${sameName}] is "${g.group}")`);
+    const sameMaster = earlier.findIndex((o) => o.masterName === g.masterName);
+    // a Sentinel-aware client asks for a master by name; one name for two groups would let it reach the wrong data
+    if (sameMaster >= 0) {
+      invalid(`${KEY}[${i}].masterName`, g.masterName, `a master name no other group has (${KEY}[${sameMaster}] ("${groups[sameMaster].group}") ` +
+        `uses "${g.masterName}"; the default is "${RedisSentinelGroupDefaults.masterName}", so set masterName on every group but one)`);
+    }
+  });
+  return groups;
+}
+
+function resolveOne(r: Record<string, unknown>, KEY: string, known: ReadonlySet<string>, subnet: string,
+  allHostAddresses: readonly string[], group?: string): ResolvedRedisSentinelGroupSettings {
   checkSubnet(subnet);
   for (const k of Object.keys(r)) {
-    if (!KNOWN.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...KNOWN].join(", ")}`);
+    if (!known.has(k)) invalid(`${KEY}.${k}`, r[k], `no such key; known keys are ${[...known].join(", ")}`);
   }
   checkHosts(`${KEY}.nodes`, r.nodes, 3);
   const nodes = (r.nodes as HostSpec[]).map((h) => ({ name: h.name, address: h.address }));
+  const priorities = (r.nodes as RedisNodeSpec[]).map((h) => h.replicaPriority);
+  checkRules(priorities.map((p, i) => ({ field: `${KEY}.nodes[${i}].replicaPriority`, given: p,
+    ok: p === undefined || isInt(p, 0, MAX_REPLICA_PRIORITY),
+    accepted: `an integer 0..${MAX_REPLICA_PRIORITY} (Redis replica-priority: lower is promoted first, 0 never)` })));
+  checkRules([{ field: `${KEY}.nodes[*].replicaPriority`, given: priorities, ok: priorities.some((p) => p !== 0),
+    accepted: "at least one node whose replicaPriority is not 0 (a group with no node Sentinel may promote has no master after a failure)" }]);
   const s = { ...RedisSentinelGroupDefaults, quorum: Math.floor(nodes.length / 2) + 1, ...r } as Record<string, any>;
 
   checkRules([
@@ -223,6 +297,9 @@ export function resolveRedisSentinelGroupSettings(raw: unknown, subnet: string,
     virtualRouterId: s.virtualRouterId,
     appUser: s.appUser,
     appCommands: [...rules],
+    // only when used, so the single-object form resolves to exactly what it did before the list form
+    ...(group === undefined ? {} : { group }),
+    ...(priorities.some((p) => p !== undefined) ? { replicaPriorities: priorities } : {}),
   };
 }
 

@@ -21,14 +21,18 @@ export function parseSurvey(stdout: string): RedisSurvey {
 
 /**
  * The initial master: the node whose data reached the highest replication offset; on a tie, or when no
- * node has one (a new group), the earlier node in the list, so a new group starts on the first node.
+ * node has one (a new group), the earlier node in the list, so a new group starts on the first node. Among
+ * equals, nodes `eligible` marks false (replicaPriority 0) are passed over.
  */
-export function chooseInitialMaster(nodes: readonly HostSpec[], surveys: readonly RedisSurvey[]): HostSpec {
-  let best = 0;
-  for (let i = 1; i < nodes.length; i++) {
+export function chooseInitialMaster(nodes: readonly HostSpec[], surveys: readonly RedisSurvey[], eligible?: readonly boolean[]): HostSpec {
+  // among equals (no data, or the same offset) a node with replicaPriority 0 is passed over; newer data always wins:
+  // resynchronising it from an older master would lose what only it holds
+  const may = (i: number) => eligible === undefined || eligible[i] !== false;
+  let best = Math.max(0, nodes.findIndex((_, i) => may(i)));
+  for (let i = 0; i < nodes.length; i++) {
     const o = surveys[i]?.offset;
     const b = surveys[best]?.offset;
-    if (o !== undefined && (b === undefined || o > b)) best = i;
+    if (o !== undefined && (b === undefined || o > b || (o === b && i < best && may(i)))) best = i;
   }
   return nodes[best];
 }

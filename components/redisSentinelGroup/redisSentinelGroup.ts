@@ -9,7 +9,7 @@ import { rolling } from "../common/rolling";
 import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
 import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import {
-  MASTER_PLACEHOLDER, REDIS_PATHS, renderHaproxyCfg, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
+  MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
   renderSentinelScript, renderSentinelSetScript, renderSurveyScript, sentinelAuthPass, renderRedisAcl,
 } from "./render";
@@ -42,10 +42,13 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
   public readonly user: pulumi.Output<string>;
   /** That user's password (secret). */
   public readonly password: pulumi.Output<string>;
+  /** The group's name in the list form of hastack:redis; undefined in the single-object form. */
+  public readonly group?: string;
 
   constructor(name: string, args: RedisSentinelGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:cache:RedisSentinelGroup", name, {}, opts);
     const s = args.settings;
+    this.group = s.group;
     if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the Redis group has a vip");
     // plain values are checked at once; secrets from config when they resolve, which is still during preview
     if (typeof args.password === "string" && typeof args.sentinelPassword === "string") checkRedisPasswords(args.password, args.sentinelPassword);
@@ -54,19 +57,22 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const passwords = { app: password, internal: pulumi.secret(checked.apply((c) => c.i)) };
 
     const conns = s.nodes.map((h) => connectionFor(h, args.ssh));
+    const L = redisLayout(s.group);
     const packages = s.nodes.map((host, i) => installPackages(`${name}-${host.name}-packages`, conns[i],
       ["redis-server", "redis-sentinel", "redis-tools", "haproxy", ...(s.vip ? ["keepalived"] : [])], { parent: this }));
     // every node's data is surveyed before any node's redis.conf is written: the initial master is the newest data's node
-    const surveys = s.nodes.map((host, i) => runScript(`${name}-${host.name}-redis-survey`, { connection: conns[i], create: renderSurveyScript() },
+    const surveys = s.nodes.map((host, i) => runScript(`${name}-${host.name}-redis-survey`, { connection: conns[i], create: renderSurveyScript(L.redisRuntime) },
       { parent: this, dependsOn: [packages[i]] }));
-    const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey)).address);
+    const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey),
+      s.replicaPriorities?.map((p) => p !== 0)).address);
 
     // rolling: node k's Redis restart waits until node k-1 is ready again (replica synced, or master answering)
     const deployed = rolling(s.nodes, (host, previousReady, index) =>
-      this.deployNode(name, host, index, conns[index], args, passwords, surveys[index], initialMaster, previousReady), (r) => r.ready);
+      this.deployNode(name, host, index, conns[index], args, passwords, this.groupSetup(name, host, conns[index], s, surveys[index]),
+        initialMaster, previousReady), (r) => r.ready);
     const last = deployed.map((r) => r.last);
     // every node waits for the whole group: all Sentinels must see each other and the master every replica
-    const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${REDIS_PATHS.health} group`, 180,
+    const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${L.paths.health} group`, 180,
       { parent: this, dependsOn: last }));
 
     const healthy = pulumi.all(health.map((h) => h.stdout));
@@ -80,11 +86,40 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       user: this.user, password: this.password });
   }
 
+  /**
+   * A named group's own pieces before its first file: the data dir, the HAProxy and keepalived units, and the packaged
+   * default Redis and Sentinel stopped (they listen on 6379/26379 on loopback, a port a group may use). Nothing in
+   * the single-object form, whose steps stay as they were.
+   */
+  private groupSetup(name: string, host: HostSpec, conn: command.types.input.remote.ConnectionArgs, s: ResolvedRedisSentinelGroupSettings,
+    survey: command.remote.Command): command.remote.Command {
+    const L = redisLayout(s.group);
+    if (!L.unitFiles || s.group === undefined) return survey;
+    const g = s.group, withVip = s.vip !== undefined;
+    const unit = (path: string, text: string) => [`cat > ${path}.new <<'HASTACK_UNIT'`, text.trimEnd(), "HASTACK_UNIT", `mv -f ${path}.new ${path}`];
+    const create = [
+      `install -d -o redis -g redis -m 0750 ${L.redisRuntime.dir}`,
+      ...unit(L.unitFiles.haproxy, renderHaproxyUnit(g)),
+      ...(withVip ? unit(L.unitFiles.keepalived, renderKeepalivedUnit(g)) : []),
+      "systemctl daemon-reload",
+      "systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1 || true",
+    ].join("\n");
+    return runScript(`${name}-${host.name}-group-setup`, {
+      connection: conn,
+      create,
+      // the data dir stays (as the single-object form's /var/lib/redis does): a destroy must not lose data
+      delete: [`rm -f ${L.unitFiles.haproxy} ${L.unitFiles.keepalived}`, "systemctl daemon-reload"].join("\n"),
+      // a new unit text replaces the step; the generation keeps the old step's delete from removing the new files
+      triggers: [contentHash(create)],
+    }, { parent: this, dependsOn: [survey] });
+  }
+
   private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
     args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
     initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[]) {
     const s = args.settings;
-    const P = REDIS_PATHS;
+    const L = redisLayout(s.group);
+    const P = L.paths;
     const p = `${name}-${host.name}`;
     const after = (...deps: (pulumi.Resource | undefined)[]): pulumi.CustomResourceOptions =>
       ({ parent: this, dependsOn: deps.filter((d): d is pulumi.Resource => d !== undefined) });
@@ -113,9 +148,9 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       connection: conn, create: initialMaster.apply((m) => renderRedisMainScript(s, host, m)),
       delete: `rm -f ${P.main} ${P.mainMarker}`,
     }, after(managedFile));
-    const redis = serviceEnabled(`${p}-redis`, conn, "redis-server", after(mainFile));
+    const redis = serviceEnabled(`${p}-redis`, conn, L.units.redis, after(mainFile));
     // one node at a time, so a settings change never restarts every Redis at once
-    const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(), [contentHash(managed, acl)],
+    const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(s), [contentHash(managed, acl)],
       after(redis, ...previousReady));
     const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed, acl)]);
 
@@ -125,7 +160,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       connection: conn, create: initialMaster.apply((m) => renderSentinelScript(s, m)), stdin: sentinelConf, quiet: true,
       delete: `rm -f ${P.sentinel} ${P.sentinelMarker}`,
     }, after(ready));
-    const sentinel = serviceEnabled(`${p}-sentinel`, conn, "redis-sentinel", after(sentinelFile));
+    const sentinel = serviceEnabled(`${p}-sentinel`, conn, L.units.sentinel, after(sentinelFile));
     const sentinelSettings = runScript(`${p}-sentinel-settings`, {
       connection: conn, create: renderSentinelSetScript(s),
       triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), internal)],
@@ -137,8 +172,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       connection: conn, path: P.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
       validate: `haproxy -c -q -f "$NEW"`,
     }, after(sentinelSettings));
-    const haproxy = serviceEnabled(`${p}-haproxy`, conn, "haproxy", after(haproxyFile));
-    let last = restartOnChange(`${p}-haproxy-reload`, conn, "systemctl reload haproxy", [contentHash(haproxyCfg)], after(haproxy));
+    const haproxy = serviceEnabled(`${p}-haproxy`, conn, L.units.haproxy, after(haproxyFile));
+    let last = restartOnChange(`${p}-haproxy-reload`, conn, `systemctl reload ${L.units.haproxy}`, [contentHash(haproxyCfg)], after(haproxy));
 
     if (s.vip) {
       const check = putFile(`${p}-keepalived-check`, {
@@ -148,8 +183,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       const kaFile = putFile(`${p}-keepalived-conf`, {
         connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: keepalivedValidateCommand(),
       }, after(check));
-      const ka = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
-      last = restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))], after(ka));
+      const ka = serviceEnabled(`${p}-keepalived`, conn, L.units.keepalived, after(kaFile));
+      last = restartOnChange(`${p}-keepalived-reload`, conn, `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))], after(ka));
     }
     return { ready, last };
   }

@@ -36,6 +36,117 @@ export interface RedisRuntimePaths {
 export const REDIS_RUNTIME: RedisRuntimePaths = { dir: "/var/lib/redis", pidfile: "/run/redis/redis-server.pid", logfile: "/var/log/redis/redis-server.log" };
 export const SENTINEL_RUNTIME: RedisRuntimePaths = { dir: "/var/lib/redis", pidfile: "/run/sentinel/redis-sentinel.pid", logfile: "/var/log/redis/redis-sentinel.log" };
 
+/** Where one group's files, runtime paths and units are: what a host runs for it. */
+export interface RedisLayout {
+  readonly paths: { readonly [K in keyof typeof REDIS_PATHS]: string };
+  readonly redisRuntime: RedisRuntimePaths;
+  readonly sentinelRuntime: RedisRuntimePaths;
+  /** systemd units: Redis, Sentinel, the group's HAProxy and keepalived. */
+  readonly units: { readonly redis: string; readonly sentinel: string; readonly haproxy: string; readonly keepalived: string };
+  /** Unit files hastack writes for a named group (its own HAProxy and keepalived); none in the single-object form. */
+  readonly unitFiles?: { readonly haproxy: string; readonly keepalived: string };
+}
+
+/**
+ * The single-object form keeps Debian's packaged units and paths (deployed stacks see no change); a named group
+ * gets Debian's instance units (redis-server@NAME reads /etc/redis/redis-NAME.conf, redis-sentinel@NAME
+ * /etc/redis/sentinel-NAME.conf), a data dir of its own under /var/lib/redis (the units may write there), and its
+ * own HAProxy and keepalived processes, so several groups on one host share no file, port or process.
+ */
+export function redisLayout(group?: string): RedisLayout {
+  if (group === undefined) {
+    return { paths: REDIS_PATHS, redisRuntime: REDIS_RUNTIME, sentinelRuntime: SENTINEL_RUNTIME,
+      units: { redis: "redis-server", sentinel: "redis-sentinel", haproxy: "haproxy", keepalived: "keepalived" } };
+  }
+  const g = group;
+  const dir = `/var/lib/redis/${g}`;
+  return {
+    paths: {
+      main: `/etc/redis/redis-${g}.conf`,
+      mainMarker: `/etc/redis/.hastack-redis-${g}-conf`,
+      managed: `/etc/redis/hastack-${g}.conf`,
+      acl: `/etc/redis/hastack-${g}-users.acl`,
+      sentinel: `/etc/redis/sentinel-${g}.conf`,
+      sentinelMarker: `/etc/redis/.hastack-sentinel-${g}-conf`,
+      cliPass: `/etc/redis/hastack-${g}-cli.pass`,
+      health: `/etc/redis/hastack-${g}-health.sh`,
+      haproxy: `/etc/haproxy/redis-${g}.cfg`,
+      keepalived: `/etc/keepalived/redis-${g}.conf`,
+      keepalivedCheck: `/etc/keepalived/hastack-redis-${g}-check.sh`,
+    },
+    // the instance units' RuntimeDirectory (redis-NAME, sentinel-NAME) holds the pid files
+    redisRuntime: { dir, pidfile: `/run/redis-${g}/redis-server.pid`, logfile: `/var/log/redis/redis-server-${g}.log` },
+    sentinelRuntime: { dir, pidfile: `/run/sentinel-${g}/redis-sentinel.pid`, logfile: `/var/log/redis/redis-sentinel-${g}.log` },
+    units: { redis: `redis-server@${g}`, sentinel: `redis-sentinel@${g}`, haproxy: `hastack-redis-haproxy-${g}`, keepalived: `hastack-redis-keepalived-${g}` },
+    unitFiles: {
+      haproxy: `/etc/systemd/system/hastack-redis-haproxy-${g}.service`,
+      keepalived: `/etc/systemd/system/hastack-redis-keepalived-${g}.service`,
+    },
+  };
+}
+
+const layoutOf = (s: { readonly group?: string }) => redisLayout(s.group);
+
+/**
+ * A named group's HAProxy unit: Debian's haproxy.service runs /etc/haproxy/haproxy.cfg only, and one process
+ * per group keeps a group's reload from touching another's connections.
+ */
+export function renderHaproxyUnit(group: string): string {
+  const L = redisLayout(group);
+  const cfg = L.paths.haproxy;
+  return [
+    "# Managed by hastack (RedisSentinelGroup); changes are overwritten.",
+    "[Unit]",
+    `Description=HAProxy to the master of hastack Redis group ${group}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    // the chroot has no /dev/log of its own
+    "BindReadOnlyPaths=-/dev/log:/var/lib/haproxy/dev/log",
+    `ExecStartPre=/usr/sbin/haproxy -c -q -f ${cfg}`,
+    // -Ws: master-worker with systemd notify; a reload (USR2) starts new workers, old connections finish on the old ones
+    `ExecStart=/usr/sbin/haproxy -Ws -f ${cfg} -p /run/${L.units.haproxy}.pid`,
+    `ExecReload=/usr/sbin/haproxy -c -q -f ${cfg}`,
+    "ExecReload=/bin/kill -USR2 $MAINPID",
+    "KillMode=mixed",
+    "Restart=always",
+    "SuccessExitStatus=143",
+    "Type=notify",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/**
+ * A named group's keepalived unit: its own process (own pid files, VRRP only) reading only the group's file, so
+ * each group's VIP has its own configuration, reload and failure; virtual_router_ids still differ per L2 segment.
+ */
+export function renderKeepalivedUnit(group: string): string {
+  const L = redisLayout(group);
+  const pid = `/run/${L.units.keepalived}`;
+  return [
+    "# Managed by hastack (RedisSentinelGroup); changes are overwritten.",
+    "[Unit]",
+    `Description=keepalived VIP of hastack Redis group ${group}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    `ConditionFileNotEmpty=${L.paths.keepalived}`,
+    "",
+    "[Service]",
+    "Type=simple",
+    `ExecStart=/usr/sbin/keepalived --dont-fork --vrrp --use-file=${L.paths.keepalived} --pid=${pid}.pid --vrrp_pid=${pid}-vrrp.pid --checkers_pid=${pid}-checkers.pid`,
+    "ExecReload=/bin/kill -HUP $MAINPID",
+    "Restart=always",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
 /** Placeholder in the staged sentinel.conf that the host replaces with the master it discovered. */
 export const MASTER_PLACEHOLDER = "@MASTER@";
 
@@ -105,7 +216,8 @@ export function renderRedisAcl(p: RedisAclParams, appPassword: string, internalP
 
 /** /etc/redis/hastack.conf: the settings hastack owns (never replicaof: that is Redis' and Sentinel's). */
 export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, internalPassword: string,
-  rt: RedisRuntimePaths = REDIS_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], aclPath: string = REDIS_PATHS.acl): string {
+  rt: RedisRuntimePaths = layoutOf(s).redisRuntime, bind: string[] = [self.address, "127.0.0.1"], aclPath: string = layoutOf(s).paths.acl): string {
+  const priority = s.replicaPriorities?.[s.nodes.findIndex((n) => n.name === self.name)];
   return [
     "# Managed by hastack (RedisSentinelGroup); changes are overwritten. Included by redis.conf.",
     `bind ${bind.join(" ")}`,
@@ -123,6 +235,8 @@ export function renderRedisManaged(s: ResolvedRedisSentinelGroupSettings, self: 
     `min-replicas-to-write ${s.minReplicasToWrite}`,
     `min-replicas-max-lag ${s.minReplicasMaxLagSeconds}`,
     ...(s.maxmemory ? [`maxmemory ${s.maxmemory}`] : []),
+    // lower is promoted first; 0: Sentinel never makes this node master (keeps the master in a preferred site)
+    ...(priority === undefined ? [] : [`replica-priority ${priority}`]),
     "",
   ].join("\n");
 }
@@ -140,7 +254,7 @@ export function renderRedisMain(master: string | undefined, port: number, manage
 
 /** sentinel.conf as first written; `master` is MASTER_PLACEHOLDER when the host fills it in. */
 export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, internalPassword: string, master: string,
-  rt: RedisRuntimePaths = SENTINEL_RUNTIME, bind: string[] = [self.address, "127.0.0.1"], port: number = s.sentinelPort): string {
+  rt: RedisRuntimePaths = layoutOf(s).sentinelRuntime, bind: string[] = [self.address, "127.0.0.1"], port: number = s.sentinelPort): string {
   const m = s.masterName;
   return [
     "# Written once by hastack; Sentinel rewrites this file itself. Later setting changes go through SENTINEL SET.",
@@ -171,7 +285,7 @@ export function renderSentinelConf(s: ResolvedRedisSentinelGroupSettings, self: 
  * picked from every node's data (initialMaster.ts): after `pulumi destroy` no Sentinel runs, and the first node
  * must not become master over newer data elsewhere.
  */
-export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings, fallback: string, passFile: string = REDIS_PATHS.cliPass): string {
+export function renderDiscoverMaster(s: ResolvedRedisSentinelGroupSettings, fallback: string, passFile: string = layoutOf(s).paths.cliPass): string {
   const peers = s.nodes.map((n) => n.address).join(" ");
   return [
     `REDISCLI_AUTH=$(cat ${passFile}); export REDISCLI_AUTH`,
@@ -213,17 +327,18 @@ export function renderSurveyScript(rt: RedisRuntimePaths = REDIS_RUNTIME): strin
  * replica at the master the Sentinels report: a redeploy never undoes a failover.
  */
 export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, self: HostSpec, fallback: string): string {
-  const P = REDIS_PATHS;
+  const L = layoutOf(s);
+  const P = L.paths;
   return [
     `if [ -e ${P.main} ] && [ -e ${P.mainMarker} ]; then echo kept; exit 0; fi`,
     renderDiscoverMaster(s, fallback),
     // the packaged instance runs on the packaged file; it must not outlive it
-    "systemctl stop redis-server 2>/dev/null || true",
+    `systemctl stop ${L.units.redis} 2>/dev/null || true`,
     `if [ -e ${P.main} ] && [ ! -e ${P.main}.dpkg-hastack ]; then cp -p ${P.main} ${P.main}.dpkg-hastack; fi`,
     `NEW=$(mktemp /etc/redis/.hastack.XXXXXX)`,
     `trap 'rm -f "$NEW"' EXIT`,
     "{",
-    ...renderRedisMain(undefined, s.port).trimEnd().split("\n").map((l) => `  printf '%s\\n' ${shq(l)}`),
+    ...renderRedisMain(undefined, s.port, P.managed).trimEnd().split("\n").map((l) => `  printf '%s\\n' ${shq(l)}`),
     `  if [ "$master" != ${self.address} ]; then printf 'replicaof %s %s\\n' "$master" ${s.port}; fi`,
     `} > "$NEW"`,
     `chmod 0640 "$NEW"`,
@@ -236,7 +351,8 @@ export function renderRedisMainScript(s: ResolvedRedisSentinelGroupSettings, sel
 
 /** Write sentinel.conf (staged on stdin with MASTER_PLACEHOLDER) only if hastack never wrote it. */
 export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings, fallback: string): string {
-  const P = REDIS_PATHS;
+  const L = layoutOf(s);
+  const P = L.paths;
   return [
     `if [ -e ${P.sentinel} ] && [ -e ${P.sentinelMarker} ]; then cat >/dev/null; echo kept; exit 0; fi`,
     renderDiscoverMaster(s, fallback),
@@ -247,7 +363,7 @@ export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings, fall
     `grep -q "^sentinel monitor ${s.masterName} $master ${s.port} " "$NEW"`,
     `chown redis:redis "$NEW"`,
     // the packaged Sentinel rewrites its file on events; stop it before replacing the file
-    "systemctl stop redis-sentinel 2>/dev/null || true",
+    `systemctl stop ${L.units.sentinel} 2>/dev/null || true`,
     `if [ -e ${P.sentinel} ] && [ ! -e ${P.sentinel}.dpkg-hastack ]; then cp -p ${P.sentinel} ${P.sentinel}.dpkg-hastack; fi`,
     `mv -f "$NEW" ${P.sentinel}`,
     `touch ${P.sentinelMarker}`,
@@ -257,7 +373,7 @@ export function renderSentinelScript(s: ResolvedRedisSentinelGroupSettings, fall
 
 /** Apply the changeable Sentinel settings at runtime (Sentinel persists them itself); idempotent. */
 export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, host = "127.0.0.1", port: number = s.sentinelPort,
-  passFile: string = REDIS_PATHS.cliPass): string {
+  passFile: string = layoutOf(s).paths.cliPass): string {
   const cli = `redis-cli -h ${host} -p ${port}`;
   return [
     `REDISCLI_AUTH=$(cat ${passFile}); export REDISCLI_AUTH`,
@@ -274,24 +390,26 @@ export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, h
 }
 
 /** Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then restart on the new settings. */
-export function renderRedisApplyScript(): string {
+export function renderRedisApplyScript(s: { readonly group?: string; readonly replicaPriorities?: readonly unknown[] } = {}): string {
+  const L = layoutOf(s);
+  const unit = L.units.redis;
   // users belong to the ACL file only; a `user` line in redis.conf next to an aclfile stops Redis from starting
-  const names = [...MANAGED_DIRECTIVES, "user"].join("|");
+  const names = [...MANAGED_DIRECTIVES, ...(s.replicaPriorities ? ["replica-priority"] : []), "user"].join("|");
   return [
-    `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${REDIS_PATHS.main}`,
-    `chown redis:redis ${REDIS_PATHS.main}`,
+    `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${L.paths.main}`,
+    `chown redis:redis ${L.paths.main}`,
     // Redis drops a SIGTERM that lands while it writes its initial AOF (just after a replica's full sync:
     // "Writing initial AOF, can't exit") and never retries, and Debian's unit waits forever for the stop
     // (TimeoutStopSec=0): a first deploy hung 14 min on that. So the restart runs in the background and,
     // while the stop is pending, the main process gets SIGTERM again every 5 s (its AOF is written by then).
     // (the job's end is read from a file: a finished job stays a zombie for `kill -0` until waited for)
     "done_file=$(mktemp -u /tmp/hastack-redis-restart.XXXXXX)",
-    "( set +e; systemctl restart redis-server; echo \"$?\" > \"$done_file\" ) &",
+    `( set +e; systemctl restart ${unit}; echo "$?" > "$done_file" ) &`,
     "n=0",
     "while [ ! -s \"$done_file\" ]; do",
     "  sleep 1; n=$((n + 1))",
-    "  if [ $((n % 5)) -eq 0 ] && [ \"$(systemctl show -p ActiveState --value redis-server)\" = deactivating ]; then",
-    "    pid=$(systemctl show -p MainPID --value redis-server)",
+    `  if [ $((n % 5)) -eq 0 ] && [ "$(systemctl show -p ActiveState --value ${unit})" = deactivating ]; then`,
+    `    pid=$(systemctl show -p MainPID --value ${unit})`,
     "    if [ \"${pid:-0}\" -gt 0 ]; then echo \"redis-server still stopping after ${n}s: SIGTERM again\" >&2; kill -TERM \"$pid\" 2>/dev/null || true; fi",
     "  fi",
     "done",
@@ -331,11 +449,13 @@ export interface HaproxyOverrides {
 /** haproxy.cfg: one TCP frontend that always reaches the current Redis master. Secret (the check logs in as CHECK_USER). */
 export function renderHaproxyCfg(s: ResolvedRedisSentinelGroupSettings, internalPassword: string, o: HaproxyOverrides = {}): string {
   const servers = o.servers ?? s.nodes.map((n) => ({ name: n.name, address: n.address, port: s.port }));
+  // a named group's HAProxy runs in the foreground under its own unit (-Ws) and has no admin socket: one per host is Debian's
+  const global = s.group === undefined ? ["log /dev/log local0", "chroot /var/lib/haproxy", "stats socket /run/haproxy/admin.sock mode 660 level admin",
+    "user haproxy", "group haproxy", "daemon"] : ["log /dev/log local0", "chroot /var/lib/haproxy", "user haproxy", "group haproxy"];
   return [
     "# Managed by hastack (RedisSentinelGroup); changes are overwritten.",
     "global",
-    ...(o.global ?? ["log /dev/log local0", "chroot /var/lib/haproxy", "stats socket /run/haproxy/admin.sock mode 660 level admin",
-      "user haproxy", "group haproxy", "daemon"]).map((l) => `    ${l}`),
+    ...(o.global ?? global).map((l) => `    ${l}`),
     "",
     "defaults",
     "    mode tcp",
@@ -373,7 +493,7 @@ export function renderKeepalivedCheck(s: ResolvedRedisSentinelGroupSettings): st
   return [
     "#!/bin/sh",
     "# Managed by hastack: the VIP stays only where the local HAProxy reaches a Redis master.",
-    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}) || exit 1`,
+    `REDISCLI_AUTH=$(cat ${layoutOf(s).paths.cliPass}) || exit 1`,
     "export REDISCLI_AUTH",
     `[ "$(timeout 2 redis-cli -h 127.0.0.1 -p ${s.haproxyPort} ping 2>/dev/null | tr -d '\\r')" = PONG ]`,
     "",
@@ -384,7 +504,7 @@ export function renderRedisKeepalived(s: ResolvedRedisSentinelGroupSettings, ind
   if (!s.vip) throw new Error("renderRedisKeepalived needs a vip");
   const self = s.nodes[index];
   return renderKeepalivedConf({
-    instance: "hastack_redis",
+    instance: s.group === undefined ? "hastack_redis" : `hastack_redis_${s.group.replace(/-/g, "_")}`,
     interface: s.interface,
     virtualRouterId: s.virtualRouterId,
     priority: Math.max(1, 150 - 10 * index),
@@ -396,7 +516,7 @@ export function renderRedisKeepalived(s: ResolvedRedisSentinelGroupSettings, ind
     // the Redis VIP keeps VRRPv2 with 1 s adverts: its failover is bounded by Sentinel's downAfterMs (5 s), and
     // its timing has not been measured with VRRPv3 (the nginx and PgBouncer pairs have; see README "keepalived")
     timing: VRRP_V2_TIMING,
-    checkScript: REDIS_PATHS.keepalivedCheck,
+    checkScript: layoutOf(s).paths.keepalivedCheck,
   });
 }
 
@@ -410,7 +530,7 @@ export function renderHealthScript(s: ResolvedRedisSentinelGroupSettings): strin
     "#!/bin/sh",
     "# Managed by hastack (RedisSentinelGroup).",
     "set -eu",
-    `REDISCLI_AUTH=$(cat ${REDIS_PATHS.cliPass}); export REDISCLI_AUTH`,
+    `REDISCLI_AUTH=$(cat ${layoutOf(s).paths.cliPass}); export REDISCLI_AUTH`,
     "r() { timeout 3 redis-cli \"$@\" 2>/dev/null | tr -d '\\r'; }",
     // local (the rolling restart's gate): a master answers; a replica has its link up and no full sync in progress
     `if [ "\${1:-group}" = local ]; then`,

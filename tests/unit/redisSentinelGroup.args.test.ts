@@ -33,7 +33,7 @@ describe("resolveRedisSentinelGroupSettings", () => {
   });
 
   it("fails if the settings are not an object", () => {
-    expect(err(true)).toBe("Invalid hastack:redis: got true; expected an object with enabled and nodes.");
+    expect(err(true)).toBe("Invalid hastack:redis: got true; expected an object with enabled and nodes (one group), or a list of named groups.");
   });
   it("fails if enabled is not a boolean", () => {
     expect(err({ enabled: "yes" })).toBe(`Invalid hastack:redis.enabled: got "yes"; expected true or false.`);

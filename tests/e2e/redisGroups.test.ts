@@ -1,0 +1,193 @@
+// Two named Redis groups (the list form of hastack:redis) on the same three VMs, deployed through the real Pulumi
+// engine with the datacenter's own code for groups (redisGroupComponents, redisGroupLayers): each answers through its
+// own port and VIP, crashing one group's master process fails over that group only (to the node its replicaPriority
+// allows), and a second `up` changes nothing. The program is the Redis part of the datacenter alone: the database
+// tier would add five VMs and minutes, and nothing of it touches Redis.
+// Needs root. Own lab: bridge hsrg0, 10.213.24.0/24, disks /var/lib/hastack-rg, state lab/.rg-state, cgroup
+// hastack-rg, VMs rgrd1..3; no other lab is touched.
+import { execFile, execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { promisify } from "util";
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
+import { changes, openStack, REPO } from "../../engine/automation";
+import { secretLeaves } from "../../engine/offline-secrets";
+import { resolveRedisGroups } from "../../components/redisSentinelGroup";
+import { HostFirewall } from "../../components/firewall";
+import { redisGroupComponents } from "../../stacks/datacenter";
+import { redisGroupLayers } from "../../stacks/firewall";
+
+const run = promisify(execFile);
+const LAB = path.join(REPO, "lab");
+const STATE = path.join(LAB, ".rg-state");
+const LAB_ROOT = "/var/lib/hastack-rg";
+const ENV = {
+  ...process.env,
+  HASTACK_LAB_STATE: STATE, HASTACK_LAB_ROOT: LAB_ROOT, HASTACK_LAB_BRIDGE: "hsrg0", HASTACK_LAB_CGROUP: "hastack-rg",
+  HASTACK_LAB_SUBNET_BASES: "10.213.24.", HASTACK_LAB_HOST_ADDR: "10.213.24.1",
+};
+const SUBNET = "10.213.24.0/24";
+const RD = [1, 2, 3].map((n) => ({ name: `rgrd${n}`, address: `10.213.24.5${n}` }));
+const [RD1, RD2, RD3] = RD;
+// both groups start with rgrd1 as master, so a failover of one must leave the other's master on the same host alone
+const GROUPS = [
+  { name: "pubsub", masterName: "pubsub", nodes: [RD1, RD2, { ...RD3, replicaPriority: 0 }], port: 6379, sentinelPort: 26379, haproxyPort: 6380,
+    vip: "10.213.24.60", virtualRouterId: 61, interface: "host0", downAfterMs: 2000 },
+  { name: "kv", masterName: "kv", nodes: RD, port: 6389, sentinelPort: 26389, haproxyPort: 6390,
+    vip: "10.213.24.61", virtualRouterId: 62, interface: "host0", downAfterMs: 2000 },
+];
+const [PUBSUB, KV] = GROUPS;
+const PASSWORDS = {
+  pubsub: { app: "pubsub-app-'\"$x-1", sentinel: "pubsub-internal-/=2", keepalived: "psvrrp01" },
+  kv: { app: "kv-app-'\"$y-3", sentinel: "kv-internal-/=4", keepalived: "kvvrrp02" },
+};
+
+jest.setTimeout(25 * 60 * 1000);
+const progress = (msg: string) => process.stderr.write(`e2e-rg: ${new Date().toISOString()} ${msg}\n`);
+beforeEach(() => progress(`start: ${expect.getState().currentTestName}`));
+afterEach(() => progress(`end: ${expect.getState().currentTestName}`));
+
+const lab = (script: string, ...args: string[]) => execFileSync("bash", [path.join(LAB, script), ...args], { env: ENV, stdio: ["ignore", "inherit", "inherit"] });
+
+/** ssh into one of this lab's VMs by name. */
+async function ssh(name: string, cmd: string): Promise<string> {
+  const p = run("bash", [path.join(LAB, "ssh.sh"), name, cmd], { env: ENV, timeout: 30000 });
+  p.child.stdin!.end("");
+  return (await p).stdout.trim();
+}
+
+/** redis-cli from the lab host; the password travels in the environment (REDISCLI_AUTH), never in argv. */
+async function cli(host: string, port: number, password: string, args: string[], user?: string): Promise<string> {
+  const { stdout } = await run("timeout", ["5", "redis-cli", "-h", host, "-p", String(port), ...(user ? ["--user", user] : []), ...args],
+    { env: { ...process.env, REDISCLI_AUTH: password } });
+  return stdout.trim();
+}
+const sentinelMaster = async (g: typeof PUBSUB, via: string): Promise<string> =>
+  (await cli(via, g.sentinelPort, PASSWORDS[g.name as "pubsub"].sentinel, ["SENTINEL", "get-master-addr-by-name", g.masterName])).split("\n")[0];
+const app = (g: typeof PUBSUB, args: string[]) => cli(g.vip, g.haproxyPort, PASSWORDS[g.name as "pubsub"].app, args, "app");
+const roleOf = async (g: typeof PUBSUB, host: string) =>
+  /role:(\w+)/.exec(await cli(host, g.port, PASSWORDS[g.name as "pubsub"].sentinel, ["INFO", "replication"]))?.[1];
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutS: number): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    try { const v = await probe(); if (v) return v; } catch { /* not yet */ }
+    if (Date.now() - t0 > timeoutS * 1000) throw new Error(`timed out after ${timeoutS}s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The datacenter's Redis part alone: the groups and their firewall tables, from the same functions Datacenter uses. */
+async function program() {
+  const cfg = new pulumi.Config("hastack");
+  const groups = resolveRedisGroups(cfg.requireObject("redis"), SUBNET);
+  const hostKeys = Object.fromEntries(RD.map((h) => [h.address,
+    fs.readFileSync(`${LAB_ROOT}/${h.name}/upper/etc/ssh/ssh_host_ed25519_key.pub`, "utf8").split(" ").slice(0, 2).join(" ")]));
+  const ssh = { privateKey: cfg.requireSecret("sshPrivateKey"), user: "root", port: 22, hostKeys };
+  const comps = redisGroupComponents("rg", groups, ssh, { redisGroups: cfg.requireObject("passwords") }, {});
+  for (const l of redisGroupLayers(groups, ["10.213.24.1"])) {
+    for (const host of l.nodes) new HostFirewall(`rg-${l.layer}-${host.name}-firewall`, { host, ssh, table: l.table });
+  }
+  return Object.fromEntries(comps.map((c) => [c.group!, { vip: c.vip, port: c.port, masterName: c.masterName }]));
+}
+
+describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)", () => {
+  let stack: Stack;
+  const durations: Record<string, number> = {};
+  const timed = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try { return await f(); } finally { durations[what] = Math.round((Date.now() - t0) / 1000); progress(`${what}: ${durations[what]} s`); }
+  };
+  const out = { onOutput: (s: string) => process.stdout.write(s) };
+
+  beforeAll(async () => {
+    lab("down.sh"); // what an interrupted run left
+    lab("net.sh", "up");
+    for (const h of RD) lab("vm.sh", "up", h.name, h.address);
+    await Promise.all(RD.map((h) => until(`ssh to ${h.name}`, async () => (await ssh(h.name, "echo ok")) === "ok", 120)));
+    const workDir = path.join(STATE, "project");
+    fs.mkdirSync(workDir, { recursive: true });
+    // a project of its own: the repo's Pulumi.yaml declares the datacenter's required keys, which this program has not
+    fs.writeFileSync(path.join(workDir, "Pulumi.yaml"), "name: hastack\nruntime: nodejs\n");
+    const config: ConfigMap = {
+      "hastack:redis": { value: JSON.stringify(GROUPS) },
+      "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
+      ...secretLeaves("hastack:passwords", PASSWORDS),
+    };
+    stack = await openStack({ stackName: "rglab", config, workDir, program }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-rg-lab" });
+  });
+
+  afterAll(() => {
+    progress(`durations (s): ${JSON.stringify(durations)}`);
+    if (!process.env.HASTACK_KEEP_LAB) lab("down.sh");
+  });
+
+  it("deploys both groups: each on its own units, ports and VIP, answering the application through its HAProxy", async () => {
+    const up = await timed("up from nothing", () => stack.up(out));
+    expect(up.summary.result).toBe("succeeded");
+    expect(up.outputs.pubsub.value).toEqual({ vip: PUBSUB.vip, port: PUBSUB.haproxyPort, masterName: "pubsub" });
+    expect(up.outputs.kv.value).toEqual({ vip: KV.vip, port: KV.haproxyPort, masterName: "kv" });
+    for (const h of RD) {
+      const active = await ssh(h.name, "systemctl is-active redis-server@pubsub redis-sentinel@pubsub hastack-redis-haproxy-pubsub " +
+        "hastack-redis-keepalived-pubsub redis-server@kv redis-sentinel@kv hastack-redis-haproxy-kv hastack-redis-keepalived-kv; " +
+        "systemctl is-active redis-server redis-sentinel || true");
+      expect(active.split("\n")).toEqual([...Array(8).fill("active"), "inactive", "inactive"]);
+      // data dirs of their own
+      expect(await ssh(h.name, "ls /var/lib/redis/pubsub/appendonlydir >/dev/null && ls /var/lib/redis/kv/appendonlydir >/dev/null && echo ok")).toBe("ok");
+    }
+    for (const g of GROUPS) {
+      for (const h of RD) expect(await sentinelMaster(g, h.address)).toBe(RD1.address);
+      expect(await app(g, ["SET", `${g.name}-key`, `${g.name}-value`])).toBe("OK");
+      expect(await app(g, ["GET", `${g.name}-key`])).toBe(`${g.name}-value`);
+    }
+    // one group's key is not in the other's data
+    expect(await app(KV, ["EXISTS", "pubsub-key"])).toBe("0");
+    // each group's passwords are its own: pubsub's application password does not open kv
+    // (redis-cli exits 0 after a refused AUTH; the command's answer is the refusal)
+    expect(await cli(KV.vip, KV.haproxyPort, PASSWORDS.pubsub.app, ["PING"], "app")).toMatch(/^(NOAUTH|WRONGPASS)/);
+    expect(await cli(KV.vip, KV.haproxyPort, PASSWORDS.kv.app, ["PING"], "app")).toBe("PONG");
+    expect(await cli(RD3.address, PUBSUB.port, PASSWORDS.pubsub.sentinel, ["CONFIG", "GET", "replica-priority"])).toBe("replica-priority\n0");
+    expect(await cli(RD3.address, KV.port, PASSWORDS.kv.sentinel, ["CONFIG", "GET", "replica-priority"])).toBe("replica-priority\n100");
+  });
+
+  it("a crash of pubsub's master process fails over pubsub only, to the node replicaPriority allows; kv keeps its master", async () => {
+    const kvEpoch = async () => (await cli(RD1.address, KV.sentinelPort, PASSWORDS.kv.sentinel, ["SENTINEL", "master", "kv"]))
+      .split("\n").reduce((acc, l, i, a) => (l === "config-epoch" ? a[i + 1] : acc), "");
+    const epochBefore = await kvEpoch();
+    // a real crash: no systemd restart (Restart=always would bring the master back before Sentinel's 2 s)
+    await ssh(RD1.name, "mkdir -p /run/systemd/system/redis-server@pubsub.service.d && " +
+      "printf '[Service]\\nRestart=no\\n' > /run/systemd/system/redis-server@pubsub.service.d/hastack-test.conf && systemctl daemon-reload && " +
+      "kill -9 $(systemctl show -p MainPID --value redis-server@pubsub)");
+    const t0 = Date.now();
+    const promoted = await timed("pubsub failover", () => until("a new pubsub master", async () => {
+      const m = await sentinelMaster(PUBSUB, RD2.address);
+      return m !== RD1.address && m;
+    }, 90));
+    // rgrd3 has replicaPriority 0: Sentinel never promotes it
+    expect(promoted).toBe(RD2.address);
+    progress(`pubsub failed over to ${promoted} in ${Date.now() - t0} ms`);
+    expect(await until("pubsub writes through its VIP", async () => (await app(PUBSUB, ["SET", "after", "1"])) === "OK", 30)).toBe(true);
+    expect(await app(PUBSUB, ["GET", "pubsub-key"])).toBe("pubsub-value");
+    // kv: same master, no failover (epoch unchanged), writes through its VIP all along
+    for (const h of RD) expect(await sentinelMaster(KV, h.address)).toBe(RD1.address);
+    expect(await roleOf(KV, RD1.address)).toBe("master");
+    expect(await kvEpoch()).toBe(epochBefore);
+    expect(await app(KV, ["SET", "during", "1"])).toBe("OK");
+
+    // the crashed node comes back as a replica of the new master
+    await ssh(RD1.name, "rm -rf /run/systemd/system/redis-server@pubsub.service.d && systemctl daemon-reload && systemctl start redis-server@pubsub");
+    await until("rgrd1 a pubsub replica again", async () => (await roleOf(PUBSUB, RD1.address)) === "slave", 90);
+    await until("pubsub whole again", async () => (await ssh(RD2.name, "sh /etc/redis/hastack-pubsub-health.sh group && echo ok")) === "ok", 120);
+  });
+
+  it("a second up changes nothing", async () => {
+    const pv = await timed("preview", () => stack.preview());
+    expect(changes(pv.changeSummary)).toEqual({});
+    const up = await timed("up again", () => stack.up(out));
+    expect(up.summary.result).toBe("succeeded");
+    expect(changes(up.summary.resourceChanges)).toEqual({});
+    // and the failover stands: pubsub's master stays rgrd2
+    expect(await sentinelMaster(PUBSUB, RD1.address)).toBe(RD2.address);
+  });
+});

@@ -1,0 +1,59 @@
+// The single-object form of hastack:redis after the list form was added: the whole program under mocks must
+// register the same resources (URNs) with the same inputs as before. The fixture was written by this same
+// test run against commit 55e9de5 (the last one with only the single-object form):
+//   git archive 55e9de5 | tar -x -C /tmp/base && cp this file there, link node_modules, then
+//   HASTACK_WRITE_COMPAT_FIXTURE=1 npx jest tests/unit/redisGroups.compat.test.ts   (in /tmp/base)
+// Inputs are compared by hash (they hold scripts and secrets); a differing resource is named in the failure.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { installMocks, recorded, resetRecorded, settle } from "./mocks";
+import { certFixtures } from "./certFixtures";
+
+const FIXTURE = path.join(__dirname, "__fixtures__", "redis-single-form.json");
+const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+const PASSWORDS = { postgresSuperuser: "a/=\\'\"$1", postgresReplication: "b/=\\'\"$2", postgresRewind: "c3-rewind-Qz7w", postgresApp: "d/=\\'\"$4",
+  proxyKeepalived: "abcd1234", redis: "e/=\\'\"$5", redisSentinel: "s/=\\'\"$9", redisKeepalived: "ijkl9012",
+  patroniRest: "f/=\\'\"$6", etcdRoot: "g/=\\'\"$7", etcdPatroni: "h/=\\'\"$8" };
+const RD = [1, 2, 3].map((n) => ({ name: `rd${n}`, address: `192.168.1.15${n}` }));
+
+/** A site stack without an app tier (no certificate generated at random), Redis in the single-object form, with a VIP. */
+function config(): Record<string, string> {
+  const c: Record<string, unknown> = {
+    subnet: "192.168.1.0/24", sshPrivateKey: KEY,
+    ssh: { hostKeys: Object.fromEntries(["130", "131", "132", "140", "141", "151", "152", "153"].map((a, i) =>
+      [`192.168.1.${a}`, `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${String(i).padStart(2, "0")}CompatFixtureHostKeyCompatFixture`])) },
+    site: { name: "dc", peers: [], primarySite: "dc", epoch: 1 },
+    postgres: { nodes: [130, 131, 132].map((a, i) => ({ name: `pg${i + 1}`, address: `192.168.1.${a}` })) },
+    proxy: { nodes: [{ name: "px1", address: "192.168.1.140" }, { name: "px2", address: "192.168.1.141" }], vip: "192.168.1.200" },
+    redis: { enabled: true, nodes: RD, vip: "192.168.1.150", port: 6390, maxmemory: "64mb" },
+    passwords: PASSWORDS,
+    certificates: { caCertPem: certFixtures().caCertPem },
+  };
+  return Object.fromEntries(Object.entries(c).map(([k, v]) => [`hastack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+}
+
+const hash = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex").slice(0, 16);
+
+async function fingerprint(): Promise<Record<string, string>> {
+  resetRecorded();
+  jest.resetModules();
+  await installMocks(config(), "hastack", "dc");
+  const { program } = await import("../../stacks/program");
+  await program();
+  await settle(200);
+  // the Redis group's resources and the firewall tables on its hosts: what the list form could have moved
+  return Object.fromEntries(recorded.filter((r) => /-cache[-]|rd\d/.test(r.name)).map((r) => [r.urn, hash(r.inputs)]).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+describe("hastack:redis in the single-object form registers what it did before the list form", () => {
+  it("the same URNs with the same inputs as the fixture written by the code before", async () => {
+    const now = await fingerprint();
+    if (process.env.HASTACK_WRITE_COMPAT_FIXTURE) fs.writeFileSync(FIXTURE, JSON.stringify(now, null, 1) + "\n");
+    const before: Record<string, string> = JSON.parse(fs.readFileSync(FIXTURE, "utf8"));
+    expect(Object.keys(now).length).toBeGreaterThan(60);
+    expect(Object.keys(now)).toEqual(Object.keys(before));
+    const differing = Object.keys(now).filter((u) => now[u] !== before[u]);
+    expect(differing).toEqual([]);
+  }, 240000); // the whole program under mocks: ~10 s alone, ~55 s on a loaded 2-core machine
+});
