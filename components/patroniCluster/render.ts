@@ -1,6 +1,7 @@
 // Pure renderers: plain values in, file contents and shell scripts out (no Outputs here).
 import * as yaml from "js-yaml";
 import { HostSpec, shq } from "../common";
+import { scramSecret } from "../common/scram";
 import { ResolvedPatroniClusterSettings } from "./args";
 
 /** Where Debian's units read their configuration (patroni.service has ConditionPathExists on this exact path). */
@@ -500,13 +501,15 @@ export function pgpassField(v: string): string {
 /**
  * Stdin of the app-database step: line 1 is the superuser's .pgpass line, the rest a psql script that
  * creates the role and database once and (re)sets the password, with values passed as psql variables
- * so psql quotes them (`:'var'` literal, `:"var"` identifier).
+ * so psql quotes them (`:'var'` literal, `:"var"` identifier). The role gets the stack's own SCRAM
+ * secret of `appPassword` (scramSecret), which PostgreSQL stores as given.
  */
 export function renderAppDbStdin(superuser: string, superuserPassword: string, database: string, appUser: string, appPassword: string): string {
   return [
     `*:*:*:${pgpassField(superuser)}:${pgpassField(superuserPassword)}`,
     `\\set app_user ${psqlQuote(appUser)}`,
-    `\\set app_password ${psqlQuote(appPassword)}`,
+    // the role's SCRAM secret, not the password: PgBouncer holds the identical one (components/common/scram.ts)
+    `\\set app_password ${psqlQuote(scramSecret(appUser, appPassword) ?? appPassword)}`,
     `\\set app_db ${psqlQuote(database)}`,
     `SELECT format('CREATE ROLE %I LOGIN', :'app_user') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'app_user') \\gexec`,
     `ALTER ROLE :"app_user" WITH LOGIN PASSWORD :'app_password';`,

@@ -96,7 +96,7 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
     }));
     const checkPassword = appPassword.apply(checkUserPassword);
     const userlist = pulumi.secret(pulumi.all([upstream, appPassword, checkPassword]).apply(([u, pw, checkPw]) =>
-      renderUserlist([{ user: u.appUser, password: pw }, { user: CHECK_USER, password: checkPw }])));
+      renderUserlist([{ user: u.appUser, password: pw }, { user: CHECK_USER, password: checkPw }], s.authType)));
     const checkPgpass = pulumi.secret(checkPassword.apply((pw) => renderCheckPgpass(s.port, pw)));
     const checkScript = renderCheckScript({ port: s.port });
     const resetScript = renderResetScript({ vip: s.vip, port: s.port });

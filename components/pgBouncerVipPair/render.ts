@@ -1,5 +1,6 @@
 import * as crypto from "crypto";
 import { HostSpec } from "../common/host";
+import { scramSecret } from "../common/scram";
 import { VrrpTiming, renderVrrpTimingLines } from "../keepalived/timing";
 
 /** Where the component writes things on a proxy host. */
@@ -144,11 +145,15 @@ export function userlistLine(user: string, password: string): string {
 }
 
 /**
- * userlist.txt with plain-text passwords: PgBouncer then does SCRAM (or md5) both with the client and,
- * as that user, with PostgreSQL. The check user exists only in PgBouncer.
+ * userlist.txt. With SCRAM, each entry is the role's SCRAM secret (scramSecret, the one PostgreSQL
+ * stores for the app role): PgBouncer verifies a login with two HMACs instead of 4096 PBKDF2 rounds
+ * on its single thread, and logs in to PostgreSQL with the client's proven keys. With md5 (or a
+ * password scramSecret cannot hash) the entry is the plain password, which PgBouncer can use both ways.
+ * The check user exists only in PgBouncer.
  */
-export function renderUserlist(entries: readonly { user: string; password: string }[]): string {
-  return entries.map((e) => userlistLine(e.user, e.password)).join("\n") + "\n";
+export function renderUserlist(entries: readonly { user: string; password: string }[], authType: "scram-sha-256" | "md5"): string {
+  return entries.map((e) => userlistLine(e.user, (authType === "scram-sha-256" ? scramSecret(e.user, e.password) : undefined) ?? e.password))
+    .join("\n") + "\n";
 }
 
 /** A libpq password file line; `:` and `\` are escaped with `\`. */

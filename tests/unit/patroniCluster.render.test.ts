@@ -1,3 +1,4 @@
+import { scramSecret } from "../../components/common/scram";
 import { spawnSync } from "child_process";
 import * as yaml from "js-yaml";
 import { resolvePatroniClusterSettings } from "../../components/patroniCluster/args";
@@ -105,7 +106,9 @@ describe("PatroniCluster render", () => {
     const stdin = r.renderAppDbStdin("postgres", `a:b\\c${SPECIAL}`, "workspad", "workspad", SPECIAL);
     expect(stdin).toMatchSnapshot();
     expect(stdin.split("\n")[0]).toBe(`*:*:*:postgres:a\\:b\\\\cjhYg/=\\\\F'"$`);
-    expect(stdin).toContain(`\\set app_password 'jhYg/=\\\\F''"$'`);
+    // the role gets the SCRAM secret PgBouncer's userlist holds, never the password itself
+    expect(stdin).toContain(`\\set app_password '${scramSecret("workspad", SPECIAL)}'`);
+    expect(stdin.split("\n").slice(1).join("\n")).not.toContain("jhYg");
   });
 
   it("renders the host scripts", () => {

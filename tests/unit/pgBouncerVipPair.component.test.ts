@@ -1,3 +1,4 @@
+import { scramSecret } from "../../components/common/scram";
 import * as pulumi from "@pulumi/pulumi";
 import { byName, installMocks, isSecret, ofType, recorded, resolve, settle } from "./mocks";
 import { ConfigError } from "../../components/common/validate";
@@ -122,7 +123,10 @@ describe("PgBouncerVipPair wiring", () => {
       expect(s.props.create).toContain('chmod 0600 "$NEW"');
       expect(s.props.create).toContain(`chown ${owner} "$NEW"`);
     }
-    expect(await resolve(seen.get("db-px1-pgbouncer-userlist")!.props.stdin)).toContain(`"workspad" "jhYg/=\\F'""$"`);
+    // the app role's SCRAM secret (the one PatroniCluster sets), not the password
+    const userlist = await resolve(seen.get("db-px1-pgbouncer-userlist")!.props.stdin);
+    expect(userlist).toContain(`"workspad" "${scramSecret("workspad", SPECIAL)}"`);
+    expect(userlist).not.toContain("jhYg");
     expect(await resolve(seen.get("db-px2-keepalived-cfg")!.props.stdin)).toContain(`auth_pass "${AUTH}"`);
     for (const host of ["px1", "px2"]) expect(await isSecret(seen.get(`db-${host}-pgbouncer-restart`)!.props.triggers[0])).toBe(true);
   });

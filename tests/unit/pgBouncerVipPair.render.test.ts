@@ -1,3 +1,4 @@
+import { scramSecret } from "../../components/common/scram";
 import {
   CHECK_USER, checkUserPassword, keepalivedValidateCommand, npgsqlConnectionString, npgsqlValue, pgpassLine, renderCheckPgpass,
   renderCheckScript, renderHaproxyCfg, renderKeepalivedConf, renderPgbouncerIni, renderResetScript, renderUserlist, userlistLine, PATHS,
@@ -52,13 +53,21 @@ describe("pgbouncer.ini", () => {
 });
 
 describe("userlist.txt", () => {
-  test("quotes user and password, doubling quotes", () => {
-    expect(renderUserlist([{ user: "workspad", password: "plain" }, { user: CHECK_USER, password: "0123abcd" }])).toMatchSnapshot();
+  test("quotes user and password, doubling quotes (md5: plain passwords)", () => {
+    expect(renderUserlist([{ user: "workspad", password: "plain" }, { user: CHECK_USER, password: "0123abcd" }], "md5")).toMatchSnapshot();
   });
   test("escapes the special password", () => {
     const line = userlistLine("workspad", SPECIAL);
     expect(line).toBe(`"workspad" "jhYg/=\\F'""$"`);
-    expect(renderUserlist([{ user: "workspad", password: SPECIAL }])).toMatchSnapshot();
+    expect(renderUserlist([{ user: "workspad", password: SPECIAL }], "md5")).toMatchSnapshot();
+  });
+  test("with SCRAM holds each role's SCRAM secret, never the password", () => {
+    const text = renderUserlist([{ user: "workspad", password: SPECIAL }, { user: CHECK_USER, password: "0123abcd" }], "scram-sha-256");
+    expect(text).toBe(`"workspad" "${scramSecret("workspad", SPECIAL)}"\n"${CHECK_USER}" "${scramSecret(CHECK_USER, "0123abcd")}"\n`);
+    expect(text).not.toContain("jhYg");
+  });
+  test("with SCRAM keeps a non-ASCII password plain (PostgreSQL would SASLprep it first)", () => {
+    expect(renderUserlist([{ user: "workspad", password: "pässwörd" }], "scram-sha-256")).toBe(`"workspad" "pässwörd"\n`);
   });
 });
 
