@@ -280,10 +280,23 @@ export function etcdStartScript(): string {
  * is a quorum) the restart blocks until the member is healthy again, and the next member's step
  * runs only after this one (the wiring chains them), so a quorum is never lost to a deploy. In a
  * cluster still forming there is no quorum to wait for: restart without blocking.
+ *
+ * A running member whose settings are those of the file, apart from ETCD_INITIAL_* (read only while
+ * the data dir is empty), is not restarted: a change of the member list rewrites every member's file,
+ * and restarting the old members for nothing costs an etcd election each; under load one of those
+ * outlasted Patroni's retry_timeout and the leader demoted itself (a 13 s write pause in a scale-out).
+ * The running settings are read from the process's own environment (systemd passes the env file there).
  */
 export function etcdRestartScript(self: HostSpec, clientPort: number): string {
   const own = etcdMemberHealthy(`http://${self.address}:${clientPort}`, 3);
+  const settings = `grep -E '^ETCD_[A-Z0-9_]+=' | grep -v '^ETCD_INITIAL_' | sort`;
   return [
+    "pid=$(systemctl show -p MainPID --value etcd.service 2>/dev/null || echo 0)",
+    `if [ "\${pid:-0}" != 0 ] && [ -r "/proc/$pid/environ" ] && ${own} >/dev/null 2>&1 \\`,
+    `  && [ "$(tr '\\0' '\\n' < "/proc/$pid/environ" | ${settings})" = "$({ ${settings}; } < ${ETCD_ENV_PATH})" ]; then`,
+    "  echo running-settings-unchanged",
+    "  exit 0",
+    "fi",
     `if ${own} >/dev/null 2>&1; then`,
     "  timeout 120 systemctl restart etcd.service",
     "  deadline=$(( $(date +%s) + 120 ))",

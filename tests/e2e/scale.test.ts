@@ -111,8 +111,14 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
 
   it("scale out 3 → 5 under a writer: two etcd members join, two replicas clone, nothing lost, writes never stop for long", async () => {
     await open(PG);
+    const etcdPids = async () => Promise.all(PG.slice(0, 3).map((m) => ssh(m.name, "systemctl show -p MainPID --value etcd.service")));
+    const pidsBefore = await etcdPids();
+    const leaderBefore = (await cluster("scpg1")).find((m) => m.role === "leader")?.name;
     const w = await writeDuring("scale-out", 5, () => stack.up(out), 5, writer());
-    progress(`scale out: ${w.acked.length} acknowledged, ${w.errors.length} failed, lost ${w.lost}, longest pause ${longestPause(w.acked, w.eventAt, w.endAt)} s`);
+    const leaderAfter = (await cluster("scpg1")).find((m) => m.role === "leader")?.name;
+    progress(`scale out: ${w.acked.length} acknowledged, ${w.errors.length} failed, lost ${w.lost}, longest pause ${longestPause(w.acked, w.eventAt, w.endAt)} s, leader ${leaderBefore} -> ${leaderAfter}`);
+    // the old members' etcd keeps running: only ETCD_INITIAL_* changed in their files, which a running member never reads
+    expect(await etcdPids()).toEqual(pidsBefore);
     expect(w.value.summary.result).toBe("succeeded");
     expect(w.lost).toBe(0);
     expect(w.acked.length).toBeGreaterThan(50);
