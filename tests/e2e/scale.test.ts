@@ -64,7 +64,7 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
   const writer = () => [path.join(REPO, "bench", "writer.py"), "--host", VIP, "--port", "6432", "--dbname", "workspad", "--user", "workspad", "--password-file", pwFile];
   const out = { onOutput: (s: string) => process.stdout.write(s) };
 
-  const config = (pg: typeof PG): ConfigMap => {
+  const config = (pg: typeof PG, pw: Record<string, string> = passwords): ConfigMap => {
     const obj = (v: unknown) => ({ value: JSON.stringify(v) });
     return {
       "hastack:subnet": { value: SUBNET },
@@ -78,15 +78,15 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
       "hastack:proxy": obj({ nodes: PX, vip: VIP, interface: "host0" }),
       "hastack:redis": obj({ enabled: false }),
       "hastack:firewall": obj({ adminSources: ["10.213.25.1/32"] }),
-      ...secretLeaves("hastack:passwords", passwords),
+      ...secretLeaves("hastack:passwords", pw),
       ...secretLeaves("hastack:certificates", { caCertPem }),
     };
   };
-  const open = async (pg: typeof PG) => {
+  const open = async (pg: typeof PG, pw: Record<string, string> = passwords) => {
     const workDir = path.join(STATE, "project");
     fs.mkdirSync(workDir, { recursive: true });
     fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
-    stack = await openStack({ stackName: STACK, config: config(pg), workDir }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-scale-lab" });
+    stack = await openStack({ stackName: STACK, config: config(pg, pw), workDir }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-scale-lab" });
   };
 
   beforeAll(async () => {
@@ -161,6 +161,31 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
   });
 
   it("a second up after the scale-in changes nothing", async () => {
+    const r = await stack.up(out);
+    expect(changes(r.summary.resourceChanges)).toEqual({});
+  });
+
+  it("rotating the superuser, replication and rewind passwords under a writer: nothing lost, replicas stream on the new ones, a switchover and the rejoin work, then nothing to change", async () => {
+    const members = (await cluster("scpg1")).map((m) => m.name).sort();
+    const keep = PG.filter((m) => members.includes(m.name));
+    const rotated = { ...passwords, postgresSuperuser: `${passwords.postgresSuperuser}2`, postgresReplication: `${passwords.postgresReplication}2`,
+      postgresRewind: `${passwords.postgresRewind}2` };
+    await open(keep, rotated);
+    const w = await writeDuring("rotation", 5, () => stack.up(out), 5, writer());
+    const pause = longestPause(w.acked, w.eventAt, w.endAt);
+    progress(`rotation: ${w.acked.length} acknowledged, ${w.errors.length} failed, lost ${w.lost}, longest pause ${pause} s`);
+    expect(w.value.summary.result).toBe("succeeded");
+    expect(w.lost).toBe(0);
+    // no switchover, no restart: a reload of each member
+    expect(pause).toBeLessThan(10);
+    const via = keep[0].name;
+    const streaming = async () => { const c = await cluster(via); return healthy(c, keep.map((m) => m.name)) && c.filter((m) => m.role !== "leader").every((m) => m.state === "streaming"); };
+    await until("replicas streaming on the new replication password", streaming, 120, 2000);
+    // a switchover: the old leader rejoins (pg_rewind if needed, rewind login) and streams with the new password
+    const leader = (await cluster(via)).find((m) => m.role === "leader")!.name;
+    await ssh(via, "patronictl -c /etc/patroni/config.yml switchover --force >/dev/null");
+    await until("a new leader", async () => (await cluster(via)).some((m) => m.role === "leader" && m.name !== leader), 120, 2000);
+    await until("the old leader streaming as a replica", streaming, 180, 2000);
     const r = await stack.up(out);
     expect(changes(r.summary.resourceChanges)).toEqual({});
   });
