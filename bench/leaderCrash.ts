@@ -1,4 +1,4 @@
-// `npm run bench:leader-crash -- up | N [--soak-minutes M] [--label L] | soak M | down`
+// `npm run bench:leader-crash -- up | N [--soak-minutes M] [--label L] | soak M | md | down`
 // Issue 12, the leader crash: on a small lab of its own (3 PostgreSQL/Patroni/etcd VMs, the PgBouncer/HAProxy
 // pair behind its VIP; the smallest datacenter the stack accepts, deployed through the real engine) the
 // Patroni leader's VM is crashed N times while a writer writes through the VIP (one write per 100 ms, a new
@@ -258,7 +258,7 @@ async function settings(): Promise<string> {
 function write(res: Results): void {
   fs.writeFileSync(`${RESULTS}.json`, JSON.stringify(res, null, 2));
   const md = [`# Leader VM crash on a 5-VM lab (issue 12)`, ``,
-    `Made by \`npm run bench:leader-crash\` on its own lab (3 PostgreSQL/Patroni/etcd VMs, the PgBouncer/HAProxy pair behind its VIP; 2 cores shared with other labs, load average 1/5/15 min given per crash). Writer: one write per 100 ms through the VIP, **a new connection each** (bench/writer.py, connect_timeout 1 s). Write outage: longest stretch without an acknowledged write overlapping the crash. Phases: seconds after the crash, from the daemons' journals (new leader's Patroni: leader key gone and race started, race won; PostgreSQL accepting writes; first proxy's HAProxy marking the new leader UP) and the writer's first acknowledged write.`, ``];
+    `Made by \`npm run bench:leader-crash\` on its own lab (3 PostgreSQL/Patroni/etcd VMs, the PgBouncer/HAProxy pair behind its VIP; 2 cores shared with other labs, load average 1/5/15 min given per crash). Writer: one write per 100 ms through the VIP, **a new connection each** (bench/writer.py, connect_timeout 1 s). Write outage: longest stretch without an acknowledged write overlapping the crash. Phases: seconds after the crash, from the daemons' journals (new leader's Patroni: leader key gone and race started, race won; PostgreSQL accepting writes; first proxy's HAProxy marking the new leader UP) and the writer's first acknowledged write. A "?" in race start: that run's bench did not look for it yet (its notes then give when the REST API showed another leader, which the dead leader's still-live member key can delay).`, ``];
   for (const r of res.runs) {
     md.push(`## ${r.label} — \`${r.command}\`, ${r.date}`, ``, `Settings: ${r.settings}`, ``);
     if (r.rows.length) {
@@ -268,7 +268,7 @@ function write(res: Results): void {
     }
     if (r.soak) {
       const s = r.soak;
-      md.push(`Soak: pgbench TPC-B-like, ${s.clients} persistent clients through the VIP for ${s.minutes} min, nothing crashed: **${s.leaderChangesByHistory} leader changes** (Patroni /history), ${s.leaderChangesSeen} seen by polling /cluster every 2 s, **${s.haproxyFlaps} HAProxy UP/DOWN events** for postgres_primary on the proxies, ${s.tps} TPS; load ${s.loadStart} at the start, ${s.loadEnd} at the end.${s.notes.length ? ` Notes: ${s.notes.join("; ")}` : ""}`, ``);
+      md.push(`Soak: pgbench TPC-B-like, ${s.clients} persistent clients through the VIP for ${s.minutes} min, nothing crashed: **${s.leaderChangesByHistory} leader changes** (Patroni /history), ${s.leaderChangesSeen} seen by polling /cluster every 2 s, **${s.haproxyFlaps} HAProxy UP/DOWN events** for postgres_primary on the proxies, ${Math.round(s.tps)} TPS; load ${s.loadStart} at the start, ${s.loadEnd} at the end.${s.notes.length ? ` Notes: ${s.notes.join("; ")}` : ""}`, ``);
     }
   }
   fs.writeFileSync(`${RESULTS}.md`, md.join("\n"));
@@ -280,6 +280,7 @@ async function main(): Promise<void> {
   if (cmd === "up") return up();
   if (cmd === "down") { labSh("down.sh"); return; }
   const res: Results = fs.existsSync(`${RESULTS}.json`) ? JSON.parse(fs.readFileSync(`${RESULTS}.json`, "utf8")) : { runs: [] };
+  if (cmd === "md") { write(res); return; } // the .md again from the .json (after a change of its layout)
   const label = opt("--label") ?? "current";
   const entry = { command: `npm run bench:leader-crash -- ${[cmd, ...rest].join(" ")}`, date: new Date().toISOString(), label, settings: await settings(), rows: [] as CrashRow[], soak: undefined as SoakResult | undefined };
   res.runs.push(entry);
