@@ -46,6 +46,12 @@ describe("etcd-leader-off (real etcd cluster on loopback, auth on)", () => {
     p.on("close", (status) => resolve({ status, stdout, stderr }));
   });
 
+  /** The etcd leader's name, waiting out a moment without one (an election, or a slow etcdctl under load). */
+  const currentLeader = async (): Promise<string> => {
+    if (!(await until(() => leaderName() !== undefined, 30000))) throw new Error("no etcd leader for 30 s");
+    return leaderName()!;
+  };
+
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), "etcd-leader-off-"));
     [clientPort, peerPort] = [await freePort("127.0.0.2"), await freePort("127.0.0.2")];
@@ -83,14 +89,14 @@ describe("etcd-leader-off (real etcd cluster on loopback, auth on)", () => {
   });
 
   it("does nothing on etcd's leader while that host does not lead Patroni", async () => {
-    const lead = leaderName()!;
+    const lead = await currentLeader();
     const res = await runScript(lead);
     expect([res.status, res.stdout, res.stderr]).toEqual([0, "", ""]);
     expect(leaderName()).toBe(lead);
   });
 
   it("does nothing on a member that leads Patroni but not etcd", async () => {
-    const lead = leaderName()!;
+    const lead = await currentLeader();
     const other = MEMBERS.find((m) => m.name !== lead)!.name;
     primary[other].status = 200;
     try {
@@ -101,7 +107,7 @@ describe("etcd-leader-off (real etcd cluster on loopback, auth on)", () => {
   });
 
   it("moves etcd's leadership to another member when the host leads both", async () => {
-    const lead = leaderName()!;
+    const lead = await currentLeader();
     primary[lead].status = 200;
     try {
       const res = await runScript(lead);
