@@ -64,7 +64,7 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
   const writer = () => [path.join(REPO, "bench", "writer.py"), "--host", VIP, "--port", "6432", "--dbname", "workspad", "--user", "workspad", "--password-file", pwFile];
   const out = { onOutput: (s: string) => process.stdout.write(s) };
 
-  const config = (pg: typeof PG, pw: Record<string, string> = passwords): ConfigMap => {
+  const config = (pg: typeof PG): ConfigMap => {
     const obj = (v: unknown) => ({ value: JSON.stringify(v) });
     return {
       "hastack:subnet": { value: SUBNET },
@@ -78,15 +78,15 @@ describe("scale the PostgreSQL tier out and in through hastack:postgres.nodes (n
       "hastack:proxy": obj({ nodes: PX, vip: VIP, interface: "host0" }),
       "hastack:redis": obj({ enabled: false }),
       "hastack:firewall": obj({ adminSources: ["10.213.25.1/32"] }),
-      ...secretLeaves("hastack:passwords", pw),
+      ...secretLeaves("hastack:passwords", passwords),
       ...secretLeaves("hastack:certificates", { caCertPem }),
     };
   };
-  const open = async (pg: typeof PG, pw: Record<string, string> = passwords) => {
+  const open = async (pg: typeof PG) => {
     const workDir = path.join(STATE, "project");
     fs.mkdirSync(workDir, { recursive: true });
     fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
-    stack = await openStack({ stackName: STACK, config: config(pg, pw), workDir }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-scale-lab" });
+    stack = await openStack({ stackName: STACK, config: config(pg), workDir }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-scale-lab" });
   };
 
   beforeAll(async () => {
