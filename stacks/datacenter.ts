@@ -76,7 +76,7 @@ export function resolveDatacenter(cfg: StackConfig) {
     const other = ([["hastack:proxy", proxy.nodes], ["hastack:nginx", nginx?.nodes ?? []]] as const).find(([, ns]) => ns.some((o) => o.name === n.name));
     if (other) invalid(`hastack:redis[${i}].nodes[${k}]`, n.name, `a host that is not also in ${other[0]} (its HAProxy, keepalived and VRRP filter are that section's)`);
   }));
-  checkAcrossSections({ postgres, proxy, workspad, nginx, redis, redisGroups }, { passwords: cfg.passwords, certificates: cfg.certificates });
+  checkAcrossSections({ postgres, proxy, workspad, nginx, redis, redisGroups, pgBackRestHosts: backup ? [...postgres.nodes, backup.repoHost] : [] }, { passwords: cfg.passwords, certificates: cfg.certificates });
   // the sites share one database: its role passwords cannot be generated per stack (readPeers compares them)
   if (site) {
     for (const [key] of SHARED_DB_PASSWORDS) {
