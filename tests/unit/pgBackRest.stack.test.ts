@@ -48,8 +48,8 @@ describe("hastack:backup in the stack", () => {
     expect(dynamicBody()).toContain("pgbackrest --stanza=hastack archive-push %p");
     expect(byName("dc-db-pg1-rolling-restart").inputs.triggers[0]).toContain("archive_mode=on");
     // pgBackRest's TLS port: on the db hosts only from the repository host, on the repository host only from the members
-    expect(JSON.stringify(byName("dc-backup-bkrepo1-firewall").inputs)).toContain("8432");
-    expect(JSON.stringify(byName("dc-db-pg1-firewall").inputs)).toContain("192.168.1.160");
+    expect(JSON.stringify(byName("dc-backup-bkrepo1-firewall-rules").inputs.stdin)).toContain("tcp dport { 8432 }");
+    expect(JSON.stringify(byName("dc-db-pg1-firewall-rules").inputs.stdin)).toContain("192.168.1.160");
     // its own certificates, server and client at once
     const cert = byName("dc-bkrepo1-pgbackrest-tls").inputs;
     expect(cert.allowedUses).toEqual(expect.arrayContaining(["server_auth", "client_auth"]));
