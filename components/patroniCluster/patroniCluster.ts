@@ -5,6 +5,7 @@ import * as mb from "./membership";
 import * as r from "./render";
 import * as role from "./siteRole";
 import * as rr from "./rollingRestart";
+import * as rot from "./rotation";
 
 export interface PatroniClusterArgs {
   /** Resolved `hastack:postgres` settings (see resolvePatroniClusterSettings). */
@@ -168,6 +169,14 @@ export class PatroniCluster extends pulumi.ComponentResource {
     // Phase 2, per host: etcd quorum (needs every member started), then Patroni.
     const allEtcdStarted = hosts.map((x) => x.etcdRestart);
     const configHashes: pulumi.Output<string>[] = [];
+    // a rotation of the superuser, replication or rewind password: the read-write leader's roles change first
+    // (Patroni sets them only at bootstrap), and no member's config carries a new password before that
+    const systemStdin = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword])
+      .apply(([superuser, replication, rewind]) => rot.rolePasswordsStdin(s, { superuser, replication, rewind })));
+    const rolePasswords = hosts.map(({ h, conn, n, packagedOff }) => runScript(n("role-passwords"), {
+      connection: conn, create: rot.rolePasswordsCommand(r.restUrl(h, s.restApiPort), s.pgPort), stdin: systemStdin,
+      triggers: [contentHash(systemStdin)], quiet: true,
+    }, o([packagedOff])));
     const members = hosts.map(({ h, conn, n, packagedOff, dirs, restAuth }) => {
       const etcdHealthy = waitFor(n("etcd-healthy"), conn, r.etcdHealthProbe(s.nodes, s.etcdClientPort), ETCD_TIMEOUT_S, o(allEtcdStarted));
       const content = pulumi.secret(pulumi.all([superuserPassword, replicationPassword, rewindPassword, restApiPassword, etcdPatroniPassword, siteRole])
@@ -177,7 +186,7 @@ export class PatroniCluster extends pulumi.ComponentResource {
       configHashes.push(hash);
       const config = putFile(n("patroni-config"), {
         connection: conn, path: r.PATRONI_CONFIG_PATH, content, secret: true, owner: "postgres:postgres", validate: r.patroniValidateScript(),
-      }, o([etcdHealthy, dirs, packagedOff]));
+      }, o([etcdHealthy, dirs, packagedOff, ...rolePasswords]));
       // a leader the stack removes hands over by a switchover before it stops (its REST login must still be there)
       const service = serviceEnabled(n("patroni-service"), conn, "patroni.service", o([config, restAuth]),
         mb.patroniLeaveAndStopScript(h, s.restApiPort));

@@ -6,6 +6,9 @@ import * as path from "path";
 import { installMocks, isSecret, recorded, resetRecorded, resolve, settle } from "./mocks";
 import { certFixtures } from "./certFixtures";
 
+// the whole program per test: under CI's three streams on 2 cores one test took past the 120 s default
+jest.setTimeout(360000);
+
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
 const deb = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "hastack-deb-")), "workspad.deb");
 fs.writeFileSync(deb, "not really a deb");

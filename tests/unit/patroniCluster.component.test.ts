@@ -56,7 +56,7 @@ beforeAll(async () => {
 });
 
 const STEPS = ["packages", "packaged-cluster-off", "cluster-name-guard", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "rest-auth", "etcdctl-env", "etcd-healthy",
-  "patroni-config", "patroni-service", "patroni-reload", "app-database"];
+  "role-passwords", "patroni-config", "patroni-service", "patroni-reload", "app-database"];
 
 describe("PatroniCluster wiring", () => {
   it("registers the component with its type token", () => {
@@ -94,7 +94,9 @@ describe("PatroniCluster wiring", () => {
       expect(await depsOf(p("etcd-restart"))).toEqual([p("etcd-service"), ...(i > 0 ? [`db-${nodes[i - 1].name}-etcd-restart`] : [])]);
       expect(await depsOf(p("rest-auth"))).toEqual([p("packages")]);
       expect(await depsOf(p("etcdctl-env"))).toEqual([p("packages")]);
-      expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off")]);
+      // no member's config carries a new system password before the leader's roles have it (rotation.ts)
+      expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off"), ...nodes.map((m) => `db-${m.name}-role-passwords`)]);
+      expect(await depsOf(p("role-passwords"))).toEqual([p("packaged-cluster-off")]);
       // a leaving leader's switchover needs its REST login, so that file goes after the service
       expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config"), p("rest-auth")]);
       expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);
@@ -191,7 +193,7 @@ describe("PatroniCluster wiring", () => {
     // every password starts with a marker that survives any quoting
     const withSecrets = ofType("command:remote:Command").filter((r) => /(su|repl|rw|app|rest|etcdroot|etcdpat)-jhYg/.test(String(unwrap(r.inputs.stdin) ?? "")));
     expect(withSecrets.map((r) => r.name).sort())
-      .toEqual([...nodes.flatMap((n) => ["app-database", "patroni-config", "rest-auth", "etcdctl-env"].map((s) => `db-${n.name}-${s}`)), "db-pg1-etcd-auth"].sort());
+      .toEqual([...nodes.flatMap((n) => ["app-database", "patroni-config", "rest-auth", "etcdctl-env", "role-passwords"].map((s) => `db-${n.name}-${s}`)), "db-pg1-etcd-auth"].sort());
     for (const r of withSecrets) expect([r.name, r.inputs.logging, isSecretInput(r.inputs.stdin)]).toEqual([r.name, "none", true]);
   });
 
