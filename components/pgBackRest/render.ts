@@ -233,3 +233,52 @@ export function restoreScript(stanza: string, dataDir: string, to: RestoreTarget
     `runuser -u postgres -- pgbackrest --stanza=${shq(stanza)} --pg1-path="$d" ${target.map(shq).join(" ")} --log-level-console=info restore`,
   ].join("\n");
 }
+
+/** The transient systemd unit a restored PostgreSQL runs in (`systemctl stop` ends it; its data directory stays). */
+export const restoredUnitName = (port: number) => `hastack-restore-${port}`;
+
+export interface RestoredServerInput {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly socketDir: string;
+  /** Seconds to wait for the end of recovery (the promotion at the target). */
+  readonly timeoutSeconds: number;
+}
+
+/**
+ * Start the restored data directory as a PostgreSQL of its own, beside the running cluster: its own port, the
+ * socket only (no TCP listener), archiving off (a promoted copy must never push a new timeline into the cluster's
+ * archive), its own pg_hba/pg_ident (Patroni's config names the original data directory's), no primary_conninfo.
+ * Runs as a transient unit; waits until recovery has ended and the server is read-write. Runs as root.
+ */
+export function startRestoredScript(i: RestoredServerInput): string {
+  const unit = restoredUnitName(i.port);
+  const opts = [`port=${i.port}`, "listen_addresses=", `unix_socket_directories=${i.socketDir}`, "archive_mode=off", "archive_command=",
+    "hba_file=$d/pg_hba.conf", "ident_file=$d/pg_ident.conf", "cluster_name=hastack-restore", "primary_conninfo=", "primary_slot_name="];
+  return [
+    `d=${shq(i.dataDir)}; port=${i.port}; unit=${shq(unit)}`,
+    `v=$(cat "$d/PG_VERSION") || { echo "no PG_VERSION in $d: the restore did not complete" >&2; exit 1; }`,
+    `systemd-run --quiet --unit="$unit" --uid=postgres --gid=postgres --property=Type=exec "/usr/lib/postgresql/$v/bin/postgres" -D "$d" ${opts.map((o) => `-c "${o}"`).join(" ")}`,
+    `end=$(( $(date +%s) + ${i.timeoutSeconds} ))`,
+    `while :; do`,
+    `  r=$(runuser -u postgres -- psql -X -qAt -h ${shq(i.socketDir)} -p "$port" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null || true)`,
+    `  [ "$r" = f ] && break`,
+    `  systemctl is-active --quiet "$unit" || { echo "the restored PostgreSQL stopped during recovery (journalctl -u $unit):" >&2; journalctl -u "$unit" -n 20 --no-pager >&2; exit 1; }`,
+    `  [ "$(date +%s)" -lt "$end" ] || { echo "recovery did not end within ${i.timeoutSeconds} s; the server runs on as $unit" >&2; exit 1; }`,
+    `  sleep 1`,
+    `done`,
+    `echo "restored PostgreSQL read-write on port $port (socket ${i.socketDir}), unit $unit"`,
+  ].join("\n");
+}
+
+/**
+ * Before a restore: refuse a port something already listens on, and a host without the stack's pgBackRest
+ * configuration (the restore reaches the repository through it). Runs as root on the restore host.
+ */
+export function restorePreflightScript(port: number): string {
+  return [
+    `[ -r ${CONFIG_PATH} ] || { echo "refused: ${CONFIG_PATH} is missing: this host is not a database host of a stack with hastack:backup" >&2; exit 1; }`,
+    `if ss -Hltn "sport = :${port}" | grep -q .; then echo "refused: port ${port} is in use on this host; choose another with --port" >&2; exit 1; fi`,
+    `if systemctl is-active --quiet ${shq(restoredUnitName(port))}; then echo "refused: ${restoredUnitName(port)} is running already" >&2; exit 1; fi`,
+  ].join("\n");
+}
