@@ -6,6 +6,7 @@
 // environment); SSH goes with the stack's key and pinned host keys. No secret reaches argv or the output.
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import * as fs from "fs";
+import * as yaml from "js-yaml";
 import * as path from "path";
 import { Connection, run as sshRun } from "../engine/command-provider/ssh";
 import { REPO } from "../engine/automation";
@@ -115,9 +116,11 @@ async function main(): Promise<void> {
   const log = (l: string) => process.stderr.write(`restore: ${l}\n`);
   const ws = await LocalWorkspace.create({ workDir: a.dir });
   const cfgMap = await ws.getAllConfig(a.stack);
+  // keys the stack does not set take Pulumi.yaml's defaults, as in a deploy
+  const project = yaml.load(fs.readFileSync(path.join(a.dir, "Pulumi.yaml"), "utf8")) as { config?: Record<string, { default?: unknown }> };
   const get = (k: string): unknown => {
     const v = cfgMap[`hastack:${k}`]?.value;
-    if (v === undefined) return undefined;
+    if (v === undefined) return project.config?.[k]?.default;
     try { return JSON.parse(v); } catch { return v; }
   };
   // the stack's own reading and checks (stacks/): the same nodes, data directory, ports and stanza the deploy used
