@@ -6,6 +6,7 @@
 // point-in-time restore into a new data directory (RTO = restore start until the promoted server answers), and the
 // rows found there against the rows acknowledged before the target. Needs root. Writes bench/results-backup.{md,json}.
 // Not the lab: no network between VMs, no firewall, one database host (the backup falls back from backup-standby).
+// With --lab, the figures come from the backup lab instead (bench/backupLab.ts → bench/results-backup-lab.*).
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -130,6 +131,8 @@ const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); cons
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("needs root (runs PostgreSQL and pgbackrest as postgres)");
   const runs = opt("runs", 3), mb = opt("mb", 256);
+  // --lab: the same figures between VMs deployed by the stack (bench/backupLab.ts) → results-backup-lab.*
+  if (process.argv.includes("--lab")) return (await import("./backupLab")).labMain(runs, mb);
   const command = `npm run bench:backup -- --runs ${runs} --mb ${mb}`;
   const started = new Date().toISOString();
   const results: RunResult[] = [];

@@ -165,11 +165,11 @@ export class BackupLab {
    * `host`, and the rows found there. The restored server is stopped and its directory removed afterwards.
    */
   async drill(label: string, host: string, port: number): Promise<DrillResult> {
-    const before = await this.write(`${label}-before`, 6);
+    const before = await this.write(`${label}-before`, 8);
     await sleep(1500);
     const target = new Date().toISOString();
     await sleep(1500);
-    const after = await this.write(`${label}-after`, 4);
+    const after = await this.write(`${label}-after`, 5);
     const dataDir = `/var/lib/postgresql/15/restore-${label}`;
     const t0 = Date.now();
     const res = await this.restore(["--to", target, "--host", host, "--port", String(port), "--data-dir", dataDir]);
@@ -196,4 +196,76 @@ export interface DrillResult {
 
 async function run_(args: string[]): Promise<{ stdout: string }> {
   return run("python3", args, { timeout: 120000, maxBuffer: 1 << 24 });
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+
+interface LabRound { backupSeconds: number; dbMiB: number; backupMiB: number; repoMiB: number; rtoSeconds: number; commandSeconds: number; expected: number; found: number; foundAfterTarget: number; restoreHost: string }
+
+/**
+ * `npm run bench:backup -- --lab --runs N --mb SIZE`: one backup lab, the database filled to about SIZE MiB, then N
+ * rounds of (a full backup from the timer's service, a restore drill with `npm run restore`), medians →
+ * bench/results-backup-lab.{md,json}. The lab is removed at the end.
+ */
+export async function labMain(runs: number, mb: number): Promise<void> {
+  const command = `npm run bench:backup -- --lab --runs ${runs} --mb ${mb}`;
+  const started = new Date().toISOString();
+  const lab = new BackupLab();
+  const rounds: LabRound[] = [];
+  try {
+    await lab.boot();
+    await lab.open();
+    const up = await lab.stack.up(lab.out);
+    if (up.summary.result !== "succeeded") throw new Error(`pulumi up: ${up.summary.result}`);
+    const leader = leaderOf(await cluster())!;
+    // compressible like real data, not all zeros (as the loopback bench)
+    await ssh(leader, `cd /tmp && runuser -u postgres -- psql -X -qAt -d workspad -c "CREATE TABLE filler AS SELECT g AS id, md5(g::text) || md5((g*7)::text) AS a, now() AS t FROM generate_series(1, ${mb * 7000}) g"`, 600000);
+    for (let i = 0; i < runs; i++) {
+      const ms = await cluster();
+      const restoreHost = ms.find((m) => m.role !== "leader")!.name;
+      const backupSeconds = await lab.backupNow("full");
+      const last = (await info()).backup.slice(-1)[0];
+      const repoMiB = Number((await ssh(REPO_HOST.name, "du -sm /var/lib/pgbackrest | cut -f1")));
+      const d = await lab.drill(`bench${i + 1}`, restoreHost, 5433);
+      await lab.dropRestored(d);
+      const round = { backupSeconds, dbMiB: Math.round(last.info.size / 2 ** 20), backupMiB: Math.round(last.info.repository.delta / 2 ** 20), repoMiB,
+        rtoSeconds: d.summary.rtoSeconds, commandSeconds: Math.round(d.wallSeconds * 10) / 10, expected: d.before.acked.length,
+        found: d.before.acked.length - d.missing.length, foundAfterTarget: d.foundAfter.length, restoreHost };
+      console.log(`round ${i + 1}/${runs}: ${JSON.stringify(round)}`);
+      rounds.push(round);
+    }
+  } finally {
+    if (!process.env.HASTACK_KEEP_LAB) labDown();
+  }
+  const med = (k: keyof LabRound) => median(rounds.map((x) => x[k] as number));
+  const medians = { dbMiB: med("dbMiB"), backupSeconds: med("backupSeconds"), backupMiB: med("backupMiB"), repoMiB: med("repoMiB"), rtoSeconds: med("rtoSeconds"), commandSeconds: med("commandSeconds") };
+  const drillOk = rounds.every((x) => x.found === x.expected && x.foundAfterTarget === 0);
+  const out = { command, started, finished: new Date().toISOString(), load: fs.readFileSync("/proc/loadavg", "utf8").trim(), rounds, medians, drillOk };
+  const dir = __dirname;
+  const col = (f: (x: LabRound) => string) => rounds.map(f).join(", ");
+  fs.writeFileSync(path.join(dir, "results-backup-lab.json"), JSON.stringify(out, null, 2) + "\n");
+  fs.writeFileSync(path.join(dir, "results-backup-lab.md"), [
+    "# Backup and restore figures on the backup lab (pgBackRest between VMs)",
+    "",
+    `Command: \`${command}\` (as root). Started ${started}, finished ${out.finished}; load at the end: ${out.load} (2 cores, shared).`,
+    "Lab: bkpg1-3 (Patroni, PostgreSQL 15), bkpx1-2 (PgBouncer pair), bkrepo1 (repository, encrypted) as nspawn VMs on hsbk0, deployed by `pulumi up` with",
+    "hastack:backup; backups by the timer's own service (`systemctl start hastack-pgbackrest-hastack-full.service`) from a streaming replica; the restore by",
+    "`npm run restore -- --to <target> --host <a replica>` into a new PostgreSQL beside the cluster; rows from writer.py through the PgBouncer VIP.",
+    "",
+    `| figure | median of ${rounds.length} | runs |`,
+    "| --- | --- | --- |",
+    `| database size (MiB, pgBackRest's) | ${medians.dbMiB} | ${col((x) => String(x.dbMiB))} |`,
+    `| full backup duration (s) | ${medians.backupSeconds.toFixed(1)} | ${col((x) => x.backupSeconds.toFixed(1))} |`,
+    `| that backup in the repository (MiB, compressed, encrypted) | ${medians.backupMiB} | ${col((x) => String(x.backupMiB))} |`,
+    `| repository on disk after it (MiB, all backups kept + WAL) | ${medians.repoMiB} | ${col((x) => String(x.repoMiB))} |`,
+    `| restore RTO: pgbackrest restore + recovery to the target + promoted (s) | ${medians.rtoSeconds.toFixed(1)} | ${col((x) => x.rtoSeconds.toFixed(1))} |`,
+    `| the whole \`npm run restore\` (s, incl. reading the stack and a WAL switch) | ${medians.commandSeconds.toFixed(1)} | ${col((x) => x.commandSeconds.toFixed(1))} |`,
+    `| drill rows acknowledged before the target / found | | ${col((x) => `${x.expected}/${x.found}`)} |`,
+    `| drill rows found from after the target | | ${col((x) => String(x.foundAfterTarget))} |`,
+    "",
+    drillOk ? "Drill: every round found every row acknowledged before the target time and none written after it." : "**Drill MISSED**: see the rounds above.",
+    "",
+  ].join("\n"));
+  console.log(JSON.stringify(medians), drillOk ? "drill ok" : "DRILL MISSED");
+  if (!drillOk) process.exit(1);
 }

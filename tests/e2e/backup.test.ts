@@ -61,8 +61,8 @@ describe("pgBackRest backups and a point-in-time restore (needs root: nspawn VMs
     const leaderBefore = leaderOf(await cluster());
     drill = await lab.drill("e2e", replica, 5433);
     progress(`drill: target ${drill.target}; before ${drill.before.acked.length} acknowledged, found ${drill.foundBefore.length}, missing ${drill.missing.length}; after ${drill.after.acked.length} acknowledged, found ${drill.foundAfter.length}; RTO ${drill.summary.rtoSeconds} s (restore ${drill.summary.restoreSeconds} s, recovery ${drill.summary.recoverySeconds} s), command ${drill.wallSeconds.toFixed(1)} s`);
-    expect(drill.before.acked.length).toBeGreaterThan(20);
-    expect(drill.after.acked.length).toBeGreaterThan(10);
+    expect(drill.before.acked.length).toBeGreaterThanOrEqual(10);
+    expect(drill.after.acked.length).toBeGreaterThanOrEqual(5);
     expect(drill.summary.archivedBefore).toBe(true);
     expect(drill.missing).toEqual([]);
     expect(drill.foundAfter).toEqual([]);
