@@ -4,6 +4,7 @@
 // `npm run restore -- --to <target>` into a new PostgreSQL beside the cluster checked row by row, a refused restore
 // into a directory that is not empty, a second `up` that changes nothing, and archiving after a switchover.
 // Needs root (nspawn VMs).
+import axios from "axios";
 import { changes } from "../../engine/automation";
 import { until } from "../support/until";
 import { BackupLab, DrillResult, PG, REPO_HOST, STANZA, cluster, healthy, info, labDown, leaderOf, ssh } from "../../bench/backupLab";
@@ -92,7 +93,10 @@ describe("pgBackRest backups and a point-in-time restore (needs root: nspawn VMs
   it("after a switchover, WAL from the new leader reaches the repository (pgbackrest check)", async () => {
     const before = leaderOf(await cluster())!;
     const candidate = PG.find((m) => m.name !== before)!.name;
-    await ssh(before, `patronictl -c /etc/patroni/config.yml switchover --leader ${before} --candidate ${candidate} --force`);
+    const addr = PG.find((m) => m.name === before)!.address;
+    const res = await axios.post(`http://${addr}:8008/switchover`, { leader: before, candidate },
+      { auth: { username: "patroni", password: lab.passwords.patroniRest }, timeout: 60000, validateStatus: () => true });
+    expect(res.status).toBe(200);
     await until(`${candidate} leading a healthy cluster`, async () => { const ms = await cluster(); return leaderOf(ms) === candidate && healthy(ms); }, 120, 2000);
     expect(await ssh(REPO_HOST.name, `runuser -u postgres -- pgbackrest --stanza=${STANZA} check >/dev/null && echo ok`, 180000)).toBe("ok");
   });
