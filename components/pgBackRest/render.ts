@@ -37,12 +37,13 @@ export function renderIni(header: string, sections: readonly (readonly [string, 
 const HEADER = "Managed by hastack (PgBackRest); changes are overwritten on the next deploy.";
 
 /** The TLS server options every host shares: mutual TLS with the stack CA, clients named by certificate CN. */
-function tlsServer(self: HostSpec, port: number, auth: string): IniSection {
+function tlsServer(self: HostSpec, port: number, clients: readonly string[], stanza: string): IniSection {
   return [
     ["tls-server-address", self.address], ["tls-server-port", port],
     ["tls-server-ca-file", TLS.ca], ["tls-server-cert-file", TLS.cert], ["tls-server-key-file", TLS.key],
-    // only these certificate CNs, and only for this stanza: https://pgbackrest.org/command.html#command-server
-    ["tls-server-auth", auth],
+    // only these certificate CNs, and only for this stanza: one line per client, `<cn>=<stanza>[,<stanza>]` (the comma
+    // separates stanzas, not clients: a lab run found "pg1,pg2=s" admits nobody) https://pgbackrest.org/command.html#command-server
+    ...clients.map((cn): [string, string] => ["tls-server-auth", `${cn}=${stanza}`]),
   ];
 }
 
@@ -64,7 +65,7 @@ export function renderDbHostConfig(i: DbHostConfigInput): string {
     ["global", [
       ["repo1-host", s.repoHost.address], ["repo1-host-type", "tls"], ["repo1-host-port", s.tlsPort],
       ["repo1-host-ca-file", TLS.ca], ["repo1-host-cert-file", TLS.cert], ["repo1-host-key-file", TLS.key],
-      ...tlsServer(i.self, s.tlsPort, `${s.repoHost.name}=${s.stanza}`),
+      ...tlsServer(i.self, s.tlsPort, [s.repoHost.name], s.stanza),
       ["archive-timeout", s.archiveTimeoutSeconds],
       ["log-level-console", "warn"], ["log-level-file", "info"],
     ]],
@@ -98,7 +99,7 @@ export function renderRepoHostConfig(i: RepoHostConfigInput): string {
       ["start-fast", true],
       ["backup-standby", s.backupStandby],
       ["archive-timeout", s.archiveTimeoutSeconds],
-      ...tlsServer(s.repoHost, s.tlsPort, `${i.dbHosts.map((h) => h.name).join(",")}=${s.stanza}`),
+      ...tlsServer(s.repoHost, s.tlsPort, i.dbHosts.map((h) => h.name), s.stanza),
       ["log-level-console", "warn"], ["log-level-file", "info"],
     ]],
     [s.stanza, pgs],

@@ -16,7 +16,9 @@ describe("pgBackRest rendering", () => {
   it("renders the repository host's config with every member, retention, backup-standby and the passphrase", () => {
     const text = r.renderRepoHostConfig({ ...base, dbHosts: DB, cipherPass: "p@ss word/='\"$" });
     expect(text).toMatchSnapshot();
-    expect(text).toContain("tls-server-auth=pg1,pg2,pg3=main\n");
+    // one line per client: in `a,b=s` pgBackRest reads the comma as a list of stanzas of one client "a"
+    expect(text).toContain("tls-server-auth=pg1=main\ntls-server-auth=pg2=main\ntls-server-auth=pg3=main\n");
+    expect(text).not.toMatch(/tls-server-auth=[^=\n]*,/);
     expect(text).toContain("repo1-cipher-pass=p@ss word/='\"$\n");
     expect(text).toContain("pg3-host=10.0.0.13\n");
   });
