@@ -195,7 +195,8 @@ export interface DrillResult {
 }
 
 async function run_(args: string[]): Promise<{ stdout: string }> {
-  return run("python3", args, { timeout: 120000, maxBuffer: 1 << 24 });
+  // Debian's python3 (python3-psycopg2), not whatever python3 is first on PATH (bench/drills.ts does the same)
+  return run("/usr/bin/python3", args, { timeout: 120000, maxBuffer: 1 << 24 });
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
