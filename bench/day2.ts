@@ -2,6 +2,7 @@
 // `pulumi up` while a writer runs through the PgBouncer VIP, and, for comparison, one plain Patroni
 // switchover under the same writer. Used by tests/e2e/lab.test.ts (once) and by `main` below (repeated
 // runs, medians → bench/results-day2.{md,json}).
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import axios from "axios";
@@ -25,57 +26,112 @@ const writerArgs = () => [path.join(BENCH, "writer.py"), "--host", layout.vips.p
   "--password-file", appPasswordFile()];
 
 /**
- * A writer through the VIP (or the endpoint `args` name) for as long as `during` runs, plus `tailS` seconds: writer.py runs for a fixed
- * time, so it is started again in chunks of CHUNK_S until then. Acknowledged times are made absolute (ms
- * since the drill started, the chunk's start taken when it was spawned: off by Python's start-up, ~0.1 s).
+ * A writer through the VIP (or the endpoint `args` name) for as long as `during` runs, plus `tailS` seconds.
+ * One writer.py for the whole time, stopped by SIGTERM; `during` starts `leadS` seconds after the writer said it
+ * writes. Acknowledged times are ms since the drill started, placed by the writer's own clock start.
+ * `chunked` (the instrument before 2026-11-29, kept for comparison): writer.py started again every CHUNK_S seconds;
+ * between one's last write and the next one's first no writer runs: the next is spawned only when this process's
+ * event loop (busy running the inline Pulumi program) gets to it, plus Python's start-up. On the loaded 5-VM lab
+ * that gap was 20.0 s of a 20.1 s "pause" whose switchover paused writes 2.7 s (bench/results-leader-crash.md).
  */
 const CHUNK_S = 15;
 interface Acked { seq: number; at: number; run: string }
-export async function writeDuring<T>(label: string, leadS: number, during: () => Promise<T>, tailS: number, args: string[] = writerArgs()):
-  Promise<{ value: T; acked: Acked[]; eventAt: number; endAt: number; errors: string[]; lost: number }> {
+export async function writeDuring<T>(label: string, leadS: number, during: () => Promise<T>, tailS: number, args: string[] = writerArgs(),
+  opts: { chunked?: boolean } = {}):
+  Promise<{ value: T; acked: Acked[]; eventAt: number; endAt: number; errors: string[]; errorsAt: { at: number; error: string }[]; lost: number; startedAt: number;
+    /** Each writer process: spawned, its first moment of writing (after Python's start-up), its exit (ms since the start). */
+    chunks: { spawnAt: number; startAt: number; endAt: number }[] }> {
   const t0 = Date.now();
   const acked: Acked[] = [];
   const errors: string[] = [];
+  const errorsAt: { at: number; error: string }[] = [];
+  const chunks: { spawnAt: number; startAt: number; endAt: number }[] = [];
   const runs: WriterResult[] = [];
+  const take = (w: WriterResult, spawnAt: number) => {
+    runs.push(w);
+    // the writer's own clock start when it says it (Python's start-up can take seconds on a loaded host)
+    const start = w.t0 !== undefined ? w.t0 * 1000 - t0 : spawnAt;
+    chunks.push({ spawnAt, startAt: start, endAt: Date.now() - t0 });
+    for (const [seq, at] of w.acked) acked.push({ seq, at: start + at * 1000, run: w.run });
+    for (const e of w.errors) { errors.push(e[2]); errorsAt.push({ at: start + e[1] * 1000, error: e[2] }); }
+  };
   let stopAt = Infinity;
-  const loop = (async () => {
-    for (let i = 0; Date.now() < stopAt; i++) {
-      const start = Date.now() - t0;
-      const w = await python<WriterResult>([...args, "--seconds", String(CHUNK_S), "--run", `${label}-${t0}-${i}`]);
-      runs.push(w);
-      for (const [seq, at] of w.acked) acked.push({ seq, at: start + at * 1000, run: w.run });
-      for (const e of w.errors) errors.push(e[2]);
-    }
-  })();
+  let stop: () => void = () => undefined;
+  let loop: Promise<void>;
+  if (opts.chunked) {
+    loop = (async () => {
+      for (let i = 0; Date.now() < stopAt; i++) {
+        const spawnAt = Date.now() - t0;
+        take(await python<WriterResult>([...args, "--seconds", String(CHUNK_S), "--run", `${label}-${t0}-${i}`]), spawnAt);
+      }
+    })();
+  } else {
+    const w = spawnWriter([...args, "--seconds", "86400", "--run", `${label}-${t0}`]);
+    stop = w.stop;
+    loop = w.result.then((x) => take(x, 0));
+    // a writer that dies early is reported by `await loop` below, not as an unhandled rejection meanwhile
+    loop.catch(() => undefined);
+    await w.started;
+  }
   await sleep(leadS * 1000);
   const eventAt = Date.now() - t0;
   let value: T;
   try {
     value = await during();
   } catch (e) {
-    // stop the writer too, or its chunks would go on for ever
+    // stop the writer too, or it would go on
     stopAt = 0;
+    stop();
     await loop;
     throw e;
   }
   const endAt = Date.now() - t0;
-  stopAt = Date.now() + tailS * 1000;
+  if (opts.chunked) {
+    stopAt = Date.now() + tailS * 1000;
+  } else {
+    await sleep(tailS * 1000);
+    stop();
+  }
   await loop;
   let lost = 0;
   for (const w of runs) {
     lost += (await python<number[]>([...args, "--verify", "--run", w.run], JSON.stringify(w.acked.map(([s]) => s)))).length;
   }
-  return { value, acked, eventAt, endAt, errors, lost };
+  return { value, acked, eventAt, endAt, errors, errorsAt, lost, startedAt: t0, chunks };
+}
+
+/** writer.py until stop() (SIGTERM: it ends its write in progress and prints its result); `started` once it writes. */
+function spawnWriter(args: string[]): { started: Promise<void>; result: Promise<WriterResult>; stop: () => void } {
+  const p = spawn("/usr/bin/python3", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "", err = "";
+  let onStart: () => void = () => undefined;
+  const started = new Promise<void>((res) => (onStart = res));
+  p.stdout.on("data", (d) => (out += d));
+  p.stderr.on("data", (d) => { err += d; if (err.includes("writer: started")) onStart(); });
+  const result = new Promise<WriterResult>((resolve, reject) => p.on("close", (code) => {
+    onStart();
+    if (code === 0) resolve(JSON.parse(out)); else reject(new Error(`writer.py exited ${code}: ${err}`));
+  }));
+  return { started, result, stop: () => { p.kill("SIGTERM"); } };
 }
 
 /** Longest stretch without an acknowledged write that overlaps [from, to] (ms), in seconds. */
 export function longestPause(acked: { at: number }[], from: number, to: number): number {
+  return longestGap(acked, from, to).seconds;
+}
+
+/** The same stretch with its ends (ms, as `acked`'s times): the last acknowledged write before it (or `from`) and the first after it. */
+export function longestGap(acked: { at: number }[], from: number, to: number): { seconds: number; start: number; end: number } {
   const times = acked.map((a) => a.at).sort((a, b) => a - b);
-  let worst = 0;
+  let worst = 0, start = from, end = from;
   for (let i = 1; i < times.length; i++) {
-    if (times[i] >= from && times[i - 1] <= to) worst = Math.max(worst, times[i] - Math.max(times[i - 1], from));
+    if (times[i] >= from && times[i - 1] <= to && times[i] - Math.max(times[i - 1], from) > worst) {
+      worst = times[i] - Math.max(times[i - 1], from);
+      start = Math.max(times[i - 1], from);
+      end = times[i];
+    }
   }
-  return Math.round(worst / 100) / 10;
+  return { seconds: Math.round(worst / 100) / 10, start, end };
 }
 
 export interface MemberSettings { name: string; role: string; pendingRestart: boolean; maxConnections: number }

@@ -98,7 +98,8 @@ async function redisRole(name: string): Promise<string> {
 
 // ---- writers ---------------------------------------------------------------------------------
 
-export interface WriterResult { run: string; attempts: number; acked: [number, number][]; errors: [number, number, string][] }
+/** `t0`: the writer's own start (epoch seconds, after Python's start-up), which `acked` and `errors` times count from. */
+export interface WriterResult { run: string; attempts: number; acked: [number, number][]; errors: [number, number, string][]; t0?: number }
 
 /** The writer script and its target for one kind of store (the system python has psycopg2). */
 function writerArgs(kind: "pg" | "redis"): string[] {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write keys continuously through a Redis endpoint (raw RESP, one connection per write) and
 record which writes were acknowledged. Bounded by --seconds; talks only to the --host given."""
-import argparse, json, socket, sys, time
+import argparse, json, signal, socket, sys, time
 
 
 def resp(*parts: bytes) -> bytes:
@@ -49,7 +49,10 @@ def main() -> None:
         json.dump(missing, sys.stdout)
         return
     acked, errors, seq, t0 = [], [], 0, time.time()
-    while time.time() - t0 < a.seconds:
+    # SIGTERM ends the run early (a test stops it when its change is done) and still prints the results
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    while time.time() - t0 < a.seconds and not stop:
         seq += 1
         start = time.time()
         try:

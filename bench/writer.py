@@ -6,9 +6,10 @@ connect timeout; or, with --persistent, one connection kept for as long as it wo
 application's pool keeps it, with a client-side timeout per write (--timeout, Npgsql's default
 command timeout is 30 s), reconnecting after a failure. Prints one JSON object: acknowledged ids
 with their times, and errors.
-Bounded by --seconds; traffic goes only to the --host given (a lab address).
+Bounded by --seconds, or ended early by SIGTERM (it then finishes the write in progress and prints as
+usual); traffic goes only to the --host given (a lab address).
 """
-import argparse, json, select, sys, time
+import argparse, json, select, signal, sys, time
 
 import psycopg2
 import psycopg2.extensions
@@ -64,11 +65,15 @@ def main() -> None:
         json.dump(sorted(want - have), sys.stdout)
         return
     acked, errors = [], []
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     seq, t0 = 0, time.time()
+    # for a caller that waits until the writer really writes (Python's start-up takes seconds on a loaded host)
+    print("writer: started", file=sys.stderr, flush=True)
     if a.persistent:
         psycopg2.extensions.set_wait_callback(_wait_with_deadline)
         conn = None
-        while time.time() - t0 < a.seconds:
+        while not stop and time.time() - t0 < a.seconds:
             seq += 1
             start = time.time()
             _deadline[0] = start + a.timeout
@@ -89,9 +94,9 @@ def main() -> None:
                     pass
                 conn = None
             time.sleep(max(0.0, a.interval - (time.time() - start)))
-        json.dump({"run": a.run, "attempts": seq, "acked": acked, "errors": errors}, sys.stdout)
+        json.dump({"run": a.run, "attempts": seq, "acked": acked, "errors": errors, "t0": t0}, sys.stdout)
         return
-    while time.time() - t0 < a.seconds:
+    while not stop and time.time() - t0 < a.seconds:
         seq += 1
         start = time.time()
         try:
@@ -108,7 +113,7 @@ def main() -> None:
         except Exception as e:  # every failure is data: the outage window
             errors.append([seq, round(start - t0, 3), str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__])
         time.sleep(max(0.0, a.interval - (time.time() - start)))
-    json.dump({"run": a.run, "attempts": seq, "acked": acked, "errors": errors}, sys.stdout)
+    json.dump({"run": a.run, "attempts": seq, "acked": acked, "errors": errors, "t0": t0}, sys.stdout)
 
 
 if __name__ == "__main__":

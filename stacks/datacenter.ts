@@ -208,9 +208,13 @@ export class Datacenter extends pulumi.ComponentResource {
       }, child);
     }
     // one table per component and host, each guarding only that component's ports
+    const caches = new Map<string, RedisSentinelGroup>([...(this.redis ? [["cache", this.redis] as const] : []),
+      ...this.redisGroups.map((g) => [`cache-${g.group}`, g] as const)]);
     for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
-      // the database hosts' new rules only once a leader the stack removes has handed over (membership.ts)
-      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table, after: t.layer === "db" ? [this.db.handOver] : [] }, child);
+      // a layer's new rules only once a leader or master the stack removes has handed over (the membership.ts files)
+      const cache = caches.get(t.layer);
+      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table,
+        after: t.layer === "db" ? [this.db.handOver] : cache ? [cache.handOver] : [] }, child);
     }
     this.registerOutputs({});
   }

@@ -151,36 +151,55 @@ export function desiredMembersScript(nodes: readonly HostSpec[], clientPort: num
 }
 
 /**
+ * handOverScript's judge, reading Patroni's /cluster on stdin with the kept member names as argv[1]: prints
+ * "<leaving leader> <candidate>" (candidate "-" when no kept member is fit), or nothing when a kept member leads
+ * or none leads; with argv[2] "led", "yes" or "no" for whether a kept member leads.
+ */
+export const HAND_OVER_PY = [
+  "import json, sys",
+  "want = set(sys.argv[1].split())",
+  "m = json.load(sys.stdin).get('members', [])",
+  "lead = [x['name'] for x in m if x.get('role') == 'leader' and x.get('state') == 'running']",
+  // `led`: only whether a kept member leads (during the switchover there is a moment with no leader at all)
+  "if sys.argv[2:] == ['led']: print('yes' if lead and lead[0] in want else 'no'); sys.exit(0)",
+  "if not lead or lead[0] in want: sys.exit(0)",
+  "def lag(x):",
+  "    return x.get('lag') if isinstance(x.get('lag'), int) else float('inf')",
+  "fit = [x for x in m if x.get('name') in want and x.get('role') in ('replica', 'sync_standby')",
+  "       and x.get('state') in ('running', 'streaming') and not (x.get('tags') or {}).get('nofailover')]",
+  "fit.sort(key=lambda x: (x.get('role') != 'sync_standby', lag(x)))",
+  "print(lead[0], fit[0]['name'] if fit else '-')",
+].join("\n");
+
+/**
  * Before the firewalls change: when the leader is a member the stack no longer names, switch over to one it
- * names (Patroni picks among the healthy ones) and wait until one leads. Without this the firewalls, which
- * follow the node list, would cut the leader off from etcd and force an unplanned failover. Nothing to do
- * on a first deploy (no REST API answers yet) or when a named member leads.
+ * names and wait until one leads. Without this the firewalls, which follow the node list, would cut the
+ * leader off from etcd and force an unplanned failover. The candidate is named: left to choose, Patroni may
+ * pick another member the stack removes (seen in the scale lab: two removed, it chose the other one, and no
+ * kept member led). A kept synchronous standby first (synchronous mode allows only that one), else the kept
+ * replica with the least lag. Nothing to do on a first deploy (no REST API answers yet) or when a named member leads.
  */
 export function handOverScript(nodes: readonly HostSpec[], restApiPort: number): string {
   const urls = nodes.map((n) => `http://${n.address}:${restApiPort}`);
-  const py = [
-    "import json, sys",
-    "want = set(sys.argv[1].split())",
-    "m = json.load(sys.stdin).get('members', [])",
-    "lead = [x['name'] for x in m if x.get('role') == 'leader' and x.get('state') == 'running']",
-    "print(lead[0] if lead and lead[0] not in want else '')",
-  ].join("\n");
+  const py = HAND_OVER_PY;
   const names = shq(nodes.map((n) => n.name).join(" "));
   return [
     "cluster=''",
     `for u in ${urls.map(shq).join(" ")}; do cluster=$(curl -sf --max-time 5 "$u/cluster") && break; done`,
     "[ -n \"$cluster\" ] || exit 0",
-    `leaving=$(printf '%s' "$cluster" | python3 -c ${shq(py)} ${names})`,
-    "[ -n \"$leaving\" ] || exit 0",
-    `echo "the leader $leaving is a member the stack removes: switching over first"`,
-    `body=$(printf '{"leader": "%s"}' "$leaving")`,
+    `set -- $(printf '%s' "$cluster" | python3 -c ${shq(py)} ${names})`,
+    "[ $# -eq 2 ] || exit 0",
+    "leaving=$1; candidate=$2",
+    `[ "$candidate" != - ] || { echo "the leader $leaving is a member the stack removes, and no member it keeps is a healthy replica to switch over to" >&2; exit 1; }`,
+    `echo "the leader $leaving is a member the stack removes: switching over to $candidate first"`,
+    `body=$(printf '{"leader": "%s", "candidate": "%s"}' "$leaving" "$candidate")`,
     `curl -sf --max-time 60 -K ${REST_AUTH_PATH} -X POST -H 'Content-Type: application/json' -d "$body" ${shq(`${urls[0]}/switchover`)} >&2 \\`,
-    `  || { echo "the switchover away from $leaving was refused; switch over by hand (POST /switchover), then deploy again" >&2; exit 1; }`,
+    `  || { echo "the switchover from $leaving to $candidate was refused; switch over by hand (POST /switchover), then deploy again" >&2; exit 1; }`,
     "for i in $(seq 120); do",
-    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(py)} ${names}) && [ -z "$now" ] && exit 0`,
+    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(py)} ${names} led) && [ "$now" = yes ] && exit 0`,
     "  sleep 1",
     "done",
-    `echo "no member the stack names leads 120 s after the switchover away from $leaving" >&2; exit 1`,
+    `echo "no member the stack names leads 120 s after the switchover from $leaving to $candidate" >&2; exit 1`,
   ].join("\n");
 }
 

@@ -8,6 +8,7 @@ import { invalid } from "../common/validate";
 import { rolling } from "../common/rolling";
 import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
 import { chooseInitialMaster, parseSurvey } from "./initialMaster";
+import { forgetScript, handOverScript, MembershipParams } from "./membership";
 import {
   MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
@@ -44,6 +45,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
   public readonly password: pulumi.Output<string>;
   /** The group's name in the list form of hastack:redis; undefined in the single-object form. */
   public readonly group?: string;
+  /** Hands the master over when it is a node the stack removes (membership.ts); the group's firewall tables change after it. */
+  public readonly handOver: command.remote.Command;
 
   constructor(name: string, args: RedisSentinelGroupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:cache:RedisSentinelGroup", name, {}, opts);
@@ -71,9 +74,18 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       this.deployNode(name, host, index, conns[index], args, passwords, this.groupSetup(name, host, conns[index], s, surveys[index]),
         initialMaster, previousReady), (r) => r.ready);
     const last = deployed.map((r) => r.last);
+    // scale in (membership.ts), from the first node when the node list changes: a removed master hands over (once the
+    // first node's login file is there; the firewalls follow the list only after it), then, once every kept node is
+    // deployed, the kept Sentinels forget the removed nodes
+    const params: MembershipParams = { nodes: s.nodes, port: s.port, sentinelPort: s.sentinelPort, masterName: s.masterName, passFile: L.paths.cliPass };
+    const nodeList = s.nodes.map((n) => n.address).join(" ");
+    this.handOver = runScript(`${name}-${s.nodes[0].name}-hand-over`, { connection: conns[0], create: handOverScript(params), triggers: [nodeList] },
+      { parent: this, dependsOn: [deployed[0].pass] });
+    const forget = runScript(`${name}-${s.nodes[0].name}-forget-removed`, { connection: conns[0], create: forgetScript(params), triggers: [nodeList] },
+      { parent: this, dependsOn: [this.handOver, ...last] });
     // every node waits for the whole group: all Sentinels must see each other and the master every replica
     const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${L.paths.health} group`, 180,
-      { parent: this, dependsOn: last }));
+      { parent: this, dependsOn: [...last, forget] }));
 
     const healthy = pulumi.all(health.map((h) => h.stdout));
     this.vip = healthy.apply(() => s.vip ?? s.nodes[0].address);
@@ -186,6 +198,6 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       const ka = serviceEnabled(`${p}-keepalived`, conn, L.units.keepalived, after(kaFile));
       last = restartOnChange(`${p}-keepalived-reload`, conn, `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))], after(ka));
     }
-    return { ready, last };
+    return { ready, last, pass };
   }
 }

@@ -2,10 +2,11 @@
 // engine with the datacenter's own code for groups (redisGroupComponents, redisGroupLayers): each answers through its
 // own port and VIP, crashing one group's master process fails over that group only (to the node its replicaPriority
 // allows), and a second `up` changes nothing. The program is the Redis part of the datacenter alone: the database
-// tier would add five VMs and minutes, and nothing of it touches Redis.
+// tier would add five VMs and minutes, and nothing of it touches Redis. Last, kv grows to a fourth VM and shrinks
+// again without its master's node, under a writer through its VIP (components/redisSentinelGroup/membership.ts).
 // Needs root. Own lab: bridge hsrg0, 10.213.24.0/24, disks /var/lib/hastack-rg, state lab/.rg-state, cgroup
-// hastack-rg, VMs rgrd1..3; no other lab is touched.
-import { execFile, execFileSync } from "child_process";
+// hastack-rg, VMs rgrd1..4; no other lab is touched.
+import { execFile, execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { promisify } from "util";
@@ -30,6 +31,9 @@ const ENV = {
 const SUBNET = "10.213.24.0/24";
 const RD = [1, 2, 3].map((n) => ({ name: `rgrd${n}`, address: `10.213.24.5${n}` }));
 const [RD1, RD2, RD3] = RD;
+/** Booted with the others, in no group until kv scales out to it. */
+const RD4 = { name: "rgrd4", address: "10.213.24.54" };
+const VMS = [...RD, RD4];
 // both groups start with rgrd1 as master, so a failover of one must leave the other's master on the same host alone
 const GROUPS = [
   { name: "pubsub", masterName: "pubsub", nodes: [RD1, RD2, { ...RD3, replicaPriority: 0 }], port: 6379, sentinelPort: 26379, haproxyPort: 6380,
@@ -82,12 +86,13 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
 async function program() {
   const cfg = new pulumi.Config("hastack");
   const groups = resolveRedisGroups(cfg.requireObject("redis"), SUBNET);
-  const hostKeys = Object.fromEntries(RD.map((h) => [h.address,
+  const hostKeys = Object.fromEntries(VMS.map((h) => [h.address,
     fs.readFileSync(`${LAB_ROOT}/${h.name}/upper/etc/ssh/ssh_host_ed25519_key.pub`, "utf8").split(" ").slice(0, 2).join(" ")]));
   const ssh = { privateKey: cfg.requireSecret("sshPrivateKey"), user: "root", port: 22, hostKeys };
   const comps = redisGroupComponents("rg", groups, ssh, { redisGroups: cfg.requireObject("passwords") }, {});
-  for (const l of redisGroupLayers(groups, ["10.213.24.1"])) {
-    for (const host of l.nodes) new HostFirewall(`rg-${l.layer}-${host.name}-firewall`, { host, ssh, table: l.table });
+  // as the datacenter orders them: a group's tables change after its hand-over (a removed master must still be reachable)
+  for (const [k, l] of redisGroupLayers(groups, ["10.213.24.1"]).entries()) {
+    for (const host of l.nodes) new HostFirewall(`rg-${l.layer}-${host.name}-firewall`, { host, ssh, table: l.table, after: [comps[k].handOver] });
   }
   return Object.fromEntries(comps.map((c) => [c.group!, { vip: c.vip, port: c.port, masterName: c.masterName }]));
 }
@@ -104,8 +109,8 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
   beforeAll(async () => {
     lab("down.sh"); // what an interrupted run left
     lab("net.sh", "up");
-    for (const h of RD) lab("vm.sh", "up", h.name, h.address);
-    await Promise.all(RD.map((h) => until(`ssh to ${h.name}`, async () => (await ssh(h.name, "echo ok")) === "ok", 120)));
+    for (const h of VMS) lab("vm.sh", "up", h.name, h.address);
+    await Promise.all(VMS.map((h) => until(`ssh to ${h.name}`, async () => (await ssh(h.name, "echo ok")) === "ok", 120)));
     const workDir = path.join(STATE, "project");
     fs.mkdirSync(workDir, { recursive: true });
     // a project of its own: the repo's Pulumi.yaml declares the datacenter's required keys, which this program has not
@@ -189,5 +194,60 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     expect(changes(up.summary.resourceChanges)).toEqual({});
     // and the failover stands: pubsub's master stays rgrd2
     expect(await sentinelMaster(PUBSUB, RD1.address)).toBe(RD2.address);
+  });
+
+  it("kv grows to a fourth node, then shrinks without its master's node: under a writer through its VIP, no acknowledged write lost; the Sentinels know only the kept nodes", async () => {
+    const withNodes = (nodes: typeof RD) => JSON.stringify(GROUPS.map((g) => (g.name === "kv" ? { ...g, nodes } : g)));
+    const seen = async (via: string) => {
+      const f = (await cli(via, KV.sentinelPort, PASSWORDS.kv.sentinel, ["SENTINEL", "master", "kv"])).split("\n");
+      return `${f[f.indexOf("num-other-sentinels") + 1]} ${f[f.indexOf("num-slaves") + 1]}`;
+    };
+    await stack.setConfig("hastack:redis", { value: withNodes([...RD, RD4]) });
+    const grown = await timed("kv scale-out up", () => stack.up(out));
+    expect(grown.summary.result).toBe("succeeded");
+    for (const h of VMS) expect(await seen(h.address)).toBe("3 3");
+    expect(await roleOf(KV, RD4.address)).toBe("slave");
+    expect(await sentinelMaster(KV, RD4.address)).toBe(RD1.address);
+
+    // the scale-in removes rgrd1, kv's master
+    const pwFile = path.join(STATE, "kv-app.pw");
+    fs.writeFileSync(pwFile, PASSWORDS.kv.app, { mode: 0o600 });
+    const writer = spawn("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
+      "--password-file", pwFile, "--seconds", "900", "--interval", "0.05", "--run", "kv-scale-in"], { stdio: ["ignore", "pipe", "inherit"] });
+    let written = "";
+    writer.stdout!.on("data", (d) => { written += d; });
+    const ended = new Promise((r) => writer.on("exit", r));
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      await stack.setConfig("hastack:redis", { value: withNodes([RD2, RD3, RD4]) });
+      const shrunk = await timed("kv scale-in up", () => stack.up(out));
+      expect(shrunk.summary.result).toBe("succeeded");
+      // the new first node hands over (the engine shows a step's output only on failure); without the hand-over the
+      // forget step would find rgrd1 still master, with three replicas, and fail the up
+      expect(shrunk.stdout).toMatch(/rg-cache-kv-rgrd2-hand-over created/);
+      expect(shrunk.stdout).toMatch(/rg-cache-kv-rgrd2-forget-removed created/);
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      writer.kill("SIGTERM");
+      await ended;
+    }
+    const result = JSON.parse(written) as { attempts: number; acked: [number, number][]; errors: [number, number, string][] };
+    const missing = JSON.parse(execFileSync("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
+      "--password-file", pwFile, "--run", "kv-scale-in", "--verify"], { input: JSON.stringify(result.acked.map((a) => a[0])), encoding: "utf8" }));
+    const times = result.acked.map((a) => a[1]);
+    const pause = Math.max(0, ...times.slice(1).map((t, i) => t - times[i]));
+    progress(`kv scale-in: ${result.acked.length} of ${result.attempts} writes acknowledged, ${missing.length} lost, ` +
+      `${result.errors.length} errors, longest pause between acknowledged writes ${pause.toFixed(1)} s`);
+    expect(result.acked.length).toBeGreaterThan(100);
+    expect(missing).toEqual([]);
+    const master = await sentinelMaster(KV, RD2.address);
+    expect([RD2.address, RD3.address, RD4.address]).toContain(master);
+    for (const h of [RD2, RD3, RD4]) expect(await seen(h.address)).toBe("2 2");
+    expect(await ssh(RD1.name, "systemctl is-active redis-server@kv redis-sentinel@kv || true")).toBe("inactive\ninactive");
+    // pubsub, also on rgrd1, is untouched
+    expect(await ssh(RD1.name, "systemctl is-active redis-server@pubsub redis-sentinel@pubsub")).toBe("active\nactive");
+
+    const pv = await timed("preview after the scale-in", () => stack.preview());
+    expect(changes(pv.changeSummary)).toEqual({});
   });
 });

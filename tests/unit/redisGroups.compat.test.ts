@@ -48,7 +48,11 @@ async function fingerprint(): Promise<Record<string, string>> {
 
 describe("hastack:redis in the single-object form registers what it did before the list form", () => {
   it("the same URNs with the same inputs as the fixture written by the code before", async () => {
-    const now = await fingerprint();
+    // the scale-in steps (membership.ts) came later: two new steps, the only additions; every resource before stays as it was
+    const added = ["urn:pulumi:dc::hastack::command:remote:Command::dc-cache-rd1-forget-removed", "urn:pulumi:dc::hastack::command:remote:Command::dc-cache-rd1-hand-over"];
+    const all = await fingerprint();
+    expect(added.filter((u) => u in all)).toEqual(added);
+    const now = Object.fromEntries(Object.entries(all).filter(([u]) => !added.includes(u)));
     if (process.env.HASTACK_WRITE_COMPAT_FIXTURE) fs.writeFileSync(FIXTURE, JSON.stringify(now, null, 1) + "\n");
     const before: Record<string, string> = JSON.parse(fs.readFileSync(FIXTURE, "utf8"));
     expect(Object.keys(now).length).toBeGreaterThan(60);

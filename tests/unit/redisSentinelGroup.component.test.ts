@@ -59,10 +59,23 @@ describe("RedisSentinelGroup wiring", () => {
           expect(dep(names[k])).toEqual([expected]);
         }
       }
-      expect(dep(`cache-${h.name}-health`)).toEqual(NODES.map((n) => `cache-${n.name}-haproxy-reload`));
+      expect(dep(`cache-${h.name}-health`)).toEqual([...NODES.map((n) => `cache-${n.name}-haproxy-reload`), "cache-redis1-forget-removed"]);
     }
-    expect(seen).toHaveLength(NODES.length * (STEPS.length + 1));
+    // and the group's hand-over and forget steps (scale in)
+    expect(seen).toHaveLength(NODES.length * (STEPS.length + 1) + 2);
     for (const s of seen) expect(s.parent).toBe(g);
+  });
+
+  it("scale in: the hand-over runs from the first node once its login file is there, the forget step after every node, before the group health", async () => {
+    const { dep } = await build("cache");
+    expect(dep("cache-redis1-hand-over")).toEqual(["cache-redis1-password"]);
+    const hand = byName("cache-redis1-hand-over").inputs;
+    expect(hand.create).toContain("wanted=' 10.213.7.41 10.213.7.42 10.213.7.43 '");
+    expect(hand.create).toContain("REDISCLI_AUTH=$(cat '/etc/redis/hastack-cli.pass')");
+    expect(unwrap(hand.triggers)).toEqual(["10.213.7.41 10.213.7.42 10.213.7.43"]);
+    expect(dep("cache-redis1-forget-removed")).toEqual(["cache-redis1-hand-over", ...NODES.map((n) => `cache-${n.name}-haproxy-reload`)]);
+    expect(byName("cache-redis1-forget-removed").inputs.create).toContain("SENTINEL RESET hastack");
+    for (const h of NODES) expect(dep(`cache-${h.name}-health`)).toContain("cache-redis1-forget-removed");
   });
 
   it("exposes the endpoint, master name, Sentinel addresses, the application user and its secret password", async () => {
@@ -119,7 +132,7 @@ describe("RedisSentinelGroup wiring", () => {
     for (const h of NODES) {
       expect(dep(`vipcache-${h.name}-keepalived-check`)).toEqual([`vipcache-${h.name}-haproxy-reload`]);
       for (let k = 1; k < KA_STEPS.length; k++) expect(dep(`vipcache-${h.name}-${KA_STEPS[k]}`)).toEqual([`vipcache-${h.name}-${KA_STEPS[k - 1]}`]);
-      expect(dep(`vipcache-${h.name}-health`)).toEqual(NODES.map((n) => `vipcache-${n.name}-keepalived-reload`));
+      expect(dep(`vipcache-${h.name}-health`)).toEqual([...NODES.map((n) => `vipcache-${n.name}-keepalived-reload`), "vipcache-redis1-forget-removed"]);
     }
     expect(byName("vipcache-redis1-keepalived-conf").inputs.create).toContain(`keepalived -t -f "$NEW"`);
     expect(await resolve(g.vip)).toBe("10.213.7.70");
