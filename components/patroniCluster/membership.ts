@@ -181,13 +181,12 @@ export const HAND_OVER_PY = [
  */
 export function handOverScript(nodes: readonly HostSpec[], restApiPort: number): string {
   const urls = nodes.map((n) => `http://${n.address}:${restApiPort}`);
-  const py = HAND_OVER_PY;
   const names = shq(nodes.map((n) => n.name).join(" "));
   return [
     "cluster=''",
     `for u in ${urls.map(shq).join(" ")}; do cluster=$(curl -sf --max-time 5 "$u/cluster") && break; done`,
     "[ -n \"$cluster\" ] || exit 0",
-    `set -- $(printf '%s' "$cluster" | python3 -c ${shq(py)} ${names})`,
+    `set -- $(printf '%s' "$cluster" | python3 -c ${shq(HAND_OVER_PY)} ${names})`,
     "[ $# -eq 2 ] || exit 0",
     "leaving=$1; candidate=$2",
     `[ "$candidate" != - ] || { echo "the leader $leaving is a member the stack removes, and no member it keeps is a healthy replica to switch over to" >&2; exit 1; }`,
@@ -196,7 +195,7 @@ export function handOverScript(nodes: readonly HostSpec[], restApiPort: number):
     `curl -sf --max-time 60 -K ${REST_AUTH_PATH} -X POST -H 'Content-Type: application/json' -d "$body" ${shq(`${urls[0]}/switchover`)} >&2 \\`,
     `  || { echo "the switchover from $leaving to $candidate was refused; switch over by hand (POST /switchover), then deploy again" >&2; exit 1; }`,
     "for i in $(seq 120); do",
-    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(py)} ${names} led) && [ "$now" = yes ] && exit 0`,
+    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(HAND_OVER_PY)} ${names} led) && [ "$now" = yes ] && exit 0`,
     "  sleep 1",
     "done",
     `echo "no member the stack names leads 120 s after the switchover from $leaving to $candidate" >&2; exit 1`,
