@@ -10,7 +10,7 @@ log() { echo "install-deps: $*" >&2; }
 
 PKGS=(systemd-container iproute2 openssh-server openssh-client bridge-utils curl jq
       postgresql postgresql-client patroni etcd-server etcd-client pgbouncer haproxy
-      keepalived nginx redis-server redis-sentinel python3-psycopg2 debconf-utils openssl rsync nftables)
+      keepalived nginx redis-server redis-sentinel python3-psycopg2 debconf-utils openssl rsync nftables pgbackrest)
 DAEMONS=(postgresql patroni etcd pgbouncer haproxy keepalived nginx redis-server redis-sentinel)
 
 missing=()

@@ -14,6 +14,7 @@ const SECTIONS: [key: string, file: string, iface: string][] = [
   ["hastack:redis[]", "components/redisSentinelGroup/args.ts", "RedisGroupSettings"],
   ["hastack:redis[].nodes[]", "components/redisSentinelGroup/args.ts", "RedisNodeSpec"],
   ["hastack:firewall", "components/firewall/args.ts", "FirewallSettings"],
+  ["hastack:backup", "components/pgBackRest/args.ts", "PgBackRestSettings"],
   ["hastack:policy", "policy/settings.ts", "PolicySettings"],
 ];
 

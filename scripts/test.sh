@@ -25,11 +25,12 @@ if [[ $# -gt 0 || ${HASTACK_TEST_SERIAL:-} == 1 ]]; then
 fi
 
 # Three streams, each one jest process (one file after the other), side by side:
-#   A: the one-site lab (tests/e2e/lab.test.ts), the longest: ~45-55 min with its rolling-restart and
-#      CA-rotation tests
+#   A: the one-site lab (tests/e2e/lab.test.ts, ~37-50 min with its rolling-restart and CA-rotation
+#      tests), then backups and a point-in-time restore (tests/e2e/backup.test.ts, 6 VMs, ~16 min): every
+#      e2e file not in B
 #   B: the labs on their own bridges: two sites, then VMs through the VMmanager emulator, then two named
 #      Redis groups (~3 min), then scaling the PostgreSQL tier 3 -> 5 -> 3 (~8 min); then the policy
-#      pack's two engine suites
+#      pack's two engine suites (~41 min in CI on 2026-11-29)
 #   C: unit, daemons and the other engine tests
 # Stream A's output comes first, then B's and C's, each in one piece.
 B_FILES=(tests/e2e/sites.test.ts tests/e2e/vmmanagerLab.test.ts tests/e2e/redisGroups.test.ts tests/e2e/scale.test.ts tests/engine/policy.test.ts tests/engine/previewDiff.test.ts)

@@ -22,6 +22,8 @@ export interface StackConfig {
   readonly firewall: ResolvedFirewallSettings;
   /** `hastack:vmmanager` (raw; resolved by inventory/vmmanager with the hosts' `vm` flags): absent when every host is hand-made. */
   readonly vmmanager?: unknown;
+  /** `hastack:backup` (raw; resolved by resolvePgBackRestSettings with the database hosts): absent or {} = no backups. */
+  readonly backup?: unknown;
   /** `hastack:policy`, validated: production or not, and the policy pack's waivers (policy/settings.ts). */
   readonly policy: ResolvedPolicySettings;
 }
@@ -74,6 +76,7 @@ export function readStackConfig(get: ConfigReader): StackConfig {
     certificates: (get("certificates") ?? {}) as SuppliedCertificates,
     firewall: resolveFirewallSettings(get("firewall")),
     vmmanager: get("vmmanager"),
+    backup: get("backup"),
     policy: resolvePolicySettings(get("policy")),
   };
 }

@@ -15,6 +15,8 @@ import { ResolvedSite, resolveSiteSettings, standbySlotName } from "./site";
 import { HostFirewall } from "../components/firewall";
 import { firewallPlan } from "./firewall";
 import { stackVms } from "../inventory/vmmanager/stack";
+import { CONFIG_PATH as PGBACKREST_CONFIG, PgBackRest, patroniArchive, resolvePgBackRestSettings } from "../components/pgBackRest";
+import { SOCKET_DIR } from "../components/patroniCluster/render";
 
 /** Every setting of a datacenter resolved and cross-checked: pure, throws before any resource. */
 export function resolveDatacenter(cfg: StackConfig) {
@@ -22,12 +24,19 @@ export function resolveDatacenter(cfg: StackConfig) {
   // hastack:redis is one object (one group, the packaged units) or a list of named groups
   const redisList = Array.isArray(cfg.redis);
   const everyHost = [cfg.postgres, cfg.proxy, cfg.workspad, cfg.nginx, ...(redisList ? cfg.redis as unknown[] : [cfg.redis])].flatMap(rawAddresses);
-  const postgres = resolvePatroniClusterSettings(cfg.postgres, s);
+  const pg = resolvePatroniClusterSettings(cfg.postgres, s);
+  // Pulumi.yaml gives the optional sections a default of {} (a key without a default is required): {} = absent
+  const absent = (v: unknown) => v === undefined || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
+  const backup = resolvePgBackRestSettings(absent(cfg.backup) ? undefined : cfg.backup, { clusterName: pg.clusterName, dbHosts: pg.nodes,
+    dbPorts: [{ name: "hastack:postgres.pgPort", port: pg.pgPort }, { name: "hastack:postgres.restApiPort", port: pg.restApiPort },
+      { name: "hastack:postgres.etcdClientPort", port: pg.etcdClientPort }, { name: "hastack:postgres.etcdPeerPort", port: pg.etcdPeerPort }] });
+  // pgBackRest reaches PostgreSQL over the socket as OS user postgres, which pg_hba maps (peer) to the role postgres only
+  if (backup && pg.superuser !== "postgres") invalid("hastack:postgres.superuser", pg.superuser, "\"postgres\" when hastack:backup is set (pgBackRest logs in over the socket by peer authentication as postgres)");
+  // archiving only with backups: without hastack:backup the Patroni settings are exactly those of before
+  const postgres = backup ? { ...pg, archive: patroniArchive(backup.stanza) } : pg;
   const proxy = resolvePgBouncerVipPairSettings(cfg.proxy, s, everyHost, [
     { name: "hastack:postgres.pgPort", port: postgres.pgPort }, { name: "hastack:postgres.restApiPort", port: postgres.restApiPort },
   ]);
-  // Pulumi.yaml gives the optional sections a default of {} (a key without a default is required): {} = absent
-  const absent = (v: unknown) => v === undefined || (typeof v === "object" && v !== null && !Array.isArray(v) && Object.keys(v).length === 0);
   const site = resolveSiteSettings(absent(cfg.site) ? undefined : cfg.site);
   site?.remoteSubnets.forEach((rs, i) => {
     if (inSubnet(s.split("/")[0], rs) || inSubnet(rs.split("/")[0], s)) invalid(`hastack:site.remoteSubnets[${i}]`, rs, `a subnet of another site, not overlapping this stack's hastack:subnet ${s}`);
@@ -44,7 +53,9 @@ export function resolveDatacenter(cfg: StackConfig) {
   checkTopology([
     { section: "hastack:postgres", nodes: postgres.nodes, files: ["/etc/patroni/config.yml", "/etc/default/etcd"], ports: [
       { setting: "pgPort", port: postgres.pgPort }, { setting: "restApiPort", port: postgres.restApiPort },
-      { setting: "etcdClientPort", port: postgres.etcdClientPort }, { setting: "etcdPeerPort", port: postgres.etcdPeerPort }] },
+      { setting: "etcdClientPort", port: postgres.etcdClientPort }, { setting: "etcdPeerPort", port: postgres.etcdPeerPort },
+      ...(backup ? [{ setting: "backup tlsPort", port: backup.tlsPort }] : [])] },
+    ...(backup ? [{ section: "hastack:backup", nodes: [backup.repoHost], files: [PGBACKREST_CONFIG], ports: [{ setting: "tlsPort", port: backup.tlsPort }] }] : []),
     { section: "hastack:proxy", nodes: proxy.nodes, files: [HAPROXY, KEEPALIVED], ports: [
       { setting: "port", port: proxy.port }, { setting: "haproxyPort", port: proxy.haproxyPort }] },
     ...(workspad ? [{ section: "hastack:workspad", nodes: workspad.nodes, files: [workspad.appSettingsPath], ports: [{ setting: "port", port: workspad.port }] }] : []),
@@ -65,14 +76,14 @@ export function resolveDatacenter(cfg: StackConfig) {
     const other = ([["hastack:proxy", proxy.nodes], ["hastack:nginx", nginx?.nodes ?? []]] as const).find(([, ns]) => ns.some((o) => o.name === n.name));
     if (other) invalid(`hastack:redis[${i}].nodes[${k}]`, n.name, `a host that is not also in ${other[0]} (its HAProxy, keepalived and VRRP filter are that section's)`);
   }));
-  checkAcrossSections({ postgres, proxy, workspad, nginx, redis, redisGroups }, { passwords: cfg.passwords, certificates: cfg.certificates });
+  checkAcrossSections({ postgres, proxy, workspad, nginx, redis, redisGroups, pgBackRestHosts: backup ? [...postgres.nodes, backup.repoHost] : [] }, { passwords: cfg.passwords, certificates: cfg.certificates });
   // the sites share one database: its role passwords cannot be generated per stack (readPeers compares them)
   if (site) {
     for (const [key] of SHARED_DB_PASSWORDS) {
       if (cfg.passwords[key] === undefined) invalid(`hastack:passwords.${key}`, "(not set)", "a password set in this stack's config when hastack:site is set: every site's stack sets the same value (the sites share one database)");
     }
   }
-  return { postgres, proxy, workspad, nginx, redis, redisGroups, site };
+  return { postgres, proxy, workspad, nginx, redis, redisGroups, site, backup };
 }
 
 /**
@@ -87,6 +98,8 @@ export class Datacenter extends pulumi.ComponentResource {
   readonly redis?: RedisSentinelGroup;
   /** The named groups of the list form of hastack:redis (empty in the single-object form). */
   readonly redisGroups: RedisSentinelGroup[] = [];
+  /** pgBackRest with its repository host, when hastack:backup is set. */
+  readonly backup?: PgBackRest;
   readonly caCertPem: pulumi.Output<string>;
   /** `hastack:site` resolved; a stack without it is a one-site primary named after its stack, at epoch 0. */
   private readonly site: ResolvedSite;
@@ -102,9 +115,10 @@ export class Datacenter extends pulumi.ComponentResource {
     const appHosts = [...(r.workspad?.nodes ?? []), ...(r.nginx?.nodes ?? [])];
     // VMmanager VMs of the `vm: true` hosts: every connection to one dials the VM's address output, so it waits for the VM
     const vm = stackVms(name, cfg.vmmanager, { postgres: cfg.postgres, proxy: cfg.proxy, workspad: r.workspad && cfg.workspad, nginx: r.nginx && cfg.nginx, redis: r.redis ? cfg.redis : redisVmSection(cfg.redis) }, cfg.ssh, child);
-    const ssh = hostKeysFor(name, vm.ssh, [r.postgres, r.proxy, ...(r.redis ? [r.redis] : []), ...r.redisGroups].flatMap((x) => x.nodes).concat(appHosts), { ...child, dependsOn: vm.ready });
+    const ssh = hostKeysFor(name, vm.ssh, [r.postgres, r.proxy, ...(r.redis ? [r.redis] : []), ...r.redisGroups].flatMap((x) => x.nodes).concat(appHosts, r.backup ? [r.backup.repoHost] : []), { ...child, dependsOn: vm.ready });
     const pw = (n: Parameters<typeof password>[0]) => password(n, cfg.passwords, name, child);
-    const pki = new StackPki(name, cfg.certificates, appHosts.map((h) => h.name), child);
+    const pgBackRestHosts = r.backup ? [...r.postgres.nodes, r.backup.repoHost] : [];
+    const pki = new StackPki(name, cfg.certificates, [...appHosts.map((h) => h.name), ...pgBackRestHosts.map((h) => `${h.name}-pgbackrest`)], child);
     this.caCertPem = pki.caCertPem;
     this.site = r.site ?? { name: pulumi.getStack(), peers: [], primarySite: pulumi.getStack(), epoch: 0, remoteSubnets: [], role: "primary" };
     this.subnet = cfg.subnet;
@@ -184,6 +198,15 @@ export class Datacenter extends pulumi.ComponentResource {
       }, child);
     }
     this.redisGroups.push(...redisGroupComponents(name, r.redisGroups, ssh, cfg.passwords, child));
+    if (r.backup) {
+      const b = r.backup;
+      this.backup = new PgBackRest(`${name}-backup`, {
+        settings: b, ssh, dbHosts: r.postgres.nodes, dataDir: r.postgres.dataDir, pgPort: r.postgres.pgPort, socketDir: SOCKET_DIR,
+        cipherPass: pw("pgbackrestCipher"), caCertPem: pki.trustedCaPem,
+        certs: Object.fromEntries(pgBackRestHosts.map((h) => [h.name, pki.peer(h.name, h.address)])),
+        after: [this.db],
+      }, child);
+    }
     // one table per component and host, each guarding only that component's ports
     const caches = new Map<string, RedisSentinelGroup>([...(this.redis ? [["cache", this.redis] as const] : []),
       ...this.redisGroups.map((g) => [`cache-${g.group}`, g] as const)]);

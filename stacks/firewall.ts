@@ -5,6 +5,7 @@ import { ResolvedPgBouncerVipPairSettings } from "../components/pgBouncerVipPair
 import { ResolvedWorksPadNodeSettings } from "../components/worksPadNode";
 import { ResolvedNginxBalancerSettings } from "../components/nginxBalancer";
 import { ResolvedRedisSentinelGroupSettings } from "../components/redisSentinelGroup";
+import { ResolvedPgBackRestSettings } from "../components/pgBackRest/args";
 
 /** What the firewall plan reads: the resolved sections of one datacenter. */
 export interface FirewallPlanInput {
@@ -21,6 +22,8 @@ export interface FirewallPlanInput {
   readonly sshPort: number;
   /** PostgreSQL members of another site (standby cluster) that stream from, or rewind against, this one. */
   readonly remoteMembers?: readonly string[];
+  /** `hastack:backup`: pgBackRest's TLS port, open only between the database hosts and the repository host. */
+  readonly backup?: ResolvedPgBackRestSettings;
 }
 
 /** One table on one host; `layer` is the component's name part (`db`, `proxy`, …). */
@@ -46,7 +49,13 @@ export function firewallPlan(i: FirewallPlanInput): PlannedTable[] {
       { name: "postgres", ports: [pg.pgPort, pg.restApiPort], sources: [...members, ...proxies, ...(i.remoteMembers ?? []), ...admin] },
       // the DCS holds the leader key: members only
       { name: "etcd", ports: [pg.etcdClientPort, pg.etcdPeerPort], sources: members },
+      // backups are taken from the repository host through each member's pgbackrest server
+      ...(i.backup ? [{ name: "pgbackrest", ports: [i.backup.tlsPort], sources: [i.backup.repoHost.address] }] : []),
     ] } },
+    // the repository host's server: archive-push/archive-get from the members only
+    ...(i.backup ? [{ layer: "backup", section: "hastack:backup", nodes: [i.backup.repoHost], table: { name: "backup", guards: [
+      { name: "pgbackrest", ports: [i.backup.tlsPort], sources: members },
+    ] } }] : []),
     // the other proxies too: each checks a login through the VIP, wherever it is held
     { layer: "proxy", section: "hastack:proxy", nodes: proxy.nodes, table: { name: "proxy", vrrpPeers: proxies, guards: [
       { name: "pgbouncer", ports: [proxy.port], sources: [...apps, ...proxies, ...admin] },

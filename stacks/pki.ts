@@ -72,6 +72,36 @@ export class StackPki {
     return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
   }
 
+  /**
+   * A pgBackRest host's certificate (hastack:backup): server and client at once (its TLS is mutual), CN = host name
+   * (what tls-server-auth names), and the address also as a DNS name, since pgBackRest 2.45 matches the host it
+   * dials against CN and DNS names only, never IP SANs (tests/daemons/pgBackRest.test.ts). Supplied under
+   * certificates.servers.<name>-pgbackrest, else signed by the CA.
+   */
+  peer(hostName: string, address: string): CertPair {
+    const s = this.supplied.servers?.[`${hostName}-pgbackrest`];
+    if (s) return { certPem: s.certPem, keyPem: pulumi.secret(s.keyPem) };
+    if (!this.caKeyPem) {
+      throw new Error(`Invalid hastack:certificates.servers.${hostName}-pgbackrest: got nothing; expected a {certPem, keyPem} pair, because hastack:certificates.caCertPem is supplied without caKeyPem, so no certificate can be signed for ${hostName}'s pgBackRest.`);
+    }
+    const n = `${this.prefix}-${hostName}-pgbackrest-tls`;
+    const key = new tls.PrivateKey(`${n}-key`, { algorithm: "ECDSA", ecdsaCurve: "P256" }, this.opts);
+    const csr = new tls.CertRequest(`${n}-csr`, {
+      privateKeyPem: key.privateKeyPem,
+      subject: { commonName: hostName, organization: "hastack" },
+      ipAddresses: [address],
+      dnsNames: [hostName, address],
+    }, this.opts);
+    const cert = new tls.LocallySignedCert(n, {
+      certRequestPem: csr.certRequestPem,
+      caCertPem: this.caCertPem,
+      caPrivateKeyPem: this.caKeyPem,
+      validityPeriodHours: 24 * 365 * 2,
+      allowedUses: ["digital_signature", "key_encipherment", "server_auth", "client_auth"],
+    }, this.opts);
+    return { certPem: cert.certPem, keyPem: pulumi.secret(key.privateKeyPem) };
+  }
+
   /** The one data-protection certificate every WorksPad node shares (keys protecting cookies/tokens). */
   dataProtection(): CertPair {
     const s = this.supplied.dataProtection;

@@ -5,6 +5,8 @@ import * as random from "@pulumi/random";
 export const PASSWORD_NAMES = [
   "postgresSuperuser", "postgresReplication", "postgresRewind", "postgresApp",
   "proxyKeepalived", "nginxKeepalived", "redis", "redisSentinel", "redisKeepalived", "patroniRest", "etcdRoot", "etcdPatroni",
+  // the pgBackRest repository's encryption passphrase; generated (and used) only when hastack:backup is set
+  "pgbackrestCipher",
 ] as const;
 export type PasswordName = (typeof PASSWORD_NAMES)[number];
 

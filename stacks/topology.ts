@@ -137,6 +137,8 @@ export function checkAcrossSections(r: {
   /** The list form's groups, each its own VRRP instance (section `hastack:redis[i]`). */
   readonly redisGroups?: readonly VrrpSection[];
   readonly workspad?: { readonly nodes: readonly { name: string }[] };
+  /** pgBackRest's hosts (hastack:backup): each may be given a certificate as servers.<name>-pgbackrest. */
+  readonly pgBackRestHosts?: readonly { name: string }[];
 }, secrets: { readonly passwords?: unknown; readonly certificates?: unknown }): void {
   const vrrp = ([["hastack:proxy", r.proxy], ["hastack:nginx", r.nginx], ["hastack:redis", r.redis],
     ...(r.redisGroups ?? []).map((g, i) => [`hastack:redis[${i}]`, g] as const)] as const)
@@ -146,5 +148,6 @@ export function checkAcrossSections(r: {
   checkPoolSizes({ proxyNodes: r.proxy.nodes.length, defaultPoolSize: r.proxy.defaultPoolSize, maxConnections: r.postgres.maxConnections });
   checkAppRole(r.postgres.appUser, CHECK_USER);
   checkSuppliedPasswords(secrets.passwords);
-  checkSuppliedCertificates(secrets.certificates, [...(r.workspad?.nodes ?? []), ...(r.nginx?.nodes ?? [])].map((n) => n.name));
+  checkSuppliedCertificates(secrets.certificates, [...[...(r.workspad?.nodes ?? []), ...(r.nginx?.nodes ?? [])].map((n) => n.name),
+    ...(r.pgBackRestHosts ?? []).map((n) => `${n.name}-pgbackrest`)]);
 }

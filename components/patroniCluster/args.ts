@@ -128,6 +128,11 @@ export interface ResolvedPatroniClusterSettings {
   readonly subnet: string;
   /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
   readonly etcdDataDir: string;
+  /**
+   * WAL archiving to a backup repository (set from `hastack:backup`, components/pgBackRest). @default undefined:
+   * no archive settings at all, so a stack without backups renders exactly as before.
+   */
+  readonly archive?: { readonly archiveCommand: string; readonly restoreCommand: string };
 }
 
 const K = "hastack:postgres";

@@ -138,6 +138,8 @@ export function dynamicConfig(s: ResolvedPatroniClusterSettings, site?: SiteRole
         wal_log_hints: "on",
         password_encryption: "scram-sha-256",
         max_slot_wal_keep_size: s.maxSlotWalKeepSize,
+        // every member ships its WAL (archive_mode on, not always: a replica's archiver waits until it leads)
+        ...(s.archive ? { archive_mode: "on", archive_command: s.archive.archiveCommand } : {}),
       },
     },
   };
@@ -224,6 +226,8 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       },
       parameters: { unix_socket_directories: SOCKET_DIR },
       pg_hba: pgHba(s, remoteSubnets, access),
+      // a replica that fell behind what the leader keeps catches up from the archive
+      ...(s.archive ? { recovery_conf: { restore_command: s.archive.restoreCommand } } : {}),
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
   };

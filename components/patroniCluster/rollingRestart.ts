@@ -13,7 +13,7 @@ import { REST_AUTH_PATH, dynamicConfig } from "./render";
 export const RESTART_PARAMETERS: readonly string[] = [
   "max_connections", "shared_buffers", "max_worker_processes", "max_prepared_transactions", "max_locks_per_transaction",
   "max_pred_locks_per_transaction", "max_wal_senders", "max_replication_slots", "wal_level", "wal_log_hints", "hot_standby",
-  "track_commit_timestamp", "shared_preload_libraries", "wal_buffers", "huge_pages", "max_files_per_process",
+  "track_commit_timestamp", "shared_preload_libraries", "wal_buffers", "huge_pages", "max_files_per_process", "archive_mode",
 ];
 
 /** The restart-only parameters of the dynamic configuration, by name (sorted, so the trigger is stable). */
