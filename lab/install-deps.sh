@@ -69,7 +69,9 @@ else
     done
   }
   # the init scripts are slow even with nothing to stop: use them only when a daemon runs
-  running=$(victims | head -1)
+  # sed reads to the end: `head -1` would close the pipe on a second process, and under pipefail
+  # victims' SIGPIPE (141) would end this script (seen with two host redis-server processes running)
+  running=$(victims | sed -n 1p)
   for d in "${DAEMONS[@]}"; do
     if [[ -n "$running" && -x /etc/init.d/$d ]]; then
       timeout 60 service "$d" stop >/dev/null 2>&1 || true
