@@ -22,7 +22,8 @@ export interface HostFirewallArgs {
 
 /**
  * One component's nftables table on one host: file checked with `nft -c` before the swap, loaded
- * atomically, loaded again at every boot by a unit of ours; destroy removes the table.
+ * atomically, loaded again at every boot by a unit of ours; destroy removes the table. With `narrowAfter` a change
+ * widens the live table at once and loads the rendered one (which may narrow it) only after those steps.
  */
 export class HostFirewall extends pulumi.ComponentResource {
   /** The table as rendered is loaded (at every change, after `narrowAfter`). */

@@ -190,7 +190,7 @@ export class WorksPadNode extends pulumi.ComponentResource {
     pem("dp-key", "dataprotection.key", pulumi.secret(args.dataProtection.keyPem), true, [install]);
 
     // 7. enable, 8. restart when any input changed, 9. health gate after every restart
-    // a node the stack adds is admitted by the PgBouncer and Redis hosts before it starts (README "Scaling the app tier")
+    // a node the stack adds is admitted by the PgBouncer and Redis hosts before it starts (README "Scaling the app tier out and in")
     const reachable = (args.startAfter ?? Promise.resolve([])).then((t) => [...files, ...t]);
     const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, { parent: this, dependsOn: reachable }));
     // rolling: this node restarts only after the previous node passed its gate (components/common/rolling.ts)
