@@ -165,19 +165,24 @@ export class Datacenter extends pulumi.ComponentResource {
       ...(r.nginx?.nodes ?? []).map((h) => [h.name, pki.server(h.name, h.address)]),
     ]);
     const workspad = r.workspad, nginx = r.nginx;
+    let firewallBuilt: (of: (node: string) => pulumi.Resource[]) => void = () => undefined;
+    let firewallFirst: Promise<(node: string) => pulumi.Resource[]> = Promise.resolve(() => []);
     if (workspad && nginx) {
       const dataProtection = pki.dataProtection();
       // CA rotation (README "Rotating the CA"): no node serves a new certificate before nginx and every node trust the
       // CA bundle in force; nginx is built after the nodes (it waits for their health), so its steps come by promise
       let trustBuilt: (steps: pulumi.Resource[]) => void = () => undefined;
       const trustFirst = new Promise<pulumi.Resource[]>((resolve) => (trustBuilt = resolve));
+      // scale out (README "Scaling the app tier out and in"): a node starts once the PgBouncer and Redis tables admit
+      // it and its own table guards its port; those are built last, so they come by promise too
+      firewallFirst = new Promise<(node: string) => pulumi.Resource[]>((resolve) => (firewallBuilt = resolve));
       // a change every node sees (password, certificates, package) restarts them one at a time behind nginx; a first
       // deploy chains too (only restart + health + settle are serial, packages and files go in parallel)
       this.apps = rolling(workspad.nodes, (n, previousGate) => new WorksPadNode(`${name}-app-${n.name}`, {
         settings: workspad, nodeName: n.name, ssh,
         dbHost: this.proxy.vip, dbPort: this.proxy.port, database: this.db.database, dbUser: this.db.appUser,
         dbPassword: this.db.appPassword, tls, dataProtection, caCertPem: pki.trustedCaPem, trustFirst,
-        restartAfter: previousGate, settleSeconds: nginx.failTimeoutSeconds,
+        restartAfter: previousGate, settleSeconds: nginx.failTimeoutSeconds, startAfter: firewallFirst.then((of) => of(n.name)),
       }, { parent: this, dependsOn: [this.proxy] }), (app) => app.healthGate);
 
       this.balancer = new NginxBalancer(`${name}-edge`, {
@@ -210,12 +215,21 @@ export class Datacenter extends pulumi.ComponentResource {
     // one table per component and host, each guarding only that component's ports
     const caches = new Map<string, RedisSentinelGroup>([...(this.redis ? [["cache", this.redis] as const] : []),
       ...this.redisGroups.map((g) => [`cache-${g.group}`, g] as const)]);
+    const admitted: pulumi.Resource[] = [];
+    const appTables = new Map<string, pulumi.Resource>();
     for (const t of firewallPlan({ ...r, firewall: cfg.firewall, sshPort: cfg.ssh.port, remoteMembers: site.remoteSubnets })) {
       // a layer's new rules only once a leader or master the stack removes has handed over (the membership.ts files)
       const cache = caches.get(t.layer);
-      new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table,
-        after: t.layer === "db" ? [this.db.handOver] : cache ? [cache.handOver] : [] }, child);
+      // the tables that admit the WorksPad nodes (PgBouncer, Redis) drop a removed node only once nginx serves without it,
+      // and admit an added one at once (its health gate reaches the database before nginx may take it)
+      const admitsApps = this.balancer !== undefined && (t.layer === "proxy" || cache !== undefined);
+      const fw = new HostFirewall(`${name}-${t.layer}-${t.host.name}-firewall`, { host: t.host, ssh, table: t.table,
+        after: t.layer === "db" ? [this.db.handOver] : cache ? [cache.handOver] : [],
+        narrowAfter: admitsApps ? this.balancer!.serving : undefined }, child);
+      if (admitsApps) admitted.push(fw.admitted!);
+      if (t.layer === "app") appTables.set(t.host.name, fw.loaded);
     }
+    firewallBuilt((node) => [...admitted, ...(appTables.has(node) ? [appTables.get(node)!] : [])]);
     this.registerOutputs({});
   }
 

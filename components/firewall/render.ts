@@ -80,6 +80,29 @@ export function renderNftTable(t: FirewallTable): string {
 }
 
 /**
+ * Shell: every source of `t` added to the sets of the table as loaded now (`nft add element` keeps what is there and
+ * never fails on an address already in), one set at a time and only where the set exists; nothing while the table is
+ * not loaded (its unit loads the whole file). It only widens: a table that stops admitting an address (an app node
+ * the stack removes) may have to keep it until others stop sending it traffic, while a new address (a node the stack
+ * adds) must get in before that node's own steps can pass (HostFirewall's `narrowAfter`).
+ */
+export function renderAdmitScript(t: FirewallTable): string {
+  const table = `inet ${tableName(checkName("table", t.name))}`;
+  const sets = [
+    ...t.guards.filter((g) => g.ports.length > 0).map((g) => ({ set: `${checkName("guard", g.name)}_src`, sources: g.sources })),
+    ...(t.vrrpPeers ? [{ set: "vrrp_src", sources: t.vrrpPeers }] : []),
+  ];
+  return [
+    `nft list table ${table} >/dev/null 2>&1 || { echo 'table not loaded: its unit loads the whole file'; exit 0; }`,
+    ...sets.filter((x) => x.sources.length > 0).map(({ set, sources }) => {
+      const list = [...new Set(sources)].sort();
+      for (const s of list) if (!SOURCE.test(s)) throw new Error(`render: firewall source ${JSON.stringify(s)} is not an IPv4 address or CIDR`);
+      return `if nft list set ${table} ${set} >/dev/null 2>&1; then nft add element ${table} ${set} '{ ${list.join(", ")} }'; fi`;
+    }),
+  ].join("\n");
+}
+
+/**
  * A oneshot unit that loads the table at boot. It runs after Debian's nftables.service, whose
  * /etc/nftables.conf begins with `flush ruleset` and would otherwise remove the table when enabled.
  */

@@ -54,6 +54,11 @@ export class NginxBalancer extends pulumi.ComponentResource {
    * nodes can wait for it before they change certificates: trust is widened before any certificate changes.
    */
   public readonly trustApplied: pulumi.Resource[] = [];
+  /**
+   * Per node, the step after which nginx serves with the current upstream list (reloaded and answering): nothing sends
+   * a removed WorksPad node new requests after these, so what cuts it off (other hosts' firewall tables) waits for them.
+   */
+  public readonly serving: pulumi.Resource[] = [];
 
   constructor(name: string, args: NginxBalancerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("hastack:edge:NginxBalancer", name, {}, opts);
@@ -75,6 +80,7 @@ export class NginxBalancer extends pulumi.ComponentResource {
     s.nodes.forEach((host, index) => {
       const r = this.deployNode(name, host, index, args, site);
       healthy.push(r.health);
+      this.serving.push(r.health);
       if (r.trust) this.trustApplied.push(r.trust);
       keepalivedSteps.push(...r.keepalived);
     });

@@ -46,6 +46,12 @@ export interface WorksPadNodeArgs {
    * this node. @default none
    */
   readonly trustFirst?: Promise<pulumi.Resource[]>;
+  /**
+   * The services start (enable, restart, health gate) only once these are done: the firewall tables of the hosts the
+   * node reaches (PgBouncer, Redis) admit it, and its own guards its port. May resolve later (a promise), as the tables
+   * are built after the nodes. The delete runs in reverse: the node stops before its own table goes. @default none
+   */
+  readonly startAfter?: Promise<pulumi.Resource[]>;
   /** The restart waits for these (the previous node's `healthGate`), so the nodes restart one at a time. @default none */
   readonly restartAfter?: pulumi.Resource[];
   /**
@@ -184,7 +190,9 @@ export class WorksPadNode extends pulumi.ComponentResource {
     pem("dp-key", "dataprotection.key", pulumi.secret(args.dataProtection.keyPem), true, [install]);
 
     // 7. enable, 8. restart when any input changed, 9. health gate after every restart
-    const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, child(files)));
+    // a node the stack adds is admitted by the PgBouncer and Redis hosts before it starts (README "Scaling the app tier out and in")
+    const reachable = (args.startAfter ?? Promise.resolve([])).then((t) => [...files, ...t]);
+    const enabled = s.services.map((u) => serviceEnabled(`${p}-enable-${u}`, conn, u, { parent: this, dependsOn: reachable }));
     // rolling: this node restarts only after the previous node passed its gate (components/common/rolling.ts)
     const restart = restartOnChange(`${p}-restart`, conn, renderRestartScript(s.services), hashes, child([...enabled, ...(args.restartAfter ?? [])]));
     const health = waitFor(`${p}-health`, conn, renderHealthProbe(s.port, s.healthPath), s.healthTimeoutSeconds, child([restart]), hashes);

@@ -4,7 +4,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { deleteTableScript, renderNftTable } from "../../components/firewall/render";
+import { deleteTableScript, renderAdmitScript, renderNftTable } from "../../components/firewall/render";
 
 const db = (extra: string[] = []) => ({
   name: "db",
@@ -55,5 +55,23 @@ describe("firewall tables (needs root; nft in a private network namespace)", () 
     expect(listed).toMatch(/tcp dport \{ 5432, 8008 \} ip saddr != @postgres_src drop/);
     expect(before.trim().split("\n").sort()).toEqual(["table inet hastack_db", "table inet hastack_proxy"]);
     expect(after.trim()).toBe("table inet hastack_proxy");
+  });
+
+  it("the admit step adds a table's new sources to the live table, keeps the ones it drops, and skips a table not loaded", () => {
+    // the loaded table admits app nodes .31 and .33; the new one .33 and .35 (.31 removed, .35 added; not adjacent, or nft shows ranges)
+    const apps = (a: string[]) => ({ ...proxy, guards: [{ name: "pgbouncer", ports: [6432], sources: [...a, "10.213.7.21", "10.213.7.23"] }] });
+    const loaded = file("live.nft", renderNftTable(apps(["10.213.7.31", "10.213.7.33"])));
+    const admit = file("admit.sh", renderAdmitScript(apps(["10.213.7.33", "10.213.7.35"])));
+    const r = inNetns([
+      `bash ${admit}`, "echo ---; nft list tables",
+      `nft -f ${loaded}`, `bash ${admit}`, `bash ${admit}`, "echo ---; nft list set inet hastack_proxy pgbouncer_src",
+      "echo ---; nft list set inet hastack_proxy vrrp_src",
+    ].join("\n"));
+    expect([r.status, r.stderr]).toEqual([0, ""]);
+    const [skipped, none, pgbouncer, vrrp] = r.stdout.split("---\n");
+    expect(skipped).toContain("table not loaded");
+    expect(none.trim()).toBe("");
+    expect(pgbouncer.replace(/\s+/g, " ")).toContain("elements = { 10.213.7.21, 10.213.7.23, 10.213.7.31, 10.213.7.33, 10.213.7.35 }");
+    expect(vrrp.replace(/\s+/g, " ")).toContain("elements = { 10.213.7.21-10.213.7.22 }");
   });
 });
