@@ -58,6 +58,8 @@ export interface LabOptions {
   readonly vrrpV2?: boolean;
   /** hastack:certificates in place of the lab's own (CA and data-protection rotations). @default the lab's offline certificates */
   readonly certificates?: Record<string, unknown>;
+  /** The names of the WorksPad nodes to deploy, in layout order (the app tier's scale drill). @default every workspad VM */
+  readonly workspadNodes?: readonly string[];
 }
 
 /** The lab stack's config; `opts` are the settings tests vary between runs. */
@@ -76,7 +78,7 @@ export function labConfig(opts: LabOptions = {}): ConfigMap {
     "hastack:ssh": obj({ user: "root", port: 22, hostKeys }),
     "hastack:postgres": obj({ nodes: byRole("postgres"), failoverProfile: "aggressive", synchronousMode: opts.synchronousMode ?? false }),
     "hastack:proxy": obj({ nodes: byRole("proxy"), vip: layout.vips.proxy, interface: "host0", defaultPoolSize: opts.poolSize ?? 20, ...vrrp }),
-    "hastack:workspad": obj({ nodes: byRole("workspad"), packagePath: workspadDouble() }),
+    "hastack:workspad": obj({ nodes: byRole("workspad").filter((h) => !opts.workspadNodes || opts.workspadNodes.includes(h.name)), packagePath: workspadDouble() }),
     // two balancers behind a VIP (the reference design has one nginx: a single point of failure)
     "hastack:nginx": obj({ nodes: byRole("nginx"), vip: layout.vips.nginx, interface: "host0", ...vrrp, ...(opts.balanceMethod ? { balanceMethod: opts.balanceMethod } : {}) }),
     "hastack:redis": obj({ enabled: true, nodes: byRole("redis"), vip: layout.vips.redis, interface: "host0", downAfterMs: 2000 }),

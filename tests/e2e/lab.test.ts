@@ -524,6 +524,49 @@ describe("lab datacenter through the real engine (needs root: nspawn VMs on 10.2
     expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
   });
 
+  it("removing a WorksPad node and adding it back through hastack:workspad.nodes: nginx stops routing to it before it stops, and routes to it again only once it is healthy; no failed request through the nginx VIP, then nothing to change", async () => {
+    const all = byRole("workspad").map((h) => h.name);
+    const gone = all[1];
+    const cur = certsNow();
+    // a removed node's certificate goes too: hastack:certificates.servers accepts only the stack's TLS hosts
+    const without = { ...cur, servers: Object.fromEntries(Object.entries((cur as { servers?: Record<string, unknown> }).servers ?? {}).filter(([h]) => h !== gone)) };
+    const upstreams = async () => Promise.all(byRole("nginx").map(async (b) => (await d.ssh(b.name, "grep -Eo 'server [0-9.]+:[0-9]+' /etc/nginx/sites-enabled/hastack.conf | sort -u")).split("\n")));
+    const goneAddress = byRole("workspad").find((h) => h.name === gone)!.address;
+    const step = async (label: string, o: { workspadNodes?: string[]; certificates: Record<string, unknown> }) => {
+      await open(o);
+      const probe = await startVipProber(`${endpoint}/health`, [cur.caCertPem]);
+      let up: Awaited<ReturnType<Stack["up"]>> | undefined;
+      let upError: string | undefined;
+      const t0 = Date.now();
+      try { up = await stack.up({ onEvent: probe.events(label) }); } catch (e) { upError = String(e).slice(-3000); }
+      const upSeconds = Math.round((Date.now() - t0) / 100) / 10;
+      const rec = await probe.stop();
+      const summary = saveProbeRecord(`e2e-app-tier-${label}`, { ...rec, upSeconds, upError });
+      progress(`app tier ${label}: up ${upSeconds} s, ${summary}`);
+      if (rec.failed) progress(`app tier ${label}, failed requests with the evidence: ${JSON.stringify({ failures: rec.failures, nginx: rec.nginxErrorLog, workspad: rec.workspad })}`);
+      return { up, upError, rec };
+    };
+    try {
+      const removed = await step("scale-in", { workspadNodes: all.filter((n) => n !== gone), certificates: without });
+      expect(removed.upError).toBeUndefined();
+      expect(removed.up!.summary.result).toBe("succeeded");
+      expect(removed.rec.requests).toBeGreaterThan(20);
+      expect(removed.rec.failures).toEqual([]);
+      for (const u of await upstreams()) expect(u.some((l) => l.includes(` ${goneAddress}:`))).toBe(false);
+      expect(await d.ssh(gone, "systemctl is-active workspad || true")).toBe("inactive");
+      expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+    } finally {
+      // the lab's full app tier again, whatever happened above: the next tests expect it
+      const back = await step("scale-out", { certificates: cur });
+      expect(back.upError).toBeUndefined();
+      expect(back.up!.summary.result).toBe("succeeded");
+      expect(back.rec.failures).toEqual([]);
+    }
+    for (const u of await upstreams()) expect(u.some((l) => l.includes(` ${goneAddress}:`))).toBe(true);
+    expect(await d.ssh(gone, "systemctl is-active workspad")).toBe("active");
+    expect(changes((await stack.up()).summary.resourceChanges)).toEqual({});
+  });
+
   it("rotating the CA in three ups (trust new+old, re-issue, drop old) fails no request through the nginx VIP; a one-up rotation is refused", async () => {
     const cur = certsNow();
     const oldCa = cur.caCertPem;
