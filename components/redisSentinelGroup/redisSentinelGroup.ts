@@ -9,6 +9,7 @@ import { rolling } from "../common/rolling";
 import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
 import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import { forgetScript, handOverScript, MembershipParams } from "./membership";
+import { RotationPhase, rotationScript, rotationStdin } from "./rotation";
 import {
   MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
@@ -69,10 +70,25 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey),
       s.replicaPriorities?.map((p) => p !== 0)).address);
 
+    // a password rotation (rotation.ts): every node's Redis and Sentinel accept the new passwords, then every client
+    // switches to them at runtime, before any node's files change; the old ones are dropped once the group is healthy
+    const setups = s.nodes.map((host, i) => this.groupSetup(name, host, conns[i], s, surveys[i]));
+    const rotationInput = (phase: RotationPhase) => pulumi.secret(pulumi.all([passwords.app, passwords.internal])
+      .apply(([a, i]) => rotationStdin(phase, { appUser: s.appUser, masterName: s.masterName }, i, a)));
+    const rotate = (phase: RotationPhase, deps: (i: number) => pulumi.Resource[]) => s.nodes.map((host, i) =>
+      runScript(`${name}-${host.name}-rotate-${phase}`, {
+        connection: conns[i], create: rotationScript(s.port, s.sentinelPort, L.paths.cliPass), stdin: rotationInput(phase), quiet: true,
+        triggers: [contentHash(passwords.app, passwords.internal)],
+      }, { parent: this, dependsOn: deps(i) }));
+    const added = rotate("add", (i) => [setups[i]]);
+    const switched = rotate("switch", () => added);
+    // HAProxy checks every node's Redis: each node's HAProxy takes its new check login before any Redis restarts
+    const haproxies = s.nodes.map((host, i) => this.deployHaproxy(`${name}-${host.name}`, conns[i], s, passwords.internal, [setups[i], ...switched]));
+
     // rolling: node k's Redis restart waits until node k-1 is ready again (replica synced, or master answering)
     const deployed = rolling(s.nodes, (host, previousReady, index) =>
-      this.deployNode(name, host, index, conns[index], args, passwords, this.groupSetup(name, host, conns[index], s, surveys[index]),
-        initialMaster, previousReady), (r) => r.ready);
+      this.deployNode(name, host, index, conns[index], args, passwords, setups[index], initialMaster,
+        [...previousReady, ...haproxies], haproxies[index], switched), (r) => r.ready);
     const last = deployed.map((r) => r.last);
     // scale in (membership.ts), from the first node when the node list changes: a removed master hands over (once the
     // first node's login file is there; the firewalls follow the list only after it), then, once every kept node is
@@ -85,7 +101,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.handOver, ...last] });
     // every node waits for the whole group: all Sentinels must see each other and the master every replica
     const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${L.paths.health} group`, 180,
-      { parent: this, dependsOn: [...last, forget] }));
+      { parent: this, dependsOn: [...last, ...haproxies, forget] }));
+    rotate("drop", () => health);
 
     const healthy = pulumi.all(health.map((h) => h.stdout));
     this.vip = healthy.apply(() => s.vip ?? s.nodes[0].address);
@@ -128,7 +145,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
 
   private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
     args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
-    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[]) {
+    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[], haproxyReload: pulumi.Resource, rotated: pulumi.Resource[]) {
     const s = args.settings;
     const L = redisLayout(s.group);
     const P = L.paths;
@@ -137,7 +154,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       ({ parent: this, dependsOn: deps.filter((d): d is pulumi.Resource => d !== undefined) });
 
     const internal = passwords.internal;
-    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: internal, secret: true }, after(survey));
+    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: internal, secret: true }, after(survey, ...rotated));
     // the Sentinel ACL user's derived password, for SENTINEL SET auth-pass (see sentinelAuthPass)
     const sentinelPass = putFile(`${p}-sentinel-password`, {
       connection: conn, path: `${P.cliPass}.sentinel`, content: internal.apply(sentinelAuthPass), secret: true,
@@ -178,19 +195,12 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), internal)],
     }, after(sentinel));
 
-    // HAProxy: always forwards to whichever node answers role:master
-    const haproxyCfg = internal.apply((pw) => renderHaproxyCfg(s, pw));
-    const haproxyFile = putFile(`${p}-haproxy-conf`, {
-      connection: conn, path: P.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
-      validate: `haproxy -c -q -f "$NEW"`,
-    }, after(sentinelSettings));
-    const haproxy = serviceEnabled(`${p}-haproxy`, conn, L.units.haproxy, after(haproxyFile));
-    let last = restartOnChange(`${p}-haproxy-reload`, conn, `systemctl reload ${L.units.haproxy}`, [contentHash(haproxyCfg)], after(haproxy));
+    let last: command.remote.Command = sentinelSettings;
 
     if (s.vip) {
       const check = putFile(`${p}-keepalived-check`, {
         connection: conn, path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
-      }, after(last));
+      }, after(last, haproxyReload));
       const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([ka]) => renderRedisKeepalived(s, index, ka));
       const kaFile = putFile(`${p}-keepalived-conf`, {
         connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: keepalivedValidateCommand(),
@@ -199,5 +209,19 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       last = restartOnChange(`${p}-keepalived-reload`, conn, `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))], after(ka));
     }
     return { ready, last, pass };
+  }
+
+  /** HAProxy: always forwards to whichever node answers role:master. */
+  private deployHaproxy(p: string, conn: command.types.input.remote.ConnectionArgs, s: ResolvedRedisSentinelGroupSettings,
+    internal: pulumi.Output<string>, deps: pulumi.Resource[]): command.remote.Command {
+    const L = redisLayout(s.group);
+    const haproxyCfg = internal.apply((pw) => renderHaproxyCfg(s, pw));
+    const haproxyFile = putFile(`${p}-haproxy-conf`, {
+      connection: conn, path: L.paths.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
+      validate: `haproxy -c -q -f "$NEW"`,
+    }, { parent: this, dependsOn: deps });
+    const haproxy = serviceEnabled(`${p}-haproxy`, conn, L.units.haproxy, { parent: this, dependsOn: [haproxyFile] });
+    return restartOnChange(`${p}-haproxy-reload`, conn, `systemctl reload ${L.units.haproxy}`, [contentHash(haproxyCfg)],
+      { parent: this, dependsOn: [haproxy] });
   }
 }
