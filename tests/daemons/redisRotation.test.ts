@@ -46,7 +46,7 @@ describe("rotating a Redis group's passwords under a writer (real Redis, Sentine
 
   const cli = (h: { address: string }, port: number, args: string[], auth: string, user?: string) => {
     const r = spawnSync("redis-cli", ["-h", h.address, "-p", String(port), ...(user ? ["--user", user] : []), ...args],
-      { env: { ...process.env, REDISCLI_AUTH: auth }, encoding: "utf8", timeout: 5000 });
+      { env: { ...process.env, REDISCLI_AUTH: auth }, encoding: "utf8", timeout: 15000 });
     return `${r.stdout ?? ""}${r.stderr ?? ""}`.replace(/\r/g, "").trim();
   };
   const master = (pw: string) => cli(G[0], g.sentinelPort, ["SENTINEL", "get-master-addr-by-name", g.masterName], pw).split("\n")[0];
@@ -73,7 +73,11 @@ describe("rotating a Redis group's passwords under a writer (real Redis, Sentine
     fs.writeFileSync(haproxyCfg, renderHaproxyCfg(g, pw.internal, { global: ["maxconn 200"], bind: G[0].address,
       servers: G.map((h) => ({ name: h.name, address: h.address, port: g.port })) }));
   }
-  const startRedis = (h: { name: string }) => redis.set(h.name, spawn("redis-server", [P(h).main, "--daemonize", "no"], { stdio: "ignore" }));
+  const alive = (c?: ChildProcess) => c !== undefined && c.exitCode === null && c.signalCode === null;
+  const startRedis = (h: { name: string }) => {
+    if (alive(redis.get(h.name))) throw new Error(`${h.name} still runs`);
+    redis.set(h.name, spawn("redis-server", [P(h).main, "--daemonize", "no"], { stdio: "ignore" }));
+  };
   async function restartRedis(h: { name: string; address: string }, pw: string): Promise<void> {
     const p = redis.get(h.name)!;
     p.kill("SIGTERM");
@@ -112,7 +116,7 @@ describe("rotating a Redis group's passwords under a writer (real Redis, Sentine
   });
 
   afterAll(async () => {
-    for (const p of [...redis.values(), ...sentinels.values(), haproxy]) if (p && p.exitCode === null && p.signalCode === null) p.kill("SIGKILL");
+    for (const p of [...redis.values(), ...sentinels.values(), haproxy]) if (alive(p)) p.kill("SIGKILL");
     await sleep(300);
     fs.rmSync(dir, { recursive: true, force: true });
   });
@@ -197,15 +201,40 @@ describe("rotating a Redis group's passwords under a writer (real Redis, Sentine
       && field(h, NEW.internal, "num-slaves") === "2"), 60);
   });
 
+  let crashed: { name: string; address: string };
   it("the Sentinels still fail over when the master dies (their votes need their logins to each other)", async () => {
     const old = master(NEW.internal);
-    const node = G.find((h) => h.address === old)!;
-    redis.get(node.name)!.kill("SIGKILL");
+    crashed = G.find((h) => h.address === old)!;
+    redis.get(crashed.name)!.kill("SIGKILL");
     const other = G.find((h) => h.address !== old)!;
     await until("a new master", () => {
       const m = cli(other, g.sentinelPort, ["SENTINEL", "get-master-addr-by-name", g.masterName], NEW.internal).split("\n")[0];
       return m !== old && G.some((h) => h.address === m) && cli({ address: m }, g.port, ["ROLE"], NEW.internal).split("\n")[0] === "master";
     }, 60);
     await until("HAProxy to reach the new master", () => /^\d+$/.test(cli(G[0], g.haproxyPort, ["RPUSH", "log", "after"], NEW.app, "app")), 30);
+  });
+
+  it("for comparison, the files alone (what an up did before the rotation steps) break the group at the first restart", async () => {
+    await until("the crashed master's process to be gone", () => !alive(redis.get(crashed.name)), 30);
+    startRedis(crashed); // back from the failover above, as a replica
+    await until("the group whole again", () => G.every((h) => replicaReady(h, NEW.internal)), 90);
+    const third = { internal: "third-internal", app: "third-app" };
+    for (const h of G) writeFiles(h, third);
+    // Sentinel's requirepass is in its once-written file: the sentinel-settings step logs in with the new password file and is refused
+    expect(cli(G[0], g.sentinelPort, ["ping"], third.internal)).toMatch(/WRONGPASS|NOAUTH/);
+    // the rolling restart's first node takes the new passwords alone: as a replica its masterauth is refused by the master,
+    // as the master it refuses its replicas and the Sentinels, which fail over without being able to demote it: either
+    // some replica stays unlinked (the up's ready wait times out) or two nodes say they are master
+    const first = G[0];
+    redis.get(first.name)!.kill("SIGTERM");
+    await until(`${first.name} to stop`, () => !alive(redis.get(first.name)), 30);
+    startRedis(first);
+    await sleep(10000);
+    const linked = (h: { address: string }) => [NEW.internal, third.internal].some((pw) => /master_link_status:up/.test(cli(h, g.port, ["info", "replication"], pw)));
+    const roleOf = (h: { address: string }) => [NEW.internal, third.internal].map((pw) => cli(h, g.port, ["ROLE"], pw)).find((r) => /^(master|slave)/.test(r)) ?? "";
+    const replicas = G.filter((h) => roleOf(h).startsWith("slave"));
+    const masters = G.filter((h) => roleOf(h).startsWith("master"));
+    process.stderr.write(`redis-rotation (files alone): masters ${masters.map((h) => h.name)}, unlinked replicas ${replicas.filter((h) => !linked(h)).map((h) => h.name)}\n`);
+    expect(masters.length > 1 || replicas.some((h) => !linked(h))).toBe(true);
   });
 });
