@@ -1,4 +1,5 @@
-import { keepalivedValidateCommand } from "../keepalived";
+import { keepalivedValidateCommand, vrrpAuthPass } from "../keepalived";
+import { authApplyScript, authQuiesceScript, authResumeScript } from "../keepalived/authRotation";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -87,9 +88,10 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
 
     // rolling: node k's Redis restart waits until node k-1 is ready again (replica synced, or master answering)
     const deployed = rolling(s.nodes, (host, previousReady, index) =>
-      this.deployNode(name, host, index, conns[index], args, passwords, setups[index], initialMaster,
-        [...previousReady, ...haproxies], haproxies[index], switched), (r) => r.ready);
-    const last = deployed.map((r) => r.last);
+      this.deployNode(name, host, conns[index], s, passwords, setups[index], initialMaster,
+        [...previousReady, ...haproxies], switched), (r) => r.ready);
+    const last = s.vip ? this.deployKeepalived(name, conns, s, args.keepalivedAuthPass!, deployed.map((r, i) => [r.last, haproxies[i]]))
+      : deployed.map((r) => r.last);
     // scale in (membership.ts), from the first node when the node list changes: a removed master hands over (once the
     // first node's login file is there; the firewalls follow the list only after it), then, once every kept node is
     // deployed, the kept Sentinels forget the removed nodes
@@ -143,10 +145,9 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     }, { parent: this, dependsOn: [survey] });
   }
 
-  private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
-    args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
-    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[], haproxyReload: pulumi.Resource, rotated: pulumi.Resource[]) {
-    const s = args.settings;
+  private deployNode(name: string, host: HostSpec, conn: command.types.input.remote.ConnectionArgs,
+    s: ResolvedRedisSentinelGroupSettings, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
+    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[], rotated: pulumi.Resource[]) {
     const L = redisLayout(s.group);
     const P = L.paths;
     const p = `${name}-${host.name}`;
@@ -195,20 +196,43 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), internal)],
     }, after(sentinel));
 
-    let last: command.remote.Command = sentinelSettings;
+    return { ready, last: sentinelSettings, pass };
+  }
 
-    if (s.vip) {
-      const check = putFile(`${p}-keepalived-check`, {
-        connection: conn, path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
-      }, after(last, haproxyReload));
-      const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([ka]) => renderRedisKeepalived(s, index, ka));
+  /**
+   * keepalived on every node, after its HAProxy and Sentinel. The VIP keeps VRRPv2, whose adverts carry auth_pass:
+   * a changed password stops the backups before any node's file changes and starts them once the holder reloaded
+   * (components/keepalived/authRotation.ts), so the VIP is never on two nodes; no-ops otherwise.
+   */
+  private deployKeepalived(name: string, conns: command.types.input.remote.ConnectionArgs[], s: ResolvedRedisSentinelGroupSettings,
+    authPass: pulumi.Input<string>, before: pulumi.Resource[][]): command.remote.Command[] {
+    const L = redisLayout(s.group);
+    const P = L.paths;
+    const o = (deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
+    const rp = { unit: L.units.keepalived, confPath: P.keepalived, vip: s.vip! };
+    const passHash = contentHash(authPass);
+    const confs = s.nodes.map((_, i) => pulumi.all([authPass]).apply(([ka]) => renderRedisKeepalived(s, i, ka)));
+    const checks = s.nodes.map((host, i) => putFile(`${name}-${host.name}-keepalived-check`, {
+      connection: conns[i], path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
+    }, o(before[i])));
+    const quiesced = s.nodes.map((host, i) => runScript(`${name}-${host.name}-keepalived-quiesce`, {
+      connection: conns[i], create: authQuiesceScript(rp), stdin: pulumi.all([authPass]).apply(([ka]) => vrrpAuthPass(ka)), triggers: [passHash],
+    }, o(checks)));
+    return s.nodes.map((host, i) => {
+      const p = `${name}-${host.name}`;
       const kaFile = putFile(`${p}-keepalived-conf`, {
-        connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: keepalivedValidateCommand(),
-      }, after(check));
-      const ka = serviceEnabled(`${p}-keepalived`, conn, L.units.keepalived, after(kaFile));
-      last = restartOnChange(`${p}-keepalived-reload`, conn, `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))], after(ka));
-    }
-    return { ready, last, pass };
+        connection: conns[i], path: P.keepalived, content: pulumi.secret(confs[i]), secret: true, validate: keepalivedValidateCommand(),
+      }, o([checks[i], ...quiesced]));
+      const ka = serviceEnabled(`${p}-keepalived`, conns[i], L.units.keepalived, o([kaFile]));
+      const applied = runScript(`${p}-keepalived-apply`, { connection: conns[i], create: authApplyScript(rp), triggers: [passHash] }, o([ka]));
+      return { ka, conf: confs[i], applied };
+    }).map(({ ka, conf, applied }, i, all) => {
+      const p = `${name}-${s.nodes[i].name}`;
+      const resumed = runScript(`${p}-keepalived-resume`, { connection: conns[i], create: authResumeScript(rp), triggers: [passHash] },
+        o([ka, ...all.map((x) => x.applied)]));
+      return restartOnChange(`${p}-keepalived-reload`, conns[i], `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))],
+        o([ka, resumed]));
+    });
   }
 
   /** HAProxy: always forwards to whichever node answers role:master. */
