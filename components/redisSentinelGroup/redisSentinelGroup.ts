@@ -1,4 +1,5 @@
-import { keepalivedValidateCommand } from "../keepalived";
+import { keepalivedValidateCommand, vrrpAuthPass } from "../keepalived";
+import { authApplyScript, authQuiesceScript, authResumeScript } from "../keepalived/authRotation";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -9,6 +10,7 @@ import { rolling } from "../common/rolling";
 import { ResolvedRedisSentinelGroupSettings, checkRedisPasswords } from "./args";
 import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import { forgetScript, handOverScript, MembershipParams } from "./membership";
+import { RotationPhase, rotationScript, rotationStdin } from "./rotation";
 import {
   MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
@@ -69,11 +71,27 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const initialMaster = pulumi.all(surveys.map((v) => v.stdout)).apply((out) => chooseInitialMaster(s.nodes, out.map(parseSurvey),
       s.replicaPriorities?.map((p) => p !== 0)).address);
 
+    // a password rotation (rotation.ts): every node's Redis and Sentinel accept the new passwords, then every client
+    // switches to them at runtime, before any node's files change; the old ones are dropped once the group is healthy
+    const setups = s.nodes.map((host, i) => this.groupSetup(name, host, conns[i], s, surveys[i]));
+    const rotationInput = (phase: RotationPhase) => pulumi.secret(pulumi.all([passwords.app, passwords.internal])
+      .apply(([a, i]) => rotationStdin(phase, { appUser: s.appUser, masterName: s.masterName }, i, a)));
+    const rotate = (phase: RotationPhase, deps: (i: number) => pulumi.Resource[]) => s.nodes.map((host, i) =>
+      runScript(`${name}-${host.name}-rotate-${phase}`, {
+        connection: conns[i], create: rotationScript(s.port, s.sentinelPort, L.paths.cliPass), stdin: rotationInput(phase), quiet: true,
+        triggers: [contentHash(passwords.app, passwords.internal)],
+      }, { parent: this, dependsOn: deps(i) }));
+    const added = rotate("add", (i) => [setups[i]]);
+    const switched = rotate("switch", () => added);
+    // HAProxy checks every node's Redis: each node's HAProxy takes its new check login before any Redis restarts
+    const haproxies = s.nodes.map((host, i) => this.deployHaproxy(`${name}-${host.name}`, conns[i], s, passwords.internal, [setups[i], ...switched]));
+
     // rolling: node k's Redis restart waits until node k-1 is ready again (replica synced, or master answering)
     const deployed = rolling(s.nodes, (host, previousReady, index) =>
-      this.deployNode(name, host, index, conns[index], args, passwords, this.groupSetup(name, host, conns[index], s, surveys[index]),
-        initialMaster, previousReady), (r) => r.ready);
-    const last = deployed.map((r) => r.last);
+      this.deployNode(name, host, conns[index], s, passwords, setups[index], initialMaster,
+        [...previousReady, ...haproxies], switched), (r) => r.ready);
+    const last = s.vip ? this.deployKeepalived(name, conns, s, args.keepalivedAuthPass!, deployed.map((r, i) => [r.last, haproxies[i]]))
+      : deployed.map((r) => r.last);
     // scale in (membership.ts), from the first node when the node list changes: a removed master hands over (once the
     // first node's login file is there; the firewalls follow the list only after it), then, once every kept node is
     // deployed, the kept Sentinels forget the removed nodes
@@ -85,7 +103,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       { parent: this, dependsOn: [this.handOver, ...last] });
     // every node waits for the whole group: all Sentinels must see each other and the master every replica
     const health = s.nodes.map((host, i) => waitFor(`${name}-${host.name}-health`, conns[i], `sh ${L.paths.health} group`, 180,
-      { parent: this, dependsOn: [...last, forget] }));
+      { parent: this, dependsOn: [...last, ...haproxies, forget] }));
+    rotate("drop", () => health);
 
     const healthy = pulumi.all(health.map((h) => h.stdout));
     this.vip = healthy.apply(() => s.vip ?? s.nodes[0].address);
@@ -126,10 +145,9 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     }, { parent: this, dependsOn: [survey] });
   }
 
-  private deployNode(name: string, host: HostSpec, index: number, conn: command.types.input.remote.ConnectionArgs,
-    args: RedisSentinelGroupArgs, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
-    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[]) {
-    const s = args.settings;
+  private deployNode(name: string, host: HostSpec, conn: command.types.input.remote.ConnectionArgs,
+    s: ResolvedRedisSentinelGroupSettings, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
+    initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[], rotated: pulumi.Resource[]) {
     const L = redisLayout(s.group);
     const P = L.paths;
     const p = `${name}-${host.name}`;
@@ -137,7 +155,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       ({ parent: this, dependsOn: deps.filter((d): d is pulumi.Resource => d !== undefined) });
 
     const internal = passwords.internal;
-    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: internal, secret: true }, after(survey));
+    const pass = putFile(`${p}-password`, { connection: conn, path: P.cliPass, content: internal, secret: true }, after(survey, ...rotated));
     // the Sentinel ACL user's derived password, for SENTINEL SET auth-pass (see sentinelAuthPass)
     const sentinelPass = putFile(`${p}-sentinel-password`, {
       connection: conn, path: `${P.cliPass}.sentinel`, content: internal.apply(sentinelAuthPass), secret: true,
@@ -178,26 +196,56 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
       triggers: [contentHash(String(s.quorum), String(s.downAfterMs), String(s.failoverTimeoutMs), String(s.parallelSyncs), internal)],
     }, after(sentinel));
 
-    // HAProxy: always forwards to whichever node answers role:master
+    return { ready, last: sentinelSettings, pass };
+  }
+
+  /**
+   * keepalived on every node, after its HAProxy and Sentinel. The VIP keeps VRRPv2, whose adverts carry auth_pass:
+   * a changed password stops the backups before any node's file changes and starts them once the holder reloaded
+   * (components/keepalived/authRotation.ts), so the VIP is never on two nodes; no-ops otherwise.
+   */
+  private deployKeepalived(name: string, conns: command.types.input.remote.ConnectionArgs[], s: ResolvedRedisSentinelGroupSettings,
+    authPass: pulumi.Input<string>, before: pulumi.Resource[][]): command.remote.Command[] {
+    const L = redisLayout(s.group);
+    const P = L.paths;
+    const o = (deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
+    const rp = { unit: L.units.keepalived, confPath: P.keepalived, vip: s.vip! };
+    const passHash = contentHash(authPass);
+    const confs = s.nodes.map((_, i) => pulumi.all([authPass]).apply(([ka]) => renderRedisKeepalived(s, i, ka)));
+    const checks = s.nodes.map((host, i) => putFile(`${name}-${host.name}-keepalived-check`, {
+      connection: conns[i], path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
+    }, o(before[i])));
+    const quiesced = s.nodes.map((host, i) => runScript(`${name}-${host.name}-keepalived-quiesce`, {
+      connection: conns[i], create: authQuiesceScript(rp), stdin: pulumi.all([authPass]).apply(([ka]) => vrrpAuthPass(ka)), triggers: [passHash],
+    }, o(checks)));
+    return s.nodes.map((host, i) => {
+      const p = `${name}-${host.name}`;
+      const kaFile = putFile(`${p}-keepalived-conf`, {
+        connection: conns[i], path: P.keepalived, content: pulumi.secret(confs[i]), secret: true, validate: keepalivedValidateCommand(),
+      }, o([checks[i], ...quiesced]));
+      const ka = serviceEnabled(`${p}-keepalived`, conns[i], L.units.keepalived, o([kaFile]));
+      const applied = runScript(`${p}-keepalived-apply`, { connection: conns[i], create: authApplyScript(rp), triggers: [passHash] }, o([ka]));
+      return { ka, conf: confs[i], applied };
+    }).map(({ ka, conf, applied }, i, all) => {
+      const p = `${name}-${s.nodes[i].name}`;
+      const resumed = runScript(`${p}-keepalived-resume`, { connection: conns[i], create: authResumeScript(rp), triggers: [passHash] },
+        o([ka, ...all.map((x) => x.applied)]));
+      return restartOnChange(`${p}-keepalived-reload`, conns[i], `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))],
+        o([ka, resumed]));
+    });
+  }
+
+  /** HAProxy: always forwards to whichever node answers role:master. */
+  private deployHaproxy(p: string, conn: command.types.input.remote.ConnectionArgs, s: ResolvedRedisSentinelGroupSettings,
+    internal: pulumi.Output<string>, deps: pulumi.Resource[]): command.remote.Command {
+    const L = redisLayout(s.group);
     const haproxyCfg = internal.apply((pw) => renderHaproxyCfg(s, pw));
     const haproxyFile = putFile(`${p}-haproxy-conf`, {
-      connection: conn, path: P.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
+      connection: conn, path: L.paths.haproxy, content: haproxyCfg, secret: true, owner: "haproxy:haproxy",
       validate: `haproxy -c -q -f "$NEW"`,
-    }, after(sentinelSettings));
-    const haproxy = serviceEnabled(`${p}-haproxy`, conn, L.units.haproxy, after(haproxyFile));
-    let last = restartOnChange(`${p}-haproxy-reload`, conn, `systemctl reload ${L.units.haproxy}`, [contentHash(haproxyCfg)], after(haproxy));
-
-    if (s.vip) {
-      const check = putFile(`${p}-keepalived-check`, {
-        connection: conn, path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
-      }, after(last));
-      const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([ka]) => renderRedisKeepalived(s, index, ka));
-      const kaFile = putFile(`${p}-keepalived-conf`, {
-        connection: conn, path: P.keepalived, content: pulumi.secret(conf), secret: true, validate: keepalivedValidateCommand(),
-      }, after(check));
-      const ka = serviceEnabled(`${p}-keepalived`, conn, L.units.keepalived, after(kaFile));
-      last = restartOnChange(`${p}-keepalived-reload`, conn, `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))], after(ka));
-    }
-    return { ready, last, pass };
+    }, { parent: this, dependsOn: deps });
+    const haproxy = serviceEnabled(`${p}-haproxy`, conn, L.units.haproxy, { parent: this, dependsOn: [haproxyFile] });
+    return restartOnChange(`${p}-haproxy-reload`, conn, `systemctl reload ${L.units.haproxy}`, [contentHash(haproxyCfg)],
+      { parent: this, dependsOn: [haproxy] });
   }
 }

@@ -105,6 +105,16 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     try { return await f(); } finally { durations[what] = Math.round((Date.now() - t0) / 1000); progress(`${what}: ${durations[what]} s`); }
   };
   const out = { onOutput: (s: string) => process.stdout.write(s) };
+  /** The stack with this whole config (secrets on the CLI's stdin, never in argv): hastack:redis as given, PASSWORDS as they are now. */
+  const reopen = (redis: string): Promise<Stack> => {
+    const workDir = path.join(STATE, "project");
+    const config: ConfigMap = {
+      "hastack:redis": { value: redis },
+      "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
+      ...secretLeaves("hastack:passwords", PASSWORDS),
+    };
+    return openStack({ stackName: "rglab", config, workDir, program }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-rg-lab" });
+  };
 
   beforeAll(async () => {
     lab("down.sh"); // what an interrupted run left
@@ -115,12 +125,7 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     fs.mkdirSync(workDir, { recursive: true });
     // a project of its own: the repo's Pulumi.yaml declares the datacenter's required keys, which this program has not
     fs.writeFileSync(path.join(workDir, "Pulumi.yaml"), "name: hastack\nruntime: nodejs\n");
-    const config: ConfigMap = {
-      "hastack:redis": { value: JSON.stringify(GROUPS) },
-      "hastack:sshPrivateKey": { value: fs.readFileSync(path.join(STATE, "id_ed25519"), "utf8"), secret: true },
-      ...secretLeaves("hastack:passwords", PASSWORDS),
-    };
-    stack = await openStack({ stackName: "rglab", config, workDir, program }, { backendDir: path.join(STATE, "pulumi"), passphrase: "hastack-rg-lab" });
+    stack = await reopen(JSON.stringify(GROUPS));
   });
 
   afterAll(() => {
@@ -248,6 +253,67 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     expect(await ssh(RD1.name, "systemctl is-active redis-server@pubsub redis-sentinel@pubsub")).toBe("active\nactive");
 
     const pv = await timed("preview after the scale-in", () => stack.preview());
+    expect(changes(pv.changeSummary)).toEqual({});
+  });
+
+  it("rotating kv's own password and its VIP's keepalived secret under a writer through its VIP: nothing lost, one VIP holder, the old password refused, the Sentinels still fail over", async () => {
+    const KEPT = [RD2, RD3, RD4];
+    const old = { ...PASSWORDS.kv };
+    const fresh = { sentinel: "kv-internal-rotated-/=5", keepalived: "kvvrrp03" };
+    const pwFile = path.join(STATE, "kv-app.pw");
+    fs.writeFileSync(pwFile, PASSWORDS.kv.app, { mode: 0o600 });
+    const writer = spawn("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
+      "--password-file", pwFile, "--seconds", "900", "--interval", "0.05", "--run", "kv-rotation"], { stdio: ["ignore", "pipe", "inherit"] });
+    let written = "";
+    writer.stdout!.on("data", (d) => { written += d; });
+    const ended = new Promise((r) => writer.on("exit", r));
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      Object.assign(PASSWORDS.kv, fresh);
+      stack = await reopen(JSON.stringify(GROUPS.map((g) => (g.name === "kv" ? { ...g, nodes: KEPT } : g))));
+      const rotated = await timed("kv rotation up", () => stack.up(out));
+      expect(rotated.summary.result).toBe("succeeded");
+      await new Promise((r) => setTimeout(r, 3000));
+    } finally {
+      writer.kill("SIGTERM");
+      await ended;
+    }
+    const result = JSON.parse(written) as { attempts: number; acked: [number, number][]; errors: [number, number, string][] };
+    const missing = JSON.parse(execFileSync("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
+      "--password-file", pwFile, "--run", "kv-rotation", "--verify"], { input: JSON.stringify(result.acked.map((a) => a[0])), encoding: "utf8" }));
+    const times = result.acked.map((a) => a[1]);
+    const pause = Math.max(0, ...times.slice(1).map((t, i) => t - times[i]));
+    progress(`kv rotation: ${result.acked.length} of ${result.attempts} writes acknowledged, ${missing.length} lost, ` +
+      `${result.errors.length} errors, longest pause between acknowledged writes ${pause.toFixed(1)} s`);
+    expect(result.acked.length).toBeGreaterThan(100);
+    expect(missing).toEqual([]);
+    // exactly one node holds kv's VIP
+    const holders = [];
+    for (const h of KEPT) if (await ssh(h.name, `ip -o addr show | grep -c ' ${KV.vip}/' || true`) !== "0") holders.push(h.name);
+    expect(holders).toHaveLength(1);
+    // the new password opens every kept Redis and Sentinel, the old one none
+    for (const h of KEPT) {
+      expect(await cli(h.address, KV.port, fresh.sentinel, ["PING"])).toBe("PONG");
+      expect(await cli(h.address, KV.sentinelPort, fresh.sentinel, ["PING"])).toBe("PONG");
+      expect(await cli(h.address, KV.port, old.sentinel, ["PING"])).toMatch(/^(NOAUTH|WRONGPASS)/);
+      expect(await cli(h.address, KV.sentinelPort, old.sentinel, ["PING"])).toMatch(/^(NOAUTH|WRONGPASS)/);
+    }
+    // the Sentinels still log in to Redis and to each other: a crash of kv's master fails over
+    const master = await sentinelMaster(KV, RD3.address);
+    const victim = KEPT.find((h) => h.address === master)!;
+    await ssh(victim.name, "mkdir -p /run/systemd/system/redis-server@kv.service.d && " +
+      "printf '[Service]\\nRestart=no\\n' > /run/systemd/system/redis-server@kv.service.d/hastack-test.conf && systemctl daemon-reload && " +
+      "kill -9 $(systemctl show -p MainPID --value redis-server@kv)");
+    const other = KEPT.find((h) => h !== victim)!;
+    const promoted = await timed("kv failover after the rotation", () => until("a new kv master", async () => {
+      const m = await sentinelMaster(KV, other.address);
+      return m !== master && m;
+    }, 90));
+    progress(`kv failed over from ${master} to ${promoted} after the rotation`);
+    expect(await until("kv writes through its VIP", async () => (await app(KV, ["SET", "after-rotation", "1"])) === "OK", 30)).toBe(true);
+    await ssh(victim.name, "rm -rf /run/systemd/system/redis-server@kv.service.d && systemctl daemon-reload && systemctl start redis-server@kv");
+    await until(`${victim.name} a kv replica again`, async () => (await roleOf(KV, victim.address)) === "slave", 90);
+    const pv = await timed("preview after the rotation", () => stack.preview());
     expect(changes(pv.changeSummary)).toEqual({});
   });
 });

@@ -70,7 +70,7 @@ describe("hastack:redis in the single-object form: a stack deployed before the l
     expect(up.summary.resourceChanges?.create).toBeGreaterThan(100);
 
     // other upgrades since 55e9de5 change other steps (etcd membership, PgBouncer's SCRAM userlist): the Redis
-    // group's own resources (named <stack>-cache-…) must see no step but the two new scale-in steps' creates
+    // group's own resources (named <stack>-cache-…) must see no step but the creates of the steps added since
     const now = await openStack(spec, e);
     const steps: string[] = [];
     const pv = await now.preview({ onEvent: (ev) => {
@@ -78,9 +78,13 @@ describe("hastack:redis in the single-object form: a stack deployed before the l
       if (m && m.op !== "same" && /::dc-cache-/.test(m.urn)) steps.push(`${m.op} ${m.urn.split("::").pop()}`);
     } });
     expect(pv.changeSummary).toBeDefined();
-    // the scale-in steps came later (membership.ts): created once, restarting nothing; every other step stays
-    expect(steps.filter((x) => !/-(hand-over|forget-removed)$/.test(x))).toEqual([]);
-    expect(steps.filter((x) => /-(hand-over|forget-removed)$/.test(x)).sort()).toEqual(["create dc-cache-rd1-forget-removed", "create dc-cache-rd1-hand-over"]);
+    // the scale-in steps (membership.ts) and the rotation steps (rotation.ts, keepalived/authRotation.ts) came later:
+    // created once, restarting nothing; every other step stays
+    const added = /-(hand-over|forget-removed|rotate-(add|switch|drop)|keepalived-(quiesce|apply|resume))$/;
+    expect(steps.filter((x) => !added.test(x))).toEqual([]);
+    expect(steps.filter((x) => added.test(x)).sort()).toEqual(["create dc-cache-rd1-forget-removed", "create dc-cache-rd1-hand-over",
+      ...["rd1", "rd2", "rd3"].flatMap((n) => ["keepalived-apply", "keepalived-quiesce", "keepalived-resume", "rotate-add", "rotate-drop", "rotate-switch"]
+        .map((st) => `create dc-cache-${n}-${st}`))].sort());
     const upgraded = await now.up();
     expect(upgraded.summary.result).toBe("succeeded");
     const again = await now.up();

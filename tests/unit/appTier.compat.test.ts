@@ -59,9 +59,15 @@ describe("a stack with an app tier registers what it did before the app-tier sca
       return;
     }
     // created once on the upgrade (each adds addresses the live table already holds); every resource before stays
-    const added = ["px1", "px2"].map((h) => `dc-proxy-${h}-firewall-admit`).concat(["rd1", "rd2", "rd3"].map((h) => `dc-cache-${h}-firewall-admit`))
+    const admit = ["px1", "px2"].map((h) => `dc-proxy-${h}-firewall-admit`).concat(["rd1", "rd2", "rd3"].map((h) => `dc-cache-${h}-firewall-admit`))
       .map((n) => `urn:pulumi:dc::hastack::command:remote:Command::${n}`).sort();
-    expect(Object.keys(all).filter((u) => u.endsWith("-admit")).sort()).toEqual(added);
+    expect(Object.keys(all).filter((u) => u.endsWith("-admit")).sort()).toEqual(admit);
+    // and the Redis secrets' rotation steps, three per node for the passwords and three for the VIP's auth_pass
+    // (redisSentinelGroup/rotation.ts, keepalived/authRotation.ts), merged after this fixture was written
+    const rotation = ["rd1", "rd2", "rd3"].flatMap((h) => ["rotate-add", "rotate-switch", "rotate-drop", "keepalived-quiesce", "keepalived-apply", "keepalived-resume"]
+      .map((p) => `urn:pulumi:dc::hastack::command:remote:Command::dc-cache-${h}-${p}`));
+    expect(rotation.filter((u) => u in all)).toEqual(rotation);
+    const added = [...admit, ...rotation];
     const now = Object.fromEntries(Object.entries(all).filter(([u]) => !added.includes(u)));
     const before: Record<string, string> = JSON.parse(fs.readFileSync(FIXTURE, "utf8"));
     expect(Object.keys(now).length).toBeGreaterThan(200);

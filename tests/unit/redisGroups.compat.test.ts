@@ -48,8 +48,12 @@ async function fingerprint(): Promise<Record<string, string>> {
 
 describe("hastack:redis in the single-object form registers what it did before the list form", () => {
   it("the same URNs with the same inputs as the fixture written by the code before", async () => {
-    // the scale-in steps (membership.ts) came later: two new steps, the only additions; every resource before stays as it was
-    const added = ["urn:pulumi:dc::hastack::command:remote:Command::dc-cache-rd1-forget-removed", "urn:pulumi:dc::hastack::command:remote:Command::dc-cache-rd1-hand-over"];
+    // the scale-in steps (membership.ts), the password rotation's three steps per node (rotation.ts) and the VIP's
+    // auth_pass change's three (keepalived/authRotation.ts) came later, the only additions; every resource before stays as it was
+    const cmd = "urn:pulumi:dc::hastack::command:remote:Command::dc-cache-";
+    const added = [`${cmd}rd1-forget-removed`, `${cmd}rd1-hand-over`,
+      ...RD.flatMap((n) => ["add", "switch", "drop"].map((phase) => `${cmd}${n.name}-rotate-${phase}`)),
+      ...RD.flatMap((n) => ["quiesce", "apply", "resume"].map((phase) => `${cmd}${n.name}-keepalived-${phase}`))];
     const all = await fingerprint();
     expect(added.filter((u) => u in all)).toEqual(added);
     const now = Object.fromEntries(Object.entries(all).filter(([u]) => !added.includes(u)));

@@ -6,9 +6,11 @@ const SUBNET = "10.213.7.0/24";
 const SPECIAL = `jhYg/=\\F'"$`;
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 const NODES = [41, 42, 43].map((n) => ({ name: `redis${n - 40}`, address: `10.213.7.${n}` }));
-const STEPS = ["packages", "redis-survey", "password", "sentinel-password", "health-script", "redis-users", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
-  "sentinel-conf", "sentinel", "sentinel-settings", "haproxy-conf", "haproxy", "haproxy-reload"];
-const KA_STEPS = ["keepalived-check", "keepalived-conf", "keepalived", "keepalived-reload"];
+const STEPS = ["password", "sentinel-password", "health-script", "redis-users", "redis-settings", "redis-conf", "redis", "redis-restart", "redis-ready",
+  "sentinel-conf", "sentinel", "sentinel-settings"];
+const HAPROXY_STEPS = ["haproxy-conf", "haproxy", "haproxy-reload"];
+const ROTATE_STEPS = ["rotate-add", "rotate-switch", "rotate-drop"];
+const KA_STEPS = ["keepalived-check", "keepalived-quiesce", "keepalived-conf", "keepalived", "keepalived-apply", "keepalived-resume", "keepalived-reload"];
 
 interface Seen { name: string; parent?: pulumi.Resource; dependsOn: string[]; props: Record<string, any>; raw: pulumi.Resource[] }
 
@@ -49,21 +51,45 @@ describe("RedisSentinelGroup wiring", () => {
   it("creates every host's steps in order, restarts Redis one node at a time and gates on group health", async () => {
     const { g, seen, dep } = await build("cache");
     expect(byName("cache").type).toBe("hastack:cache:RedisSentinelGroup");
+    const all = (st: string) => NODES.map((n) => `cache-${n.name}-${st}`);
     for (const [i, h] of NODES.entries()) {
-      const names = STEPS.map((st) => `cache-${h.name}-${st}`);
-      for (let k = 1; k < names.length; k++) {
-        const expected = names[k - 1];
+      const n = (st: string) => `cache-${h.name}-${st}`;
+      expect(dep(n("redis-survey"))).toEqual([n("packages")]);
+      // a password rotation: every node accepts the new passwords before any switches, every node switches before any file changes
+      expect(dep(n("rotate-add"))).toEqual([n("redis-survey")]);
+      expect(dep(n("rotate-switch"))).toEqual(all("rotate-add"));
+      expect(dep(n("password"))).toEqual([n("redis-survey"), ...all("rotate-switch")]);
+      expect(dep(n("haproxy-conf"))).toEqual([n("redis-survey"), ...all("rotate-switch")]);
+      for (let k = 1; k < HAPROXY_STEPS.length; k++) expect(dep(n(HAPROXY_STEPS[k]))).toEqual([n(HAPROXY_STEPS[k - 1])]);
+      for (let k = 1; k < STEPS.length; k++) {
+        const expected = n(STEPS[k - 1]);
         if (STEPS[k] === "redis-restart") {
-          expect(dep(names[k])).toEqual(i === 0 ? [expected] : [expected, `cache-${NODES[i - 1].name}-redis-ready`]);
+          // one node at a time, and only once every HAProxy checks with its new login
+          expect(dep(n(STEPS[k]))).toEqual([expected, ...(i === 0 ? [] : [`cache-${NODES[i - 1].name}-redis-ready`]), ...all("haproxy-reload")]);
         } else {
-          expect(dep(names[k])).toEqual([expected]);
+          expect(dep(n(STEPS[k]))).toEqual([expected]);
         }
       }
-      expect(dep(`cache-${h.name}-health`)).toEqual([...NODES.map((n) => `cache-${n.name}-haproxy-reload`), "cache-redis1-forget-removed"]);
+      expect(dep(n("health"))).toEqual([...all("sentinel-settings"), ...all("haproxy-reload"), "cache-redis1-forget-removed"]);
+      expect(dep(n("rotate-drop"))).toEqual(all("health"));
     }
     // and the group's hand-over and forget steps (scale in)
-    expect(seen).toHaveLength(NODES.length * (STEPS.length + 1) + 2);
+    expect(seen).toHaveLength(NODES.length * (2 + STEPS.length + HAPROXY_STEPS.length + ROTATE_STEPS.length + 1) + 2);
     for (const s of seen) expect(s.parent).toBe(g);
+  });
+
+  it("rotation steps: the same script on every node, commands on a secret stdin, nothing logged, re-run only when a password changes", async () => {
+    const { seen } = await build("cache");
+    for (const st of ROTATE_STEPS) {
+      const r = byName(`cache-redis2-${st}`).inputs;
+      expect(r.create).toContain("REDISCLI_AUTH=$(cat \"$f\")");
+      expect(r.create).toContain("'/etc/redis/hastack-cli.pass'");
+      expect(r.logging).toBe("none");
+      const stdin = seen.find((x) => x.name === `cache-redis2-${st}`)!.props.stdin;
+      expect(await isSecret(stdin)).toBe(true);
+      expect(await resolve(stdin)).toContain(st === "rotate-switch" ? "redis CONFIG SET masterauth " : "redis ACL SETUSER default ");
+      expect(unwrap(r.triggers)).toHaveLength(1);
+    }
   });
 
   it("scale in: the hand-over runs from the first node once its login file is there, the forget step after every node, before the group health", async () => {
@@ -73,7 +99,7 @@ describe("RedisSentinelGroup wiring", () => {
     expect(hand.create).toContain("wanted=' 10.213.7.41 10.213.7.42 10.213.7.43 '");
     expect(hand.create).toContain("REDISCLI_AUTH=$(cat '/etc/redis/hastack-cli.pass')");
     expect(unwrap(hand.triggers)).toEqual(["10.213.7.41 10.213.7.42 10.213.7.43"]);
-    expect(dep("cache-redis1-forget-removed")).toEqual(["cache-redis1-hand-over", ...NODES.map((n) => `cache-${n.name}-haproxy-reload`)]);
+    expect(dep("cache-redis1-forget-removed")).toEqual(["cache-redis1-hand-over", ...NODES.map((n) => `cache-${n.name}-sentinel-settings`)]);
     expect(byName("cache-redis1-forget-removed").inputs.create).toContain("SENTINEL RESET hastack");
     for (const h of NODES) expect(dep(`cache-${h.name}-health`)).toContain("cache-redis1-forget-removed");
   });
@@ -128,11 +154,21 @@ describe("RedisSentinelGroup wiring", () => {
   });
 
   it("adds keepalived with a real PING check after HAProxy when there is a VIP", async () => {
-    const { g, dep } = await build("vipcache", "10.213.7.70");
+    const { g, dep, seen } = await build("vipcache", "10.213.7.70");
     for (const h of NODES) {
-      expect(dep(`vipcache-${h.name}-keepalived-check`)).toEqual([`vipcache-${h.name}-haproxy-reload`]);
-      for (let k = 1; k < KA_STEPS.length; k++) expect(dep(`vipcache-${h.name}-${KA_STEPS[k]}`)).toEqual([`vipcache-${h.name}-${KA_STEPS[k - 1]}`]);
-      expect(dep(`vipcache-${h.name}-health`)).toEqual([...NODES.map((n) => `vipcache-${n.name}-keepalived-reload`), "vipcache-redis1-forget-removed"]);
+      const n = (st: string) => `vipcache-${h.name}-${st}`;
+      const all = (st: string) => NODES.map((x) => `vipcache-${x.name}-${st}`);
+      expect(dep(n("keepalived-check"))).toEqual([n("sentinel-settings"), n("haproxy-reload")]);
+      // an auth_pass change: the backups stop before any node's file changes, and start once every holder reloaded
+      expect(dep(n("keepalived-quiesce"))).toEqual(all("keepalived-check"));
+      expect(dep(n("keepalived-conf"))).toEqual([n("keepalived-check"), ...all("keepalived-quiesce")]);
+      expect(dep(n("keepalived"))).toEqual([n("keepalived-conf")]);
+      expect(dep(n("keepalived-apply"))).toEqual([n("keepalived")]);
+      expect(dep(n("keepalived-resume"))).toEqual([n("keepalived"), ...all("keepalived-apply")]);
+      expect(dep(n("keepalived-reload"))).toEqual([n("keepalived"), n("keepalived-resume")]);
+      expect(dep(n("health"))).toEqual([...all("keepalived-reload"), ...all("haproxy-reload"), "vipcache-redis1-forget-removed"]);
+      expect(byName(n("keepalived-quiesce")).inputs.create).toContain("systemctl stop keepalived");
+      expect(await isSecret(seen.find((x) => x.name === n("keepalived-quiesce"))!.props.stdin)).toBe(true);
     }
     expect(byName("vipcache-redis1-keepalived-conf").inputs.create).toContain(`keepalived -t -f "$NEW"`);
     expect(await resolve(g.vip)).toBe("10.213.7.70");

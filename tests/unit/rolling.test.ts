@@ -88,7 +88,8 @@ describe("WorksPad nodes restart one at a time behind nginx", () => {
 
 describe("Redis nodes and etcd members restart one at a time", () => {
   it("Redis node k restarts only after node k-1 is ready again (replica synced or master answering)", () => {
-    expect(step("dc-cache-rd1-redis-restart").dependsOn.filter((d) => /^dc-cache-rd[23]-/.test(d))).toEqual([]);
+    // of the other nodes, only their HAProxy reloads: each checks every Redis with its new login before any restarts (rotation.ts)
+    expect(step("dc-cache-rd1-redis-restart").dependsOn.filter((d) => /^dc-cache-rd[23]-/.test(d))).toEqual(["dc-cache-rd2-haproxy-reload", "dc-cache-rd3-haproxy-reload"]);
     expect(step("dc-cache-rd2-redis-restart").dependsOn).toContain("dc-cache-rd1-redis-ready");
     expect(step("dc-cache-rd3-redis-restart").dependsOn).toContain("dc-cache-rd2-redis-ready");
     expect(step("dc-cache-rd2-redis-ready").dependsOn).toEqual(["dc-cache-rd2-redis-restart"]);
