@@ -97,6 +97,42 @@ async function program() {
   return Object.fromEntries(comps.map((c) => [c.group!, { vip: c.vip, port: c.port, masterName: c.masterName }]));
 }
 
+/**
+ * redis_writer.py through kv's VIP (a SET every 50 ms) while `during` runs, plus 3 s either side; then the
+ * acknowledged keys checked. With HASTACK_DRILL_RECORD=<file> the figures are appended there as a JSON line
+ * (bench/drills.ts repeats this file and takes the medians).
+ */
+async function kvWriterDuring<T>(drill: string, during: () => Promise<T>): Promise<{ value: T; acked: number; attempts: number; errors: number; lost: number; pause: number }> {
+  const run = drill.replace(/[^a-z0-9]+/gi, "-");
+  const pwFile = path.join(STATE, "kv-app.pw");
+  fs.writeFileSync(pwFile, PASSWORDS.kv.app, { mode: 0o600 });
+  const args = [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort), "--password-file", pwFile];
+  const writer = spawn("python3", [...args, "--seconds", "900", "--interval", "0.05", "--run", run], { stdio: ["ignore", "pipe", "inherit"] });
+  let written = "";
+  writer.stdout!.on("data", (d) => { written += d; });
+  const ended = new Promise((r) => writer.on("exit", r));
+  const t0 = Date.now();
+  let value: T;
+  try {
+    await new Promise((r) => setTimeout(r, 3000));
+    value = await during();
+    await new Promise((r) => setTimeout(r, 3000));
+  } finally {
+    writer.kill("SIGTERM");
+    await ended;
+  }
+  const result = JSON.parse(written) as { attempts: number; acked: [number, number][]; errors: [number, number, string][] };
+  const missing = JSON.parse(execFileSync("python3", [...args, "--run", run, "--verify"],
+    { input: JSON.stringify(result.acked.map((a) => a[0])), encoding: "utf8" })) as unknown[];
+  const times = result.acked.map((a) => a[1]);
+  const pause = Math.round(Math.max(0, ...times.slice(1).map((t, i) => t - times[i])) * 10) / 10;
+  const row = { drill, acknowledged: result.acked.length, failed: result.errors.length, lost: missing.length, pauseSeconds: pause,
+    upSeconds: Math.round((Date.now() - t0 - 6000) / 100) / 10, at: new Date().toISOString() };
+  progress(`${drill}: ${JSON.stringify(row)}`);
+  if (process.env.HASTACK_DRILL_RECORD) fs.appendFileSync(process.env.HASTACK_DRILL_RECORD, JSON.stringify(row) + "\n");
+  return { value, acked: result.acked.length, attempts: result.attempts, errors: result.errors.length, lost: missing.length, pause };
+}
+
 describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)", () => {
   let stack: Stack;
   const durations: Record<string, number> = {};
@@ -215,15 +251,7 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     expect(await sentinelMaster(KV, RD4.address)).toBe(RD1.address);
 
     // the scale-in removes rgrd1, kv's master
-    const pwFile = path.join(STATE, "kv-app.pw");
-    fs.writeFileSync(pwFile, PASSWORDS.kv.app, { mode: 0o600 });
-    const writer = spawn("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
-      "--password-file", pwFile, "--seconds", "900", "--interval", "0.05", "--run", "kv-scale-in"], { stdio: ["ignore", "pipe", "inherit"] });
-    let written = "";
-    writer.stdout!.on("data", (d) => { written += d; });
-    const ended = new Promise((r) => writer.on("exit", r));
-    try {
-      await new Promise((r) => setTimeout(r, 3000));
+    const w = await kvWriterDuring("Redis kv scale-in 4 → 3, the master removed", async () => {
       await stack.setConfig("hastack:redis", { value: withNodes([RD2, RD3, RD4]) });
       const shrunk = await timed("kv scale-in up", () => stack.up(out));
       expect(shrunk.summary.result).toBe("succeeded");
@@ -231,20 +259,9 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
       // forget step would find rgrd1 still master, with three replicas, and fail the up
       expect(shrunk.stdout).toMatch(/rg-cache-kv-rgrd2-hand-over created/);
       expect(shrunk.stdout).toMatch(/rg-cache-kv-rgrd2-forget-removed created/);
-      await new Promise((r) => setTimeout(r, 3000));
-    } finally {
-      writer.kill("SIGTERM");
-      await ended;
-    }
-    const result = JSON.parse(written) as { attempts: number; acked: [number, number][]; errors: [number, number, string][] };
-    const missing = JSON.parse(execFileSync("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
-      "--password-file", pwFile, "--run", "kv-scale-in", "--verify"], { input: JSON.stringify(result.acked.map((a) => a[0])), encoding: "utf8" }));
-    const times = result.acked.map((a) => a[1]);
-    const pause = Math.max(0, ...times.slice(1).map((t, i) => t - times[i]));
-    progress(`kv scale-in: ${result.acked.length} of ${result.attempts} writes acknowledged, ${missing.length} lost, ` +
-      `${result.errors.length} errors, longest pause between acknowledged writes ${pause.toFixed(1)} s`);
-    expect(result.acked.length).toBeGreaterThan(100);
-    expect(missing).toEqual([]);
+    });
+    expect(w.acked).toBeGreaterThan(100);
+    expect(w.lost).toBe(0);
     const master = await sentinelMaster(KV, RD2.address);
     expect([RD2.address, RD3.address, RD4.address]).toContain(master);
     for (const h of [RD2, RD3, RD4]) expect(await seen(h.address)).toBe("2 2");
@@ -260,33 +277,14 @@ describe("two named Redis groups on three VMs (needs root: nspawn VMs on hsrg0)"
     const KEPT = [RD2, RD3, RD4];
     const old = { ...PASSWORDS.kv };
     const fresh = { sentinel: "kv-internal-rotated-/=5", keepalived: "kvvrrp03" };
-    const pwFile = path.join(STATE, "kv-app.pw");
-    fs.writeFileSync(pwFile, PASSWORDS.kv.app, { mode: 0o600 });
-    const writer = spawn("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
-      "--password-file", pwFile, "--seconds", "900", "--interval", "0.05", "--run", "kv-rotation"], { stdio: ["ignore", "pipe", "inherit"] });
-    let written = "";
-    writer.stdout!.on("data", (d) => { written += d; });
-    const ended = new Promise((r) => writer.on("exit", r));
-    try {
-      await new Promise((r) => setTimeout(r, 3000));
+    const w = await kvWriterDuring("Redis kv password and VIP auth_pass rotation", async () => {
       Object.assign(PASSWORDS.kv, fresh);
       stack = await reopen(JSON.stringify(GROUPS.map((g) => (g.name === "kv" ? { ...g, nodes: KEPT } : g))));
       const rotated = await timed("kv rotation up", () => stack.up(out));
       expect(rotated.summary.result).toBe("succeeded");
-      await new Promise((r) => setTimeout(r, 3000));
-    } finally {
-      writer.kill("SIGTERM");
-      await ended;
-    }
-    const result = JSON.parse(written) as { attempts: number; acked: [number, number][]; errors: [number, number, string][] };
-    const missing = JSON.parse(execFileSync("python3", [path.join(REPO, "bench", "redis_writer.py"), "--host", KV.vip, "--port", String(KV.haproxyPort),
-      "--password-file", pwFile, "--run", "kv-rotation", "--verify"], { input: JSON.stringify(result.acked.map((a) => a[0])), encoding: "utf8" }));
-    const times = result.acked.map((a) => a[1]);
-    const pause = Math.max(0, ...times.slice(1).map((t, i) => t - times[i]));
-    progress(`kv rotation: ${result.acked.length} of ${result.attempts} writes acknowledged, ${missing.length} lost, ` +
-      `${result.errors.length} errors, longest pause between acknowledged writes ${pause.toFixed(1)} s`);
-    expect(result.acked.length).toBeGreaterThan(100);
-    expect(missing).toEqual([]);
+    });
+    expect(w.acked).toBeGreaterThan(100);
+    expect(w.lost).toBe(0);
     // exactly one node holds kv's VIP
     const holders = [];
     for (const h of KEPT) if (await ssh(h.name, `ip -o addr show | grep -c ' ${KV.vip}/' || true`) !== "0") holders.push(h.name);

@@ -33,7 +33,7 @@ const VIP = "10.213.25.20";
 jest.setTimeout(20 * 60 * 1000);
 const progress = (msg: string) => process.stderr.write(`e2e-scale: ${new Date().toISOString()} ${msg}\n`);
 /**
- * One drill's figures; with HASTACK_SCALE_RECORD=<file> also appended there as a JSON line (bench/scale.ts runs
+ * One drill's figures; with HASTACK_DRILL_RECORD=<file> also appended there as a JSON line (bench/drillRuns.ts runs
  * this file several times and takes the medians).
  */
 function record(drill: string, w: { acked: { at: number }[]; errors: string[]; lost: number; eventAt: number; endAt: number }): number {
@@ -41,7 +41,7 @@ function record(drill: string, w: { acked: { at: number }[]; errors: string[]; l
   const row = { drill, acknowledged: w.acked.length, failed: w.errors.length, lost: w.lost, pauseSeconds: pause,
     upSeconds: Math.round((w.endAt - w.eventAt) / 100) / 10, at: new Date().toISOString() };
   progress(`${drill}: ${JSON.stringify(row)}`);
-  if (process.env.HASTACK_SCALE_RECORD) fs.appendFileSync(process.env.HASTACK_SCALE_RECORD, JSON.stringify(row) + "\n");
+  if (process.env.HASTACK_DRILL_RECORD) fs.appendFileSync(process.env.HASTACK_DRILL_RECORD, JSON.stringify(row) + "\n");
   return pause;
 }
 beforeEach(() => progress(`start: ${expect.getState().currentTestName}`));
