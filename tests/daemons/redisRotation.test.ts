@@ -81,7 +81,14 @@ describe("rotating a Redis group's passwords under a writer (real Redis, Sentine
   async function restartRedis(h: { name: string; address: string }, pw: string): Promise<void> {
     const p = redis.get(h.name)!;
     p.kill("SIGTERM");
-    await until(`${h.name} to stop`, () => p.exitCode !== null || p.signalCode !== null, 30);
+    // systemd's stop waits 90 s (TimeoutStopSec) as well; in the CI run of 2026-11-29 a node took longer than 30 s
+    // while three test streams ran at once. Redis' own log says what it waited for
+    try {
+      await until(`${h.name} to stop`, () => p.exitCode !== null || p.signalCode !== null, 90);
+    } catch (e) {
+      const log = fs.existsSync(P(h).logfile) ? fs.readFileSync(P(h).logfile, "utf8").split("\n").slice(-25).join("\n") : "(no log file)";
+      throw new Error(`${(e as Error).message}; the end of its log:\n${log}`);
+    }
     startRedis(h);
     // the rolling restart's gate (health script `local`): a master answers, a replica is linked and synced
     await until(`${h.name} ready again`, () => replicaReady(h, pw), 60);
