@@ -32,7 +32,7 @@ const FILES: Record<string, { name: string; about: string[] }> = {
     "# Day-2 drills on the Redis groups lab: scale-in without the master, secret rotation", "",
     "Each run is one pass of `tests/e2e/redisGroups.test.ts` on fresh VMs (groups pubsub and kv, each with its HAProxy and VIP;",
     "kv grows to 4 nodes, then shrinks without its master's node; then kv's own password and its VIP's auth_pass are rotated);",
-    "a writer through kv's VIP, a SET every 50 ms on one connection, reconnecting after a failure, from 3 s before the `up`",
+    "a writer through kv's VIP, a SET every 50 ms on a new connection each (bench/redis_writer.py), from 3 s before the `up`",
     "until 3 s after it. Pause: the longest gap between acknowledged writes. Lost: acknowledged keys missing afterwards.",
     "Up: the `pulumi up` with its set-up (the stack's config)."] },
 };
