@@ -14,12 +14,24 @@ tmp=$(mktemp -d /tmp/hastack-test.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 counts() { node -e 'const r=require(process.argv[1]); console.log(`${process.argv[2]}${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$1" "${2:-}" || true; }
+# The failed tests again, last, with the head of each message: CI keeps only the tail of the output, and stream A's
+# own output (which would name them) comes first
+failures() { node -e '
+  const r = require(process.argv[1]);
+  for (const f of r.testResults || []) {
+    if (f.status === "failed" && !(f.assertionResults || []).some((a) => a.status === "failed"))
+      console.log(`FAILED ${process.argv[2]}${f.name}: ${String(f.message).split("\n").slice(0, 25).join("\n  ")}`);
+    for (const a of f.assertionResults || [])
+      if (a.status === "failed")
+        console.log(`FAILED ${process.argv[2]}${a.fullName} (${f.name}):\n  ${a.failureMessages.join("\n").split("\n").slice(0, 25).join("\n  ")}`);
+  }' "$1" "${2:-}" || true; }
 
 if [[ $# -gt 0 || ${HASTACK_TEST_SERIAL:-} == 1 ]]; then
   set +e
   npx jest --maxWorkers=1 --workerIdleMemoryLimit=1GB --ci --json --outputFile="$tmp/all.json" tests/unit tests/daemons tests/engine tests/e2e "$@"
   rc=$?
   set -e
+  failures "$tmp/all.json"
   counts "$tmp/all.json"
   exit $rc
 fi
@@ -54,6 +66,9 @@ echo "===== stream B (${B_FILES[*]}) ====="
 cat "$tmp/b.log"
 echo "===== stream C (tests/unit tests/daemons tests/engine, without B's) ====="
 cat "$tmp/c.log"
+failures "$tmp/a.json" "stream A: "
+failures "$tmp/b.json" "stream B: "
+failures "$tmp/c.json" "stream C: "
 counts "$tmp/a.json" "stream A: "
 counts "$tmp/b.json" "stream B: "
 counts "$tmp/c.json" "stream C: "
