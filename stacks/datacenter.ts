@@ -6,7 +6,7 @@ import { NginxBalancer, resolveNginxBalancerSettings } from "../components/nginx
 import { RedisSentinelGroup, ResolvedRedisSentinelGroupSettings, redisLayout, resolveRedisGroups } from "../components/redisSentinelGroup";
 import { SshAccess, invalid, inSubnet, rolling } from "../components/common";
 import { StackConfig } from "./config";
-import { RedisGroupPasswordKind, password, redisGroupPassword } from "./secrets";
+import { RedisGroupPasswordKind, password, previousRedisPassword, redisGroupPassword } from "./secrets";
 import { StackPki } from "./pki";
 import { checkAcrossSections, checkTopology, rawAddresses } from "./topology";
 import { hostKeysFor } from "./hostKeys";
@@ -199,7 +199,7 @@ export class Datacenter extends pulumi.ComponentResource {
     if (r.redis) {
       this.redis = new RedisSentinelGroup(`${name}-cache`, {
         settings: r.redis, ssh, password: pw("redis"), sentinelPassword: pw("redisSentinel"),
-        keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined,
+        keepalivedAuthPass: r.redis.vip ? pw("redisKeepalived") : undefined, previousPassword: previousRedisPassword(cfg.passwords),
       }, child);
     }
     this.redisGroups.push(...redisGroupComponents(name, r.redisGroups, ssh, cfg.passwords, child));
@@ -288,7 +288,7 @@ export function redisGroupComponents(name: string, groups: readonly ResolvedRedi
     const gpw = (kind: RedisGroupPasswordKind) => redisGroupPassword(g.group!, kind, passwords, name, opts);
     return new RedisSentinelGroup(`${name}-cache-${g.group}`, {
       settings: g, ssh, password: gpw("app"), sentinelPassword: gpw("sentinel"),
-      keepalivedAuthPass: g.vip ? gpw("keepalived") : undefined,
+      keepalivedAuthPass: g.vip ? gpw("keepalived") : undefined, previousPassword: previousRedisPassword(passwords, g.group),
     }, opts);
   });
 }

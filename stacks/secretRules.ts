@@ -4,7 +4,7 @@
 import * as crypto from "crypto";
 import { Rule, checkRules, invalid } from "../components/common/validate";
 import { PGBOUNCER_MAX_PASSWORD_BYTES } from "../components/pgBouncerVipPair/args";
-import { PASSWORD_NAMES, REDIS_GROUP_PASSWORD_KINDS } from "./secrets";
+import { OPTIONAL_PASSWORD_NAMES, PASSWORD_NAMES, REDIS_GROUP_OPTIONAL_KINDS, REDIS_GROUP_PASSWORD_KINDS } from "./secrets";
 import { splitPemCertificates } from "./trustBundle";
 
 
@@ -50,13 +50,18 @@ export function checkSuppliedPasswords(supplied: unknown): void {
   if (typeof supplied !== "object" || supplied === null || Array.isArray(supplied)) {
     invalid("hastack:passwords", secretGiven(supplied) ?? supplied, `an object of passwords by name (${PASSWORD_NAMES.join(", ")})`);
   }
-  const known: readonly string[] = [...PASSWORD_NAMES, "redisGroups"];
+  const known: readonly string[] = [...PASSWORD_NAMES, ...OPTIONAL_PASSWORD_NAMES, "redisGroups"];
   const r = supplied as Record<string, unknown>;
   for (const k of Object.keys(r)) {
     if (!known.includes(k)) invalid(`hastack:passwords.${k}`, secretGiven(r[k]), `no such password; known names are ${known.join(", ")}`);
   }
   checkRules(Object.entries(r).filter(([k]) => k !== "redisGroups").flatMap(([k, v]) => passwordRules(k, v)));
   checkRedisGroupPasswords(r.redisGroups);
+  // the previous application password must not be hastack's own (a supplied one; a generated one cannot match)
+  if (typeof r.redisPrevious === "string" && r.redisPrevious === r.redisSentinel) {
+    invalid("hastack:passwords.redisPrevious", `${secretGiven(r.redisPrevious)}, the same as hastack:passwords.redisSentinel`,
+      "the application's previous password, not hastack's own (the application must not log in as hastack)");
+  }
 }
 
 /** `hastack:passwords.redisGroups`: {group: {app, sentinel, keepalived}}, each optional, each a usable password. */
@@ -67,12 +72,17 @@ function checkRedisGroupPasswords(v: unknown): void {
   if (!isObj(v)) invalid(key, secretGiven(v), `an object by group name of {${REDIS_GROUP_PASSWORD_KINDS.join(", ")}} passwords`);
   for (const [g, kinds] of Object.entries(v)) {
     if (!isObj(kinds)) invalid(`${key}.${g}`, secretGiven(kinds), `an object of passwords by kind (${REDIS_GROUP_PASSWORD_KINDS.join(", ")})`);
+    const kindsKnown: readonly string[] = [...REDIS_GROUP_PASSWORD_KINDS, ...REDIS_GROUP_OPTIONAL_KINDS];
     for (const [k, pw] of Object.entries(kinds)) {
-      if (!(REDIS_GROUP_PASSWORD_KINDS as readonly string[]).includes(k)) {
-        invalid(`${key}.${g}.${k}`, secretGiven(pw), `no such password; known kinds are ${REDIS_GROUP_PASSWORD_KINDS.join(", ")}`);
+      if (!kindsKnown.includes(k)) {
+        invalid(`${key}.${g}.${k}`, secretGiven(pw), `no such password; known kinds are ${kindsKnown.join(", ")}`);
       }
       // the same rules as the single group's redis / redisSentinel / redisKeepalived (renamed in the message)
       checkRules(passwordRules(`redisGroups.${g}.${k}`, pw));
+    }
+    if (typeof kinds.appPrevious === "string" && kinds.appPrevious === kinds.sentinel) {
+      invalid(`${key}.${g}.appPrevious`, `${secretGiven(kinds.appPrevious)}, the same as ${key}.${g}.sentinel`,
+        "the application's previous password, not hastack's own (the application must not log in as hastack)");
     }
     if (typeof kinds.app === "string" && kinds.app === kinds.sentinel) {
       invalid(`${key}.${g}.sentinel`, `${secretGiven(kinds.sentinel)}, the same as ${key}.${g}.app`,

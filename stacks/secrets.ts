@@ -10,6 +10,14 @@ export const PASSWORD_NAMES = [
 ] as const;
 export type PasswordName = (typeof PASSWORD_NAMES)[number];
 
+/**
+ * Passwords only ever supplied, never generated: the application's previous Redis password, accepted beside
+ * hastack:passwords.redis while clients move to a rotated one (removed in a later up).
+ */
+export const OPTIONAL_PASSWORD_NAMES = ["redisPrevious"] as const;
+/** A named Redis group's counterpart, under hastack:passwords.redisGroups.<group>. */
+export const REDIS_GROUP_OPTIONAL_KINDS = ["appPrevious"] as const;
+
 /** The passwords of one named Redis group (list form of hastack:redis): the application's, hastack's own (Sentinel, replication), VRRP's. */
 export const REDIS_GROUP_PASSWORD_KINDS = ["app", "sentinel", "keepalived"] as const;
 export type RedisGroupPasswordKind = (typeof REDIS_GROUP_PASSWORD_KINDS)[number];
@@ -32,6 +40,13 @@ export function password(name: PasswordName, supplied: Partial<Record<PasswordNa
     ? { length: 8, special: false }
     : { length: 32, special: true, overrideSpecial: "/='\"$-_.!" }, opts);
   return pulumi.secret(pw.result);
+}
+
+/** The application's previous Redis password of the single group (`redisPrevious`) or of a named one (`redisGroups.<g>.appPrevious`), when given. */
+export function previousRedisPassword(supplied: unknown, group?: string): pulumi.Output<string> | undefined {
+  const p = supplied as { redisPrevious?: unknown; redisGroups?: Record<string, Record<string, unknown>> } | undefined;
+  const given = group === undefined ? p?.redisPrevious : p?.redisGroups?.[group]?.appPrevious;
+  return typeof given === "string" ? pulumi.secret(given) : undefined;
 }
 
 /**

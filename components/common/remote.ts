@@ -167,8 +167,8 @@ export function serviceEnabled(name: string, connection: Conn, unit: string, opt
  * records the hashes: serviceEnabled started the unit with these very inputs.
  */
 export function restartOnChange(name: string, connection: Conn, action: pulumi.Input<string>, triggers: pulumi.Input<string>[],
-  opts: pulumi.CustomResourceOptions): command.remote.Command {
-  return runScript(name, { connection, create: action, triggers, probe: coveredFilesProbe(connection, triggers) }, opts);
+  opts: pulumi.CustomResourceOptions, update?: pulumi.Input<string>): command.remote.Command {
+  return runScript(name, { connection, create: action, update, triggers, probe: coveredFilesProbe(connection, triggers) }, opts);
 }
 
 /**

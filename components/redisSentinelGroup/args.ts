@@ -308,9 +308,10 @@ const secretText = (p: unknown) => `<secret of ${typeof p === "string" ? p.lengt
 /**
  * The two Redis passwords, checked when the secrets resolve (known at preview): an empty one would let
  * `AUTH ""` in, and hastack's scripts read them back with `$(cat …)` (a shell variable cannot hold NUL;
- * line breaks would be cut). The application's must not also open Sentinel and hastack's admin login.
+ * line breaks would be cut). The application's must not also open Sentinel and hastack's admin login, and
+ * neither may the application's previous one (kept accepted while clients move to a rotated password).
  */
-export function checkRedisPasswords(app: string, internal: string): void {
+export function checkRedisPasswords(app: string, internal: string, previous?: string): void {
   const line = (p: unknown) => typeof p === "string" && p.length > 0 && !/[\r\n\0]/.test(p);
   checkRules([
     { field: "hastack:passwords.redis", given: secretText(app), ok: line(app), accepted: "a non-empty password on one line, without NUL" },
@@ -318,5 +319,10 @@ export function checkRedisPasswords(app: string, internal: string): void {
       accepted: "a non-empty password on one line, without NUL" },
     { field: "hastack:passwords.redisSentinel", given: `${secretText(internal)}, the same as hastack:passwords.redis`, ok: app !== internal,
       accepted: "a password other than hastack:passwords.redis (it opens Sentinel and hastack's admin login, which the application must not have)" },
+    ...(previous === undefined ? [] : [
+      { field: "hastack:passwords.redisPrevious", given: secretText(previous), ok: line(previous), accepted: "a non-empty password on one line, without NUL" },
+      { field: "hastack:passwords.redisPrevious", given: `${secretText(previous)}, the same as hastack:passwords.redisSentinel`, ok: previous !== internal,
+        accepted: "the application's previous password, not hastack's own (the application must not log in as hastack)" },
+    ]),
   ]);
 }

@@ -12,7 +12,7 @@ import { chooseInitialMaster, parseSurvey } from "./initialMaster";
 import { forgetScript, handOverScript, MembershipParams } from "./membership";
 import { RotationPhase, rotationScript, rotationStdin } from "./rotation";
 import {
-  MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript,
+  MASTER_PLACEHOLDER, redisLayout, renderHaproxyCfg, renderHaproxyUnit, renderKeepalivedUnit, renderHealthScript, renderKeepalivedCheck, renderRedisApplyScript, renderRedisApplyUpdateScript,
   renderRedisMainScript, renderRedisManaged, renderRedisManagedCheck, renderRedisKeepalived, renderSentinelConf,
   renderSentinelScript, renderSentinelSetScript, renderSurveyScript, sentinelAuthPass, renderRedisAcl,
 } from "./render";
@@ -30,6 +30,12 @@ export interface RedisSentinelGroupArgs {
   readonly sentinelPassword: pulumi.Input<string>;
   /** VRRP shared secret; required when settings.vip is set. */
   readonly keepalivedAuthPass?: pulumi.Input<string>;
+  /**
+   * The application's previous password (hastack:passwords.redisPrevious), accepted beside `password` while clients
+   * move to a rotated one; leave it out in a later up once they have (that up changes no Redis process: the users
+   * are reloaded at runtime). Only its hash reaches the hosts.
+   */
+  readonly previousPassword?: pulumi.Input<string>;
 }
 
 /** Redis with auth, one Sentinel per node, HAProxy following the master on every node, optional keepalived VIP. */
@@ -56,10 +62,16 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     this.group = s.group;
     if (s.vip && args.keepalivedAuthPass === undefined) invalid("keepalivedAuthPass", undefined, "a secret when the Redis group has a vip");
     // plain values are checked at once; secrets from config when they resolve, which is still during preview
-    if (typeof args.password === "string" && typeof args.sentinelPassword === "string") checkRedisPasswords(args.password, args.sentinelPassword);
-    const checked = pulumi.all([args.password, args.sentinelPassword]).apply(([a, i]) => { checkRedisPasswords(a, i); return { a, i }; });
+    const given = (v: unknown) => (v === undefined || typeof v === "string");
+    if (typeof args.password === "string" && typeof args.sentinelPassword === "string" && given(args.previousPassword)) {
+      checkRedisPasswords(args.password, args.sentinelPassword, args.previousPassword as string | undefined);
+    }
+    const checked = pulumi.all([args.password, args.sentinelPassword, args.previousPassword])
+      .apply(([a, i, prev]) => { checkRedisPasswords(a, i, prev); return { a, i, prev }; });
     const password = pulumi.secret(checked.apply((c) => c.a));
-    const passwords = { app: password, internal: pulumi.secret(checked.apply((c) => c.i)) };
+    // none given: the same inputs as before the previous password existed (no secret output that holds undefined)
+    const previous = args.previousPassword === undefined ? undefined : pulumi.secret(checked.apply((c) => c.prev));
+    const passwords = { app: password, internal: pulumi.secret(checked.apply((c) => c.i)), previous };
 
     const conns = s.nodes.map((h) => connectionFor(h, args.ssh));
     const L = redisLayout(s.group);
@@ -74,8 +86,8 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     // a password rotation (rotation.ts): every node's Redis and Sentinel accept the new passwords, then every client
     // switches to them at runtime, before any node's files change; the old ones are dropped once the group is healthy
     const setups = s.nodes.map((host, i) => this.groupSetup(name, host, conns[i], s, surveys[i]));
-    const rotationInput = (phase: RotationPhase) => pulumi.secret(pulumi.all([passwords.app, passwords.internal])
-      .apply(([a, i]) => rotationStdin(phase, { appUser: s.appUser, masterName: s.masterName }, i, a)));
+    const rotationInput = (phase: RotationPhase) => pulumi.secret(pulumi.all([passwords.app, passwords.internal, passwords.previous])
+      .apply(([a, i, prev]) => rotationStdin(phase, { appUser: s.appUser, masterName: s.masterName }, i, a, prev)));
     const rotate = (phase: RotationPhase, deps: (i: number) => pulumi.Resource[]) => s.nodes.map((host, i) =>
       runScript(`${name}-${host.name}-rotate-${phase}`, {
         connection: conns[i], create: rotationScript(s.port, s.sentinelPort, L.paths.cliPass), stdin: rotationInput(phase), quiet: true,
@@ -146,7 +158,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
   }
 
   private deployNode(name: string, host: HostSpec, conn: command.types.input.remote.ConnectionArgs,
-    s: ResolvedRedisSentinelGroupSettings, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string> }, survey: command.remote.Command,
+    s: ResolvedRedisSentinelGroupSettings, passwords: { app: pulumi.Output<string>; internal: pulumi.Output<string>; previous?: pulumi.Output<string | undefined> }, survey: command.remote.Command,
     initialMaster: pulumi.Output<string>, previousReady: pulumi.Resource[], rotated: pulumi.Resource[]) {
     const L = redisLayout(s.group);
     const P = L.paths;
@@ -165,7 +177,7 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     }, after(sentinelPass));
 
     // Redis: settings we own (changeable) in an included file; redis.conf itself written once, then Redis' own
-    const acl = pulumi.secret(pulumi.all([passwords.app, internal]).apply(([a, i]) => renderRedisAcl(s, a, i)));
+    const acl = pulumi.secret(pulumi.all([passwords.app, internal, passwords.previous]).apply(([a, i, prev]) => renderRedisAcl(s, a, i, prev)));
     const aclFile = putFile(`${p}-redis-users`, {
       connection: conn, path: P.acl, content: acl, secret: true, mode: "0640", owner: "redis:redis",
     }, after(healthScript));
@@ -180,8 +192,9 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     }, after(managedFile));
     const redis = serviceEnabled(`${p}-redis`, conn, L.units.redis, after(mainFile));
     // one node at a time, so a settings change never restarts every Redis at once
+    // (a change of users or passwords alone is applied at runtime: see renderRedisApplyScript)
     const restart = restartOnChange(`${p}-redis-restart`, conn, renderRedisApplyScript(s), [contentHash(managed, acl)],
-      after(redis, ...previousReady));
+      after(redis, ...previousReady), renderRedisApplyUpdateScript(s));
     const ready = waitFor(`${p}-redis-ready`, conn, `sh ${P.health} local`, 60, after(restart), [contentHash(managed, acl)]);
 
     // Sentinel: file written once (monitoring the master the running Sentinels report), later changes via SENTINEL SET

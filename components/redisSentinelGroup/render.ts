@@ -202,12 +202,14 @@ export interface RedisAclParams {
  * `default` is hastack's own login (replication, scripts, operators) with the internal password; the
  * application gets its own user and only its command rules; Sentinel and HAProxy's check get what they use.
  * With an aclfile, Redis' CONFIG REWRITE (run by Sentinel on every failover) no longer writes `user` lines
- * into redis.conf, where they would duplicate and break the next start.
+ * into redis.conf, where they would duplicate and break the next start. A previous application password (given while
+ * clients move to a rotated one) opens the application's user too, until a later up leaves it out.
  */
-export function renderRedisAcl(p: RedisAclParams, appPassword: string, internalPassword: string): string {
+export function renderRedisAcl(p: RedisAclParams, appPassword: string, internalPassword: string, appPrevious?: string): string {
+  const appHashes = [appPassword, ...(appPrevious === undefined || appPrevious === appPassword ? [] : [appPrevious])].map((pw) => `#${sha256hex(pw)}`);
   return [
     `user default on #${sha256hex(internalPassword)} ~* &* +@all`,
-    `user ${p.appUser} on #${sha256hex(appPassword)} ~* &* ${p.appCommands.join(" ")}`,
+    `user ${p.appUser} on ${appHashes.join(" ")} ~* &* ${p.appCommands.join(" ")}`,
     `user ${SENTINEL_USER} on #${sha256hex(sentinelAuthPass(internalPassword))} ${SENTINEL_ACL}`,
     `user ${CHECK_USER} on #${sha256hex(checkAuthPass(internalPassword))} -@all +ping +info`,
     "",
@@ -389,15 +391,39 @@ export function renderSentinelSetScript(s: ResolvedRedisSentinelGroupSettings, h
   ].join("\n");
 }
 
-/** Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then restart on the new settings. */
-export function renderRedisApplyScript(s: { readonly group?: string; readonly replicaPriorities?: readonly unknown[] } = {}): string {
+/**
+ * Strip what CONFIG REWRITE copied from hastack.conf into redis.conf, then apply the new files: at runtime when
+ * hastack.conf changed in nothing but masterauth (`ACL LOAD` and `CONFIG SET masterauth`: a password rotation, a
+ * previous application password dropped, new command rules), else by a restart. A restart of the master costs the
+ * clients a failover's pause; a runtime change costs them nothing but the reconnect of sessions whose user changed
+ * (Redis 7.0's ACL LOAD closes those).
+ *
+ * The node remembers in `<hastack.conf>.applied` the hash of the hastack.conf (without masterauth) its Redis last
+ * started on, with that start's systemd InvocationID: a Redis started since by anything else (an operator, a
+ * reboot, systemd after a crash) may run other settings, so without a matching record it restarts, as before.
+ */
+export function renderRedisApplyScript(s: { readonly group?: string; readonly replicaPriorities?: readonly unknown[]; readonly port?: number } = {}): string {
   const L = layoutOf(s);
   const unit = L.units.redis;
   // users belong to the ACL file only; a `user` line in redis.conf next to an aclfile stops Redis from starting
   const names = [...MANAGED_DIRECTIVES, ...(s.replicaPriorities ? ["replica-priority"] : []), "user"].join("|");
+  const cli = `timeout 30 redis-cli -h 127.0.0.1 -p ${s.port ?? 6379}`;
   return [
+    ...appliedRecord(L),
     `sed -i -E '/^[[:space:]]*(${names})([[:space:]]|$)/d' ${L.paths.main}`,
     `chown redis:redis ${L.paths.main}`,
+    `if systemctl is-active --quiet ${unit} && [ "$(cat "$record" 2>/dev/null)" = "$(applied)" ]; then`,
+    `  REDISCLI_AUTH=$(cat ${shq(L.paths.cliPass)}); export REDISCLI_AUTH`,
+    // masterauth on stdin (never argv), in the file's own quoting, which redis-cli reads as Redis does
+    `  a=$(sed -n 's/^masterauth[[:space:]]\\{1,\\}/CONFIG SET masterauth /p' ${shq(L.paths.managed)} | ${cli} 2>&1 | tr -d '\\r')`,
+    "  if [ \"$a\" = OK ]; then",
+    `    l=$(echo 'ACL LOAD' | ${cli} 2>&1 | tr -d '\\r')`,
+    "    if [ \"$l\" = OK ]; then echo 'settings unchanged: users and masterauth applied at runtime, no restart'; exit 0; fi",
+    // never restart on an ACL file Redis refuses: it would not start again
+    "    echo \"Redis refuses the new ACL file: $l\" >&2; exit 1",
+    "  fi",
+    "  echo \"CONFIG SET masterauth answered: $a; restarting instead\" >&2",
+    "fi",
     // Redis drops a SIGTERM that lands while it writes its initial AOF (just after a replica's full sync:
     // "Writing initial AOF, can't exit") and never retries, and Debian's unit waits forever for the stop
     // (TimeoutStopSec=0): a first deploy hung 14 min on that. So the restart runs in the background and,
@@ -416,6 +442,38 @@ export function renderRedisApplyScript(s: { readonly group?: string; readonly re
     "wait",
     "rc=$(cat \"$done_file\"); rm -f \"$done_file\"",
     "[ \"$rc\" -eq 0 ] || exit \"$rc\"",
+    "applied > \"$record\"",
+  ].join("\n");
+}
+
+/** Shell lines defining $record and `applied` (what the record holds when the running Redis started on the current hastack.conf). */
+function appliedRecord(L: RedisLayout): string[] {
+  return [
+    `record=${shq(`${L.paths.managed}.applied`)}`,
+    `applied() { printf '%s %s\\n' "$(sed '/^masterauth[[:space:]]/d' ${shq(L.paths.managed)} | sha256sum | cut -d' ' -f1)" `
+      + `"$(systemctl show -p InvocationID --value ${L.units.redis})"; }`,
+  ];
+}
+
+/**
+ * The same step's update. Pulumi runs it instead of the create when the step's inputs but not its triggers (the
+ * files' hashes) changed: an upgrade of hastack that changed the script, or the drift probe after a file was put
+ * back. A Redis with no record yet (deployed before the record existed) that started after hastack.conf and the ACL
+ * file were last written runs them as they are: it is recorded, not restarted, so an upgrade restarts nothing.
+ * Otherwise the create's logic decides.
+ */
+export function renderRedisApplyUpdateScript(s: { readonly group?: string; readonly replicaPriorities?: readonly unknown[]; readonly port?: number } = {}): string {
+  const L = layoutOf(s);
+  const unit = L.units.redis;
+  return [
+    ...appliedRecord(L),
+    `pid=$(systemctl show -p MainPID --value ${unit})`,
+    `if [ ! -s "$record" ] && systemctl is-active --quiet ${unit} && [ "\${pid:-0}" -gt 0 ]; then`,
+    "  started=$(( $(date +%s) - $(ps -o etimes= -p \"$pid\") ))",
+    `  newest=$(stat -c %Y ${shq(L.paths.managed)} ${shq(L.paths.acl)} | sort -n | tail -n 1)`,
+    "  if [ \"$started\" -gt \"$newest\" ]; then applied > \"$record\"; echo 'Redis started on these files: recorded them as applied, no restart'; exit 0; fi",
+    "fi",
+    renderRedisApplyScript(s),
   ].join("\n");
 }
 

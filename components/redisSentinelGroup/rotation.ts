@@ -39,13 +39,15 @@ const hashOf = (v: string) => `#${createHash("sha256").update(v).digest("hex")}`
  * `new <password>` (the login to try when the password file's is refused: a re-run after the files changed).
  * A secret: the caller passes it as a secret stdin.
  */
-export function rotationStdin(phase: RotationPhase, p: RotationParams, internal: string, app: string): string {
-  const users: [string, string][] = [["default", internal], [p.appUser, app], [SENTINEL_USER, sentinelAuthPass(internal)],
-    [CHECK_USER, checkAuthPass(internal)]];
+export function rotationStdin(phase: RotationPhase, p: RotationParams, internal: string, app: string, appPrevious?: string): string {
+  // the application's previous password, when given, stays accepted through the drop (clients move at their own pace)
+  const appHashes = [app, ...(appPrevious === undefined || appPrevious === app ? [] : [appPrevious])].map(hashOf).join(" ");
+  const users: [string, string][] = [["default", hashOf(internal)], [p.appUser, appHashes], [SENTINEL_USER, hashOf(sentinelAuthPass(internal))],
+    [CHECK_USER, hashOf(checkAuthPass(internal))]];
   // Sentinel's default user: hastack's scripts log in with the password itself, other Sentinels with the derived one
   const sentinelDefault = `${hashOf(internal)} ${hashOf(sentinelPeerPass(internal))}`;
   const lines = phase === "add" ? [
-    ...users.map(([u, pw]) => `redis ACL SETUSER ${u} ${hashOf(pw)}`),
+    ...users.map(([u, hashes]) => `redis ACL SETUSER ${u} ${hashes}`),
     `sentinel ACL SETUSER default ${sentinelDefault}`,
     // persisted now: a Sentinel restarted before the drop must still accept both
     "sentinel SENTINEL FLUSHCONFIG",
@@ -54,7 +56,7 @@ export function rotationStdin(phase: RotationPhase, p: RotationParams, internal:
     `sentinel SENTINEL SET ${p.masterName} auth-pass ${sentinelAuthPass(internal)}`,
     `sentinel SENTINEL CONFIG SET sentinel-pass ${sentinelPeerPass(internal)}`,
   ] : [
-    ...users.map(([u, pw]) => `redis ACL SETUSER ${u} resetpass ${hashOf(pw)}`),
+    ...users.map(([u, hashes]) => `redis ACL SETUSER ${u} resetpass ${hashes}`),
     `sentinel ACL SETUSER default resetpass ${sentinelDefault}`,
     "sentinel SENTINEL FLUSHCONFIG",
   ];

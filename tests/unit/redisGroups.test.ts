@@ -202,7 +202,7 @@ describe("hastack:passwords.redisGroups", () => {
   it("takes {group: {app, sentinel, keepalived}} and refuses unknown kinds, empty values and one password for both logins", () => {
     expect(() => checkSuppliedPasswords({ redisGroups: { kv: { app: "a1", sentinel: "s1", keepalived: "k1" } } })).not.toThrow();
     expect(err(() => checkSuppliedPasswords({ redisGroups: { kv: { ap: "a1" } } }))).toBe(
-      `Invalid hastack:passwords.redisGroups.kv.ap: got "<secret of 2 characters>"; expected no such password; known kinds are app, sentinel, keepalived.`);
+      `Invalid hastack:passwords.redisGroups.kv.ap: got "<secret of 2 characters>"; expected no such password; known kinds are app, sentinel, keepalived, appPrevious.`);
     expect(err(() => checkSuppliedPasswords({ redisGroups: { kv: { app: "" } } }))).toBe(
       `Invalid hastack:passwords.redisGroups.kv.app: got "<secret of 0 characters>"; expected a non-empty password.`);
     expect(err(() => checkSuppliedPasswords({ redisGroups: { kv: { app: "same", sentinel: "same" } } }))).toMatch(
