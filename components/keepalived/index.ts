@@ -1,2 +1,4 @@
 export * from "./render";
 export * from "./timing";
+export * from "./authRotation";
+export * from "./authRotationSteps";

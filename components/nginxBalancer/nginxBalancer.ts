@@ -1,4 +1,4 @@
-import { keepalivedValidateCommand } from "../keepalived";
+import { authRotationSteps, keepalivedValidateCommand } from "../keepalived";
 import { CertPair, renderTrustCheck } from "../common/tls";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
@@ -76,16 +76,16 @@ export class NginxBalancer extends pulumi.ComponentResource {
     const site = upstreams.apply((u) => renderSite(s, u, files));
 
     const healthy: command.remote.Command[] = [];
-    const keepalivedSteps: command.remote.Command[] = [];
-    s.nodes.forEach((host, index) => {
-      const r = this.deployNode(name, host, index, args, site);
+    const deployed = s.nodes.map((host) => {
+      const r = this.deployNode(name, host, args, site);
       healthy.push(r.health);
       this.serving.push(r.health);
       if (r.trust) this.trustApplied.push(r.trust);
-      keepalivedSteps.push(...r.keepalived);
+      return r;
     });
 
     if (s.vip) {
+      const keepalivedSteps = this.deployKeepalived(name, args, deployed);
       healthy.push(waitFor(`${name}-vip-health`, connectionFor(s.nodes[0], args.ssh), `curl -sk -o /dev/null --max-time 3 https://${s.vip}:${s.listenPort}/`,
         120, { parent: this, dependsOn: [...healthy, ...keepalivedSteps] }));
     }
@@ -96,8 +96,8 @@ export class NginxBalancer extends pulumi.ComponentResource {
     this.registerOutputs({ endpoint: this.endpoint, caCertPem: this.caCertPem });
   }
 
-  /** copy certs → copy+validate+swap site → enable site → nginx → reload on hash → health; then keepalived. */
-  private deployNode(name: string, host: HostSpec, index: number, args: NginxBalancerArgs, site: pulumi.Output<string>) {
+  /** copy certs → copy+validate+swap site → enable site → nginx → reload on hash → health (→ the VIP's check). */
+  private deployNode(name: string, host: HostSpec, args: NginxBalancerArgs, site: pulumi.Output<string>) {
     const s = args.settings;
     const conn = connectionFor(host, args.ssh);
     const p = `${name}-${host.name}`;
@@ -143,21 +143,36 @@ export class NginxBalancer extends pulumi.ComponentResource {
     const reload = restartOnChange(`${p}-reload`, conn, "nginx -t && systemctl reload nginx", hashes, after(service));
     const health = waitFor(`${p}-health`, conn, healthProbe(s.listenPort), 60, after(reload), hashes);
 
-    const keepalived: command.remote.Command[] = [];
-    if (s.vip) {
-      const check = putFile(`${p}-keepalived-check`, {
-        connection: conn, path: NGINX_PATHS.keepalivedCheck, mode: "0700", validate: `sh -n "$NEW"`,
-        content: renderBalancerCheck({ listenPort: s.listenPort, serverName: s.serverName, path: s.checkPath, timeoutSeconds: s.checkTimeoutSeconds }),
-      }, after(health));
-      const conf = pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw));
+    const check = s.vip === undefined ? undefined : putFile(`${p}-keepalived-check`, {
+      connection: conn, path: NGINX_PATHS.keepalivedCheck, mode: "0700", validate: `sh -n "$NEW"`,
+      content: renderBalancerCheck({ listenPort: s.listenPort, serverName: s.serverName, path: s.checkPath, timeoutSeconds: s.checkTimeoutSeconds }),
+    }, after(health));
+    return { host, conn, health, trust, check };
+  }
+
+  /**
+   * keepalived on both nodes, once both serve and have their check. VRRPv2 adverts carry auth_pass: a changed one
+   * stops the backup before either file changes and starts it once the holder reloaded on it
+   * (components/keepalived/authRotationSteps.ts), so the VIP is never on two nodes; no-ops otherwise (and with VRRPv3).
+   */
+  private deployKeepalived(name: string, args: NginxBalancerArgs,
+    nodes: { host: HostSpec; conn: command.types.input.remote.ConnectionArgs; check?: command.remote.Command }[]): command.remote.Command[] {
+    const s = args.settings;
+    const after = (...deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
+    const confs = nodes.map((_, index) => pulumi.all([args.keepalivedAuthPass!]).apply(([pw]) => renderBalancerKeepalived(s, index, pw)));
+    const checks = nodes.map((x) => x.check!);
+    const { enabled, resumed } = authRotationSteps({
+      nodes: nodes.map((x, i) => ({ prefix: `${name}-${x.host.name}`, connection: x.conn, conf: pulumi.secret(confs[i]), after: checks })),
+      params: { unit: "keepalived", confPath: NGINX_PATHS.keepalived, vip: s.vip! }, parent: this,
+    }, (i, quiesced) => {
+      const p = `${name}-${nodes[i].host.name}`;
       const kaFile = putFile(`${p}-keepalived-conf`, {
-        connection: conn, path: NGINX_PATHS.keepalived, content: pulumi.secret(conf), secret: true,
+        connection: nodes[i].conn, path: NGINX_PATHS.keepalived, content: pulumi.secret(confs[i]), secret: true,
         validate: keepalivedValidateCommand(),
-      }, after(check));
-      const kaService = serviceEnabled(`${p}-keepalived`, conn, "keepalived", after(kaFile));
-      keepalived.push(restartOnChange(`${p}-keepalived-reload`, conn, "systemctl reload keepalived", [contentHash(pulumi.secret(conf))],
-        after(kaService)));
-    }
-    return { health, keepalived, trust };
+      }, after(checks[i], ...quiesced));
+      return serviceEnabled(`${p}-keepalived`, nodes[i].conn, "keepalived", after(kaFile));
+    });
+    return nodes.map((x, i) => restartOnChange(`${name}-${x.host.name}-keepalived-reload`, x.conn, "systemctl reload keepalived",
+      [contentHash(pulumi.secret(confs[i]))], after(enabled[i], resumed[i])));
   }
 }

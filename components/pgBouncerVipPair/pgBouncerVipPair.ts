@@ -3,6 +3,7 @@ import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
 import { contentHash } from "../common/hash";
 import { installPackages, putFile, restartOnChange, runScript, serviceEnabled, waitFor } from "../common/remote";
+import { authRotationSteps } from "../keepalived/authRotationSteps";
 import { shq } from "../common/shell";
 import { checkHosts, invalid } from "../common/validate";
 import { ResolvedPgBouncerVipPairSettings, checkAppPassword, checkKeepalivedAuthPass, checkPatroniMembers, checkPgName } from "./args";
@@ -106,8 +107,10 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
     const hCheck = contentHash(checkScript, checkPgpass);
     const allHashes: pulumi.Output<string>[] = [hHaproxy, hPgbouncer, hCheck];
 
-    const healthy: command.remote.Command[] = [];
-    s.nodes.forEach((host, i) => {
+    // first every node's files up to keepalived's (no daemon restarted yet), keepalived's own under the auth_pass change's
+    // steps (components/keepalived/authRotationSteps.ts); then the rolling restarts, each node's after its resume, so a
+    // changed auth_pass is in force everywhere before any restart can move the VIP
+    const nodes = s.nodes.map((host, i) => {
       const conn = connectionFor(host, args.ssh);
       const n = (step: string) => `${name}-${host.name}-${step}`;
       const after = (...deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
@@ -118,7 +121,6 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
         unicast: s.unicast, checkIntervalSeconds: s.checkIntervalSeconds, checkFall: s.checkFall, checkRise: s.checkRise,
         timing: { vrrpVersion: s.vrrpVersion, advertIntervalSeconds: s.advertIntervalSeconds },
       })));
-      const hKeepalived = contentHash(keepalivedConf);
 
       const packages = installPackages(n("packages"), conn, ["haproxy", "keepalived", "pgbouncer", "postgresql-client"], { parent: this });
       const haproxyFile = putFile(n("haproxy-cfg"), {
@@ -151,21 +153,36 @@ export class PgBouncerVipPair extends pulumi.ComponentResource {
       const pgpassFile = putFile(n("check-pgpass"), {
         connection: conn, path: PATHS.checkPgpass, content: checkPgpass, secret: true, mode: "0600", owner: `${SCRIPT_USER}:${SCRIPT_USER}`,
       }, after(resetScriptFile));
+      return { host, conn, n, after, keepalivedConf, pgpassFile };
+    });
+
+    const rotation = authRotationSteps({
+      nodes: nodes.map((x) => ({ prefix: `${name}-${x.host.name}`, connection: x.conn, conf: x.keepalivedConf, after: nodes.map((y) => y.pgpassFile) })),
+      params: { unit: "keepalived", confPath: PATHS.keepalivedConf, vip: s.vip }, parent: this,
+    }, (i, quiesced) => {
+      const { conn, n, after, keepalivedConf, pgpassFile } = nodes[i];
       const keepalivedFile = putFile(n("keepalived-cfg"), {
         connection: conn, path: PATHS.keepalivedConf, content: keepalivedConf, secret: true, mode: "0600",
         validate: keepalivedValidateCommand(),
-      }, after(pgpassFile));
-      const keepalivedOn = serviceEnabled(n("keepalived-enable"), conn, "keepalived", after(keepalivedFile));
+      }, after(pgpassFile, ...quiesced));
+      return serviceEnabled(n("keepalived-enable"), conn, "keepalived", after(keepalivedFile));
+    });
 
-      // rolling: a node restarts only after the previous one answers logins again, so the VIP always has a home
-      const rollAfter = [keepalivedOn, ...(i > 0 ? [healthy[i - 1]] : [])];
+    const healthy: command.remote.Command[] = [];
+    nodes.forEach(({ conn, n, after, keepalivedConf }, i) => {
+      const hKeepalived = contentHash(keepalivedConf);
+      const keepalivedOn = rotation.enabled[i];
+      const resumed = rotation.resumed[i];
+      // rolling: a node restarts only after the previous one answers logins again, so the VIP always has a home; and
+      // only once every node resumed, so no restart moves the VIP while a backup is still stopped
+      const rollAfter = [keepalivedOn, ...rotation.resumed, ...(i > 0 ? [healthy[i - 1]] : [])];
       // create runs too: the packaged units were started on Debian's default configs before ours were written
       const haproxyReload = restartOnChange(n("haproxy-reload"), conn, "systemctl reload haproxy", [hHaproxy], after(...rollAfter));
       // listen_addr/listen_port changes need a restart, not a reload
       const pgbouncerRestart = restartOnChange(n("pgbouncer-restart"), conn, "systemctl restart pgbouncer", [hPgbouncer],
         after(haproxyReload));
       const keepalivedReload = restartOnChange(n("keepalived-reload"), conn, "systemctl reload keepalived", [hKeepalived],
-        after(pgbouncerRestart));
+        after(pgbouncerRestart, resumed));
       healthy.push(waitFor(n("healthy"), conn, `runuser -u ${SCRIPT_USER} -- ${shq(PATHS.checkScript)}`, 60,
         after(keepalivedReload), [...allHashes, hKeepalived]));
     });

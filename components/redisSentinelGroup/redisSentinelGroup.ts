@@ -1,5 +1,4 @@
-import { keepalivedValidateCommand, vrrpAuthPass } from "../keepalived";
-import { authApplyScript, authQuiesceScript, authResumeScript } from "../keepalived/authRotation";
+import { authRotationSteps, keepalivedValidateCommand } from "../keepalived";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { HostSpec, SshAccess, connectionFor } from "../common/host";
@@ -223,29 +222,22 @@ export class RedisSentinelGroup extends pulumi.ComponentResource {
     const P = L.paths;
     const o = (deps: pulumi.Resource[]): pulumi.CustomResourceOptions => ({ parent: this, dependsOn: deps });
     const rp = { unit: L.units.keepalived, confPath: P.keepalived, vip: s.vip! };
-    const passHash = contentHash(authPass);
     const confs = s.nodes.map((_, i) => pulumi.all([authPass]).apply(([ka]) => renderRedisKeepalived(s, i, ka)));
     const checks = s.nodes.map((host, i) => putFile(`${name}-${host.name}-keepalived-check`, {
       connection: conns[i], path: P.keepalivedCheck, content: renderKeepalivedCheck(s), mode: "0700", validate: `sh -n "$NEW"`,
     }, o(before[i])));
-    const quiesced = s.nodes.map((host, i) => runScript(`${name}-${host.name}-keepalived-quiesce`, {
-      connection: conns[i], create: authQuiesceScript(rp), stdin: pulumi.all([authPass]).apply(([ka]) => vrrpAuthPass(ka)), triggers: [passHash],
-    }, o(checks)));
-    return s.nodes.map((host, i) => {
-      const p = `${name}-${host.name}`;
-      const kaFile = putFile(`${p}-keepalived-conf`, {
+    // the steps keep the trigger they had before the helper: the raw secret's hash (a new one replaces them)
+    const { enabled, resumed } = authRotationSteps({
+      nodes: s.nodes.map((host, i) => ({ prefix: `${name}-${host.name}`, connection: conns[i], conf: confs[i], after: checks })),
+      params: rp, triggers: [contentHash(authPass)], parent: this,
+    }, (i, quiesced) => {
+      const kaFile = putFile(`${name}-${s.nodes[i].name}-keepalived-conf`, {
         connection: conns[i], path: P.keepalived, content: pulumi.secret(confs[i]), secret: true, validate: keepalivedValidateCommand(),
       }, o([checks[i], ...quiesced]));
-      const ka = serviceEnabled(`${p}-keepalived`, conns[i], L.units.keepalived, o([kaFile]));
-      const applied = runScript(`${p}-keepalived-apply`, { connection: conns[i], create: authApplyScript(rp), triggers: [passHash] }, o([ka]));
-      return { ka, conf: confs[i], applied };
-    }).map(({ ka, conf, applied }, i, all) => {
-      const p = `${name}-${s.nodes[i].name}`;
-      const resumed = runScript(`${p}-keepalived-resume`, { connection: conns[i], create: authResumeScript(rp), triggers: [passHash] },
-        o([ka, ...all.map((x) => x.applied)]));
-      return restartOnChange(`${p}-keepalived-reload`, conns[i], `systemctl reload ${L.units.keepalived}`, [contentHash(pulumi.secret(conf))],
-        o([ka, resumed]));
+      return serviceEnabled(`${name}-${s.nodes[i].name}-keepalived`, conns[i], L.units.keepalived, o([kaFile]));
     });
+    return s.nodes.map((host, i) => restartOnChange(`${name}-${host.name}-keepalived-reload`, conns[i], `systemctl reload ${L.units.keepalived}`,
+      [contentHash(pulumi.secret(confs[i]))], o([enabled[i], resumed[i]])));
   }
 
   /** HAProxy: always forwards to whichever node answers role:master. */

@@ -67,7 +67,12 @@ describe("a stack with an app tier registers what it did before the app-tier sca
     const rotation = ["rd1", "rd2", "rd3"].flatMap((h) => ["rotate-add", "rotate-switch", "rotate-drop", "keepalived-quiesce", "keepalived-apply", "keepalived-resume"]
       .map((p) => `urn:pulumi:dc::hastack::command:remote:Command::dc-cache-${h}-${p}`));
     expect(rotation.filter((u) => u in all)).toEqual(rotation);
-    const added = [...admit, ...rotation];
+    // and the same three auth_pass steps on the PgBouncer and nginx pairs' nodes (keepalived/authRotationSteps.ts; no-ops
+    // with this fixture's VRRPv3, which writes no auth_pass)
+    const pairs = ["dc-proxy-px1", "dc-proxy-px2", "dc-edge-ngx1", "dc-edge-ngx2"].flatMap((p) => ["quiesce", "apply", "resume"]
+      .map((step) => `urn:pulumi:dc::hastack::command:remote:Command::${p}-keepalived-${step}`));
+    expect(pairs.filter((u) => u in all)).toEqual(pairs);
+    const added = [...admit, ...rotation, ...pairs];
     const now = Object.fromEntries(Object.entries(all).filter(([u]) => !added.includes(u)));
     const before: Record<string, string> = JSON.parse(fs.readFileSync(FIXTURE, "utf8"));
     expect(Object.keys(now).length).toBeGreaterThan(200);

@@ -87,7 +87,8 @@ describe("NginxBalancer wiring", () => {
     for (const h of ["lb1", "lb2"]) {
       expect(names).toEqual(expect.arrayContaining([`edge-${h}-ca`, `edge-${h}-keepalived-conf`, `edge-${h}-keepalived`, `edge-${h}-keepalived-reload`]));
       expect(seen.find((s) => s.name === `edge-${h}-keepalived-check`)!.dependsOn).toEqual([`edge-${h}-health`]);
-      expect(seen.find((s) => s.name === `edge-${h}-keepalived-conf`)!.dependsOn).toEqual([`edge-${h}-keepalived-check`]);
+      expect(seen.find((s) => s.name === `edge-${h}-keepalived-conf`)!.dependsOn)
+        .toEqual([`edge-${h}-keepalived-check`, "edge-lb1-keepalived-quiesce", "edge-lb2-keepalived-quiesce"]);
       // the CA bundle is in force (trust-reload) before the site, which waits for the upstreams: it waits for nothing upstream
       expect(seen.find((s) => s.name === `edge-${h}-trust-reload`)!.dependsOn).toEqual([`edge-${h}-ca`]);
       expect(seen.find((s) => s.name === `edge-${h}-site`)!.dependsOn).toEqual([`edge-${h}-trust-reload`]);
@@ -110,6 +111,32 @@ describe("NginxBalancer wiring", () => {
     expect(unwrap(check.inputs.stdin)).toContain("'https://localhost:443/'");
     expect(check.inputs.create).toMatch(/chmod 0700/);
     expect(check.inputs.create).toContain(`sh -n "$NEW"`);
+  });
+
+  it("a changed auth_pass on a pair: every quiesce before either keepalived file, the resumes after both applies, each reload after its resume", async () => {
+    const { seen } = await build(true);
+    const dep = (n: string) => seen.find((s) => s.name === n)!.dependsOn;
+    const all = (step: string) => ["lb1", "lb2"].map((h) => `edge-${h}-${step}`);
+    // the names before, plus the three steps per node: no name changed
+    expect(seen.map((s) => s.name).filter((n) => /keepalived/.test(n)).sort()).toEqual(["lb1", "lb2"].flatMap((h) =>
+      ["keepalived-check", "keepalived-conf", "keepalived", "keepalived-reload", "keepalived-quiesce", "keepalived-apply", "keepalived-resume"]
+        .map((step) => `edge-${h}-${step}`)).sort());
+    for (const h of ["lb1", "lb2"]) {
+      const n = (step: string) => `edge-${h}-${step}`;
+      // both nodes serve (their checks follow their health) before either backup may stop
+      expect(dep(n("keepalived-quiesce"))).toEqual(all("keepalived-check"));
+      expect(dep(n("keepalived-apply"))).toEqual([n("keepalived")]);
+      expect(dep(n("keepalived-resume"))).toEqual([n("keepalived"), ...all("keepalived-apply")]);
+      expect(dep(n("keepalived-reload"))).toEqual([n("keepalived"), n("keepalived-resume")]);
+      expect(byName(n("keepalived-quiesce")).inputs.create).toContain("grep -qF ' 10.213.7.60/'");
+      for (const step of ["quiesce", "apply", "resume"]) expect(seen.find((s) => s.name === n(`keepalived-${step}`))!.parent).toBe(seen[0].parent);
+    }
+    // given what the file holds: keepalived's auth_pass, the secret's 8 hex (keepalived/render.ts), as a secret
+    const { vrrpAuthPass } = await import("../../components/keepalived");
+    const stdin = seen.find((s) => s.name === "edge-lb2-keepalived-quiesce")!.props.stdin;
+    expect(await isSecret(stdin)).toBe(true);
+    expect(await resolve(stdin)).toBe(vrrpAuthPass(SPECIAL));
+    expect(unwrap(byName("edge-lb2-keepalived-conf").inputs.stdin)).toContain(`auth_pass ${vrrpAuthPass(SPECIAL)}\n`);
   });
 
   it("marks the key and keepalived config secret, logs nothing for them and never puts a secret in command text", async () => {

@@ -16,6 +16,8 @@ const STEPS = [
   "check-pgpass", "keepalived-cfg", "keepalived-enable", "haproxy-reload", "pgbouncer-restart", "keepalived-reload", "healthy",
 ];
 
+const ROTATION = ["keepalived-quiesce", "keepalived-apply", "keepalived-resume"];
+
 let mod: typeof import("../../components/pgBouncerVipPair");
 let pair: import("../../components/pgBouncerVipPair").PgBouncerVipPair;
 
@@ -70,7 +72,10 @@ describe("PgBouncerVipPair wiring", () => {
         expect(seen.get(n)?.parent).toBe("db");
       }
     }
-    expect(ofType("command:remote:Command")).toHaveLength(2 * (STEPS.length + 2));
+    // and the auth_pass change's three steps (keepalived/authRotationSteps.ts): the only names added, none changed
+    for (const host of ["px1", "px2"]) for (const step of ROTATION) expect(seen.get(`db-${host}-${step}`)?.parent).toBe("db");
+    expect(ofType("command:remote:Command").map((r) => r.name).sort())
+      .toEqual(["px1", "px2"].flatMap((h) => [...STEPS, "vip-answers", "vip-held", ...ROTATION].map((step) => `db-${h}-${step}`)).sort());
   });
 
   test("orders copy → validate → swap → enable → restart-on-hash → wait-for-health on each node", () => {
@@ -83,7 +88,47 @@ describe("PgBouncerVipPair wiring", () => {
 
   test("restarts roll: the second node restarts only after the first is healthy again", () => {
     expect(seen.get("db-px2-haproxy-reload")?.dependsOn).toEqual(expect.arrayContaining(["db-px2-keepalived-enable", "db-px1-healthy"]));
-    expect(seen.get("db-px1-haproxy-reload")?.dependsOn).toEqual(["db-px1-keepalived-enable"]);
+    expect(seen.get("db-px1-haproxy-reload")?.dependsOn).toEqual(["db-px1-keepalived-enable", "db-px1-keepalived-resume", "db-px2-keepalived-resume"]);
+  });
+
+  test("a changed auth_pass: every quiesce before any keepalived file, each apply after its node's keepalived, the resumes after every apply", () => {
+    const all = (step: string) => ["px1", "px2"].map((h) => `db-${h}-${step}`);
+    for (const host of ["px1", "px2"]) {
+      const n = (step: string) => `db-${host}-${step}`;
+      expect(seen.get(n("keepalived-quiesce"))?.dependsOn).toEqual(all("check-pgpass"));
+      expect(seen.get(n("keepalived-cfg"))?.dependsOn).toEqual([n("check-pgpass"), ...all("keepalived-quiesce")]);
+      expect(seen.get(n("keepalived-apply"))?.dependsOn).toEqual([n("keepalived-enable")]);
+      expect(seen.get(n("keepalived-resume"))?.dependsOn).toEqual([n("keepalived-enable"), ...all("keepalived-apply")]);
+      // the rolling restarts (the first of them; the others follow it) and the reload wait until the change is over everywhere
+      expect(seen.get(n("haproxy-reload"))?.dependsOn).toEqual(expect.arrayContaining(all("keepalived-resume")));
+      expect(seen.get(n("keepalived-reload"))?.dependsOn).toEqual([n("pgbouncer-restart"), n("keepalived-resume")]);
+      expect(byName(n("keepalived-quiesce")).inputs.create).toContain("echo stopped > '/run/hastack-keepalived.auth-rotation'; systemctl stop keepalived");
+      expect(byName(n("keepalived-apply")).inputs.create).toContain("systemctl reload keepalived");
+      expect(byName(n("keepalived-resume")).inputs.create).toContain("systemctl start keepalived");
+    }
+  });
+
+  test("the quiesce step is given the auth_pass the file holds (secret), and the steps run again only when it changes", async () => {
+    const stdin = seen.get("db-px1-keepalived-quiesce")!.props.stdin;
+    expect(await isSecret(stdin)).toBe(true);
+    expect(await resolve(stdin)).toBe(AUTH);
+    expect(seen.get("db-px1-keepalived-quiesce")!.props.logging).toBe("stdoutAndStderr");
+    // VRRPv3 writes no auth_pass: "" (the quiesce script finds a running file without one equal), and a new secret
+    // changes no trigger, so nothing runs
+    const v3 = { vrrpVersion: 3, advertIntervalSeconds: 0.3 };
+    make("v3a", { keepalivedAuthPass: pulumi.secret("Old12345") }, v3);
+    make("v3b", { keepalivedAuthPass: pulumi.secret("New12345") }, v3);
+    await settle(200);
+    expect(await resolve(seen.get("v3a-px1-keepalived-quiesce")!.props.stdin)).toBe("");
+    for (const step of ROTATION) {
+      const [a, b] = [await resolve(seen.get(`v3a-px2-${step}`)!.props.triggers), await resolve(seen.get(`v3b-px2-${step}`)!.props.triggers)];
+      expect(a).toEqual(b);
+    }
+    // with VRRPv2 a new secret does
+    make("v2b", { keepalivedAuthPass: pulumi.secret("New12345") });
+    await settle(200);
+    expect(await resolve(seen.get("v2b-px1-keepalived-quiesce")!.props.triggers))
+      .not.toEqual(await resolve(seen.get("db-px1-keepalived-quiesce")!.props.triggers));
   });
 
   test("checks the VIP only after every node is healthy", () => {
