@@ -83,7 +83,8 @@ export class BackupLab {
   readonly pwFile = path.join(STATE, "postgresApp.pw");
   readonly out = { onOutput: (s: string) => process.stdout.write(s) };
 
-  config(): ConfigMap {
+  /** The stack's config; `withBackup: false` leaves hastack:backup out (a user who removes backups). */
+  config(withBackup = true): ConfigMap {
     const obj = (v: unknown) => ({ value: JSON.stringify(v) });
     const hosts = [...PG, ...PX, REPO_HOST];
     return {
@@ -97,7 +98,7 @@ export class BackupLab {
       "hastack:proxy": obj({ nodes: PX, vip: VIP, interface: "host0" }),
       "hastack:redis": obj({ enabled: false }),
       "hastack:firewall": obj({ adminSources: ["10.213.21.1/32"] }),
-      "hastack:backup": obj({ repoHost: REPO_HOST, retentionFull: 2, archiveTimeoutSeconds: 60 }),
+      ...(withBackup ? { "hastack:backup": obj({ repoHost: REPO_HOST, retentionFull: 2, archiveTimeoutSeconds: 60 }) } : {}),
       ...secretLeaves("hastack:passwords", this.passwords),
       ...secretLeaves("hastack:certificates", this.certs),
     };
@@ -112,11 +113,11 @@ export class BackupLab {
     fs.writeFileSync(this.pwFile, this.passwords.postgresApp, { mode: 0o600 });
   }
 
-  async open(): Promise<Stack> {
+  async open(withBackup = true): Promise<Stack> {
     const workDir = this.projectDir;
     fs.mkdirSync(workDir, { recursive: true });
     fs.copyFileSync(path.join(REPO, "Pulumi.yaml"), path.join(workDir, "Pulumi.yaml"));
-    this.stack = await openStack({ stackName: STACK, config: this.config(), workDir }, ENGINE);
+    this.stack = await openStack({ stackName: STACK, config: this.config(withBackup), workDir }, ENGINE);
     return this.stack;
   }
 

@@ -209,7 +209,7 @@ export class Datacenter extends pulumi.ComponentResource {
         settings: b, ssh, dbHosts: r.postgres.nodes, dataDir: r.postgres.dataDir, pgPort: r.postgres.pgPort, socketDir: SOCKET_DIR,
         cipherPass: pw("pgbackrestCipher"), caCertPem: pki.trustedCaPem,
         certs: Object.fromEntries(pgBackRestHosts.map((h) => [h.name, pki.peer(h.name, h.address)])),
-        after: [this.db],
+        after: [this.db], restApiPort: r.postgres.restApiPort,
       }, child);
     }
     // one table per component and host, each guarding only that component's ports

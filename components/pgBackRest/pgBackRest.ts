@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { CertPair, HostSpec, SshAccess, connectionFor, contentHash, installPackages, invalid, putFile, restartOnChange, runScript, serviceEnabled, sha256, shq, waitFor } from "../common";
 import { ResolvedPgBackRestSettings } from "./args";
 import * as r from "./render";
+import { REST_AUTH_PATH, restUrl } from "../patroniCluster/render";
 
 export interface PgBackRestArgs {
   /** Resolved `hastack:backup`. */
@@ -20,6 +21,8 @@ export interface PgBackRestArgs {
   readonly certs: Readonly<Record<string, CertPair>>;
   /** The cluster is up with archive_command set: the stanza, check and first backup wait for it. */
   readonly after: readonly pulumi.Resource[];
+  /** Patroni's REST API port on the database hosts (the archive release below PATCHes /config there). */
+  readonly restApiPort: number;
 }
 
 /** The passphrase reaches an INI line: one line, no surrounding spaces, long enough for AES keys derived from it. */
@@ -98,6 +101,17 @@ export class PgBackRest extends pulumi.ComponentResource {
       const reload = restartOnChange(repo.n(`${kind}-reload`), repo.conn, "systemctl daemon-reload", [sha256(units.service, units.timer)], o([svc, tmr]));
       return serviceEnabled(repo.n(`${kind}-timer-enabled`), repo.conn, `${unit}.timer`, o([reload, first]));
     });
+
+    // hastack:backup removed from the config: Patroni's PATCH then leaves archive_command as it was (a PATCH only
+    // changes the keys it names), so every WAL segment would fail to archive and pile up in pg_wal until the disk is
+    // full. Deleting this step (it exists only while the component does) sets archive_command to /bin/true: WAL is
+    // recycled again, with no archive. Put hastack:backup back and the PATCH names pgBackRest's command again.
+    const db0 = args.dbHosts[0];
+    runScript(`${name}-archive-release`, {
+      connection: connectionFor(db0, args.ssh),
+      create: "echo 'WAL goes to pgBackRest while hastack:backup is set'",
+      delete: r.archiveReleaseScript(restUrl(db0, args.restApiPort), REST_AUTH_PATH),
+    }, o([...args.after]));
 
     this.healthGate = check;
     this.stanza = pulumi.output(s.stanza);

@@ -283,3 +283,17 @@ export function restorePreflightScript(port: number): string {
     `if systemctl is-active --quiet ${shq(restoredUnitName(port))}; then echo "refused: ${restoredUnitName(port)} is running already" >&2; exit 1; fi`,
   ].join("\n");
 }
+
+/**
+ * When hastack:backup leaves the config: archive_command becomes /bin/true through the local member's REST API
+ * (credentials from its 0600 curl file), so WAL no longer piles up for an archive that is gone. Fails loudly if
+ * Patroni refuses: a silent miss would fill the disk.
+ */
+export function archiveReleaseScript(rest: string, authFile: string): string {
+  return [
+    `curl -sf --max-time 30 -K ${shq(authFile)} -XPATCH -H 'Content-Type: application/json' -d @- ${shq(`${rest}/config`)} >/dev/null <<'HASTACK_JSON'`,
+    JSON.stringify({ postgresql: { parameters: { archive_command: "/bin/true" } } }),
+    "HASTACK_JSON",
+    "echo 'hastack:backup removed: archive_command is /bin/true (WAL is no longer archived)'",
+  ].join("\n");
+}

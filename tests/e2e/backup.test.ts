@@ -2,7 +2,8 @@
 // real engine: `pulumi up` with hastack:backup (stanza created once, check, a first full backup, timers), a full
 // backup from the timer's own service taken from a replica, a writer's acknowledged rows around a target time,
 // `npm run restore -- --to <target>` into a new PostgreSQL beside the cluster checked row by row, a refused restore
-// into a directory that is not empty, a second `up` that changes nothing, and archiving after a switchover.
+// into a directory that is not empty, a second `up` that changes nothing, archiving after a switchover, and last
+// hastack:backup removed (archive_command /bin/true: WAL recycled, not piled up).
 // Needs root (nspawn VMs).
 import axios from "axios";
 import { changes } from "../../engine/automation";
@@ -99,5 +100,29 @@ describe("pgBackRest backups and a point-in-time restore (needs root: nspawn VMs
     expect(res.status).toBe(200);
     await until(`${candidate} leading a healthy cluster`, async () => { const ms = await cluster(); return leaderOf(ms) === candidate && healthy(ms); }, 120, 2000);
     expect(await ssh(REPO_HOST.name, `runuser -u postgres -- pgbackrest --stanza=${STANZA} check >/dev/null && echo ok`, 180000)).toBe("ok");
+  });
+
+  it("hastack:backup removed: the up sets archive_command to /bin/true, so WAL is recycled, not piled up for an archive that is gone; a second up changes nothing", async () => {
+    const leader = leaderOf(await cluster())!;
+    const sql = (q: string) => ssh(leader, `cd /tmp && runuser -u postgres -- psql -X -qAt -d postgres -c ${JSON.stringify(q)}`);
+    expect(await sql("show archive_command")).toMatch(/pgbackrest/);
+    await lab.open(false);
+    const r = await lab.stack.up(lab.out);
+    expect(r.summary.result).toBe("succeeded");
+    await until("archive_command /bin/true on the leader", async () => (await sql("show archive_command")) === "/bin/true", 60, 2000);
+    // the archiver takes each segment (into nothing): the first switch shows it runs the new command (an attempt of
+    // the old one may still fail while it is reloaded), the second that it fails no more; nothing waits in archive_status
+    const switched = async () => {
+      await sql("create table if not exists wal_filler (x int); insert into wal_filler values (1)");
+      const segment = await sql("select pg_walfile_name(pg_switch_wal())");
+      await until(`${segment} archived`, async () => (await sql("select last_archived_wal from pg_stat_archiver")) >= segment, 90, 2000);
+    };
+    await switched();
+    const failedBefore = Number(await sql("select failed_count from pg_stat_archiver"));
+    await switched();
+    expect(Number(await sql("select failed_count from pg_stat_archiver"))).toBe(failedBefore);
+    expect(await ssh(leader, "ls /var/lib/postgresql/15/main/pg_wal/archive_status | grep -c '\\.ready$' || true")).toBe("0");
+    const again = await lab.stack.up(lab.out);
+    expect(changes(again.summary.resourceChanges)).toEqual({});
   });
 });

@@ -10,7 +10,7 @@ beforeAll(async () => {
   const certs = Object.fromEntries([...DB, settings.repoHost].map((h) => [h.name, { certPem: `cert-${h.name}`, keyPem: pulumi.secret(`key-${h.name}`) }]));
   new PgBackRest("bk", {
     settings, ssh: { privateKey: pulumi.secret("KEY"), user: "root", port: 22 }, dbHosts: DB, dataDir: "/var/lib/postgresql/15/main",
-    pgPort: 5432, socketDir: "/var/run/postgresql", cipherPass: pulumi.secret(CIPHER), caCertPem: "ca", certs, after: [],
+    pgPort: 5432, socketDir: "/var/run/postgresql", cipherPass: pulumi.secret(CIPHER), caCertPem: "ca", certs, after: [], restApiPort: 8009,
   });
   await settle(300);
 });
@@ -55,5 +55,14 @@ describe("PgBackRest wiring", () => {
     expect(byName("bk-repo1-stanza").inputs.delete).toBeUndefined();
     expect(byName("bk-repo1-check").inputs.create).toContain("pgbackrest --stanza='main' --log-level-console=info check");
     expect(byName("bk-repo1-first-backup").inputs.create).toContain("pgbackrest-backup \"$st\" full");
+  });
+
+  it("releases archiving when the component goes (hastack:backup removed): its delete PATCHes archive_command to /bin/true on the first member", () => {
+    const rel = byName("bk-archive-release").inputs;
+    expect(rel.create).not.toContain("PATCH");
+    expect(rel.delete).toContain("-XPATCH");
+    expect(rel.delete).toContain("'http://10.0.0.11:8009/config'");
+    expect(rel.delete).toContain('{"postgresql":{"parameters":{"archive_command":"/bin/true"}}}');
+    expect(rel.delete).toContain("-K '/etc/patroni/hastack-rest.curl'");
   });
 });
