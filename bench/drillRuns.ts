@@ -3,7 +3,8 @@
 // writes, its longest pause, the up's duration) when HASTACK_DRILL_RECORD names a file; a run whose test failed still
 // counts the drills it recorded and is reported as failed. Needs root (nspawn VMs). Writes bench/results-<name>.{md,json}.
 //   --file tests/e2e/scale.test.ts (default) → results-scale: scale out 3 → 5, scale in with the leader, password rotation
-//   --file tests/e2e/redisGroups.test.ts      → results-redis-day2: kv scale-in without its master, kv secret rotation
+//   --file tests/e2e/redisGroups.test.ts      → results-redis-day2: kv scale-in without its master, kv secret rotation,
+//                                                kv application password rotated with the previous one kept, then dropped
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -31,7 +32,9 @@ const FILES: Record<string, { name: string; about: string[] }> = {
   "tests/e2e/redisGroups.test.ts": { name: "redis-day2", about: [
     "# Day-2 drills on the Redis groups lab: scale-in without the master, secret rotation", "",
     "Each run is one pass of `tests/e2e/redisGroups.test.ts` on fresh VMs (groups pubsub and kv, each with its HAProxy and VIP;",
-    "kv grows to 4 nodes, then shrinks without its master's node; then kv's own password and its VIP's auth_pass are rotated);",
+    "kv grows to 4 nodes, then shrinks without its master's node; then kv's own password and its VIP's auth_pass are rotated;",
+    "then kv's application password is rotated with the previous one kept, the writer still on the old one, and in a",
+    "second up the previous one is dropped; since 2026-11-29 16:30 a password change reaches Redis at runtime, no restart);",
     "a writer through kv's VIP, a SET every 50 ms on a new connection each (bench/redis_writer.py), from 3 s before the `up`",
     "until 3 s after it. Pause: the longest gap between acknowledged writes. Lost: acknowledged keys missing afterwards.",
     "Up: the `pulumi up` with its set-up (the stack's config)."] },
