@@ -6,10 +6,9 @@
 //   node_modules, then HASTACK_WRITE_COMPAT_FIXTURE=1 npx jest tests/unit/appTier.compat.test.ts   (in /tmp/base)
 // Inputs are compared by hash (they hold scripts and secrets); a differing resource is named in the failure. New
 // dependencies (a node's start after the tables' admit steps, a table's load after nginx) are no inputs: no change.
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { installMocks, recorded, resetRecorded, settle } from "./mocks";
+import { hastackConfig, programFingerprint } from "./compat";
 
 const FIXTURE = path.join(__dirname, "__fixtures__", "app-tier-before-scaling.json");
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -36,19 +35,11 @@ function config(): Record<string, string> {
     firewall: { adminSources: ["192.168.1.10/32"] },
     passwords: PASSWORDS,
   };
-  return Object.fromEntries(Object.entries(c).map(([k, v]) => [`hastack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+  return hastackConfig(c);
 }
 
-const hash = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex").slice(0, 16);
-
 async function fingerprint(): Promise<Record<string, string>> {
-  resetRecorded();
-  jest.resetModules();
-  await installMocks(config(), "hastack", "dc");
-  const { program } = await import("../../stacks/program");
-  await program();
-  await settle(200);
-  return Object.fromEntries(recorded.map((r) => [r.urn, hash(r.inputs)]).sort(([a], [b]) => a.localeCompare(b)));
+  return programFingerprint(config());
 }
 
 describe("a stack with an app tier registers what it did before the app-tier scaling work", () => {

@@ -6,10 +6,10 @@
 //   node_modules, then HASTACK_WRITE_COMPAT_FIXTURE=1 npx jest tests/unit/keepalivedAuthRotation.compat.test.ts   (in /tmp/base)
 // Inputs are compared by hash (they hold scripts and secrets); a differing resource is named in the failure. New
 // dependencies (a keepalived file after every node's quiesce, a rolling restart after the resumes) are no inputs.
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { installMocks, recorded, resetRecorded, settle } from "./mocks";
+import { hastackConfig, programFingerprint } from "./compat";
+import { recorded } from "./mocks";
 
 const FIXTURE = path.join(__dirname, "__fixtures__", "vrrp2-pairs-before-auth-rotation.json");
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -33,19 +33,11 @@ function config(): Record<string, string> {
     firewall: { adminSources: ["192.168.1.10/32"] },
     passwords: PASSWORDS,
   };
-  return Object.fromEntries(Object.entries(c).map(([k, v]) => [`hastack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+  return hastackConfig(c);
 }
 
-const hash = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex").slice(0, 16);
-
 async function fingerprint(): Promise<Record<string, string>> {
-  resetRecorded();
-  jest.resetModules();
-  await installMocks(config(), "hastack", "dc");
-  const { program } = await import("../../stacks/program");
-  await program();
-  await settle(200);
-  return Object.fromEntries(recorded.map((r) => [r.urn, hash(r.inputs)]).sort(([a], [b]) => a.localeCompare(b)));
+  return programFingerprint(config());
 }
 
 describe("VRRPv2 PgBouncer and nginx pairs register what they did before the auth_pass change's steps", () => {

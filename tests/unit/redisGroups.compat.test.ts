@@ -4,10 +4,9 @@
 //   git archive 55e9de5 | tar -x -C /tmp/base && cp this file there, link node_modules, then
 //   HASTACK_WRITE_COMPAT_FIXTURE=1 npx jest tests/unit/redisGroups.compat.test.ts   (in /tmp/base)
 // Inputs are compared by hash (they hold scripts and secrets); a differing resource is named in the failure.
-import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
-import { installMocks, recorded, resetRecorded, settle } from "./mocks";
+import { hastackConfig, programFingerprint } from "./compat";
 import { certFixtures } from "./certFixtures";
 
 const FIXTURE = path.join(__dirname, "__fixtures__", "redis-single-form.json");
@@ -30,20 +29,12 @@ function config(): Record<string, string> {
     passwords: PASSWORDS,
     certificates: { caCertPem: certFixtures().caCertPem },
   };
-  return Object.fromEntries(Object.entries(c).map(([k, v]) => [`hastack:${k}`, typeof v === "string" ? v : JSON.stringify(v)]));
+  return hastackConfig(c);
 }
 
-const hash = (v: unknown) => crypto.createHash("sha256").update(JSON.stringify(v)).digest("hex").slice(0, 16);
-
+// the Redis group's resources and the firewall tables on its hosts: what the list form could have moved
 async function fingerprint(): Promise<Record<string, string>> {
-  resetRecorded();
-  jest.resetModules();
-  await installMocks(config(), "hastack", "dc");
-  const { program } = await import("../../stacks/program");
-  await program();
-  await settle(200);
-  // the Redis group's resources and the firewall tables on its hosts: what the list form could have moved
-  return Object.fromEntries(recorded.filter((r) => /-cache[-]|rd\d/.test(r.name)).map((r) => [r.urn, hash(r.inputs)]).sort(([a], [b]) => a.localeCompare(b)));
+  return programFingerprint(config(), (n) => /-cache[-]|rd\d/.test(n));
 }
 
 describe("hastack:redis in the single-object form registers what it did before the list form", () => {
