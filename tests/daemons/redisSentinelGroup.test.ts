@@ -133,7 +133,7 @@ describe("RedisSentinelGroup rendered files on the real daemons (needs root)", (
     // a reboot right after a failover starts Redis from exactly this file
     const reboot = spawnSync("sh", ["-euc", renderRedisManagedCheck()], { env: { ...process.env, NEW: main }, encoding: "utf8" });
     expect({ status: reboot.status, stderr: reboot.status === 0 ? "" : reboot.stderr }).toEqual({ status: 0, stderr: "" });
-    const strip = renderRedisApplyScript().split("\n")[0].replace(REDIS_PATHS.main, main);
+    const strip = renderRedisApplyScript().split("\n").find((l) => l.startsWith("sed -i -E"))!.replace(REDIS_PATHS.main, main);
     expect(spawnSync("sh", ["-euc", strip]).status).toBe(0);
     const after = fs.readFileSync(main, "utf8");
     expect(after).not.toMatch(/^(requirepass|masterauth|port|bind|dir|user default) /m);
