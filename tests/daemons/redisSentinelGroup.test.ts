@@ -439,7 +439,9 @@ describe("a Redis Sentinel group of three on loopback addresses, as on the hosts
     expect(master).not.toBe(firstNode);
     for (const p of sentinels) p.kill("SIGTERM");
     await stopRedis(firstNode);
-    await waitUntil("the master to see one replica", () => info(master).includes("connected_slaves:1"), 15000);
+    // up to 60 s: under load the other replica may still be syncing after the failover drill before (a run at load ~8
+    // beside CI, 2026-11-29, timed out at 15 s here once in three)
+    await waitUntil("the master to see one replica", () => info(master).includes("connected_slaves:1"), 60000);
     for (let i = 0; i < 20; i++) expect(cliAt(master, g.port, ["set", `newer:${i}`, "x"], APP, "app")).toBe("OK");
     const other = G.find((h) => h !== master && h !== firstNode)!;
     await waitUntil("the other replica to have the newer data", () => cliAt(other, g.port, ["get", "newer:19"]) === "x");
