@@ -1,6 +1,7 @@
 // Pure renderers for pgBackRest: plain values in, file contents and shell out (no Outputs here).
 import { HostSpec } from "../common/host";
 import { shq } from "../common/shell";
+import { patchConfigScript } from "../patroniCluster/render";
 import { ResolvedPgBackRestSettings } from "./args";
 
 /** Debian's pgbackrest reads this when it exists (its own default is the older /etc/pgbackrest.conf). */
@@ -291,7 +292,7 @@ export function restorePreflightScript(port: number): string {
  */
 export function archiveReleaseScript(rest: string, authFile: string): string {
   return [
-    `curl -sf --max-time 30 -K ${shq(authFile)} -XPATCH -H 'Content-Type: application/json' -d @- ${shq(`${rest}/config`)} >/dev/null <<'HASTACK_JSON'`,
+    `${patchConfigScript(rest, authFile)} <<'HASTACK_JSON'`,
     JSON.stringify({ postgresql: { parameters: { archive_command: "/bin/true" } } }),
     "HASTACK_JSON",
     "echo 'hastack:backup removed: archive_command is /bin/true (WAL is no longer archived)'",

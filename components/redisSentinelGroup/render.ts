@@ -205,11 +205,15 @@ export interface RedisAclParams {
  * into redis.conf, where they would duplicate and break the next start. A previous application password (given while
  * clients move to a rotated one) opens the application's user too, until a later up leaves it out.
  */
+/** The application user's password hashes as ACL rules (`#…`): the password, and the previous one while it is given. */
+export function appPasswordHashes(appPassword: string, appPrevious?: string): string {
+  return [appPassword, ...(appPrevious === undefined || appPrevious === appPassword ? [] : [appPrevious])].map((pw) => `#${sha256hex(pw)}`).join(" ");
+}
+
 export function renderRedisAcl(p: RedisAclParams, appPassword: string, internalPassword: string, appPrevious?: string): string {
-  const appHashes = [appPassword, ...(appPrevious === undefined || appPrevious === appPassword ? [] : [appPrevious])].map((pw) => `#${sha256hex(pw)}`);
   return [
     `user default on #${sha256hex(internalPassword)} ~* &* +@all`,
-    `user ${p.appUser} on ${appHashes.join(" ")} ~* &* ${p.appCommands.join(" ")}`,
+    `user ${p.appUser} on ${appPasswordHashes(appPassword, appPrevious)} ~* &* ${p.appCommands.join(" ")}`,
     `user ${SENTINEL_USER} on #${sha256hex(sentinelAuthPass(internalPassword))} ${SENTINEL_ACL}`,
     `user ${CHECK_USER} on #${sha256hex(checkAuthPass(internalPassword))} -@all +ping +info`,
     "",

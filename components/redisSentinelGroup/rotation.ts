@@ -18,7 +18,7 @@
 // but masterauth, which Redis needs in clear, and the derived hex logins.
 import { createHash, createHmac } from "crypto";
 import { shq } from "../common/shell";
-import { CHECK_USER, SENTINEL_USER, checkAuthPass, redisQuote, sentinelAuthPass } from "./render";
+import { CHECK_USER, SENTINEL_USER, appPasswordHashes, checkAuthPass, redisQuote, sentinelAuthPass } from "./render";
 
 /** The password Sentinels log in to each other with once a rotation ran (hex: written unquoted by Sentinel). */
 export function sentinelPeerPass(internalPassword: string): string {
@@ -41,8 +41,7 @@ const hashOf = (v: string) => `#${createHash("sha256").update(v).digest("hex")}`
  */
 export function rotationStdin(phase: RotationPhase, p: RotationParams, internal: string, app: string, appPrevious?: string): string {
   // the application's previous password, when given, stays accepted through the drop (clients move at their own pace)
-  const appHashes = [app, ...(appPrevious === undefined || appPrevious === app ? [] : [appPrevious])].map(hashOf).join(" ");
-  const users: [string, string][] = [["default", hashOf(internal)], [p.appUser, appHashes], [SENTINEL_USER, hashOf(sentinelAuthPass(internal))],
+  const users: [string, string][] = [["default", hashOf(internal)], [p.appUser, appPasswordHashes(app, appPrevious)], [SENTINEL_USER, hashOf(sentinelAuthPass(internal))],
     [CHECK_USER, hashOf(checkAuthPass(internal))]];
   // Sentinel's default user: hastack's scripts log in with the password itself, other Sentinels with the derived one
   const sentinelDefault = `${hashOf(internal)} ${hashOf(sentinelPeerPass(internal))}`;
