@@ -100,7 +100,9 @@ export class BackupLab {
       "hastack:firewall": obj({ adminSources: ["10.213.21.1/32"] }),
       ...(withBackup ? { "hastack:backup": obj({ repoHost: REPO_HOST, retentionFull: 2, archiveTimeoutSeconds: 60 }) } : {}),
       ...secretLeaves("hastack:passwords", this.passwords),
-      ...secretLeaves("hastack:certificates", this.certs),
+      // without backups the pgBackRest hosts' certificates go too: the preview refuses a server certificate for a host
+      // that serves no TLS, naming its key (hastack:certificates.servers.<host>-pgbackrest)
+      ...secretLeaves("hastack:certificates", withBackup ? this.certs : { caCertPem: this.certs.caCertPem }),
     };
   }
 
