@@ -11,20 +11,32 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit -p .
 tmp=$(mktemp -d /tmp/hastack-test.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+# the streams' whole logs and jest's JSON stay after the run (CI keeps only the tail of the output), replaced by the next run
+keep=${HASTACK_TEST_KEEP:-/var/tmp/hastack-test-last}
+trap 'rm -rf "$keep"; mkdir -p "$keep"; cp "$tmp"/* "$keep"/ 2>/dev/null; rm -rf "$tmp"' EXIT
 
 counts() { node -e 'const r=require(process.argv[1]); console.log(`${process.argv[2]}${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$1" "${2:-}" || true; }
 # The failed tests again, last, with the head of each message: CI keeps only the tail of the output, and stream A's
 # own output (which would name them) comes first
+# (a failed `pulumi up` puts the engine's whole output in its message: after the first 25 lines come the lines
+# that say what failed: the engine's Diagnostics section (each failed step's stderr), else its "error:" lines)
 failures() { node -e '
   const r = require(process.argv[1]);
+  const brief = (msg) => {
+    const lines = String(msg).split("\n");
+    const head = lines.slice(0, 25);
+    const diag = lines.findIndex((l, i) => i >= 25 && /^\s*Diagnostics:/.test(l));
+    const why = diag >= 0 ? lines.slice(diag, diag + 40)
+      : lines.slice(25).filter((l) => /error:|failed|refused|timed out|Command \(/i.test(l)).slice(-30);
+    return [...head, ...(why.length ? ["[… the lines after that which say what failed:]", ...why] : [])].join("\n  ");
+  };
+  // with a third argument "short": one line each, the test and the first line that says what failed
+  const short = (msg) => { const l = String(msg).split("\n"); return (l.find((x) => /^\s*error: /.test(x) && !/update failed/.test(x)) || l[0]).trim(); };
+  const say = (name, msg) => console.log(process.argv[3] === "short" ? `FAILED ${process.argv[2]}${name}: ${short(msg)}` : `FAILED ${process.argv[2]}${name}:\n  ${brief(msg)}`);
   for (const f of r.testResults || []) {
-    if (f.status === "failed" && !(f.assertionResults || []).some((a) => a.status === "failed"))
-      console.log(`FAILED ${process.argv[2]}${f.name}: ${String(f.message).split("\n").slice(0, 25).join("\n  ")}`);
-    for (const a of f.assertionResults || [])
-      if (a.status === "failed")
-        console.log(`FAILED ${process.argv[2]}${a.fullName} (${f.name}):\n  ${a.failureMessages.join("\n").split("\n").slice(0, 25).join("\n  ")}`);
-  }' "$1" "${2:-}" || true; }
+    if (f.status === "failed" && !(f.assertionResults || []).some((a) => a.status === "failed")) say(f.name, f.message);
+    for (const a of f.assertionResults || []) if (a.status === "failed") say(`${a.fullName} (${f.name})`, a.failureMessages.join("\n"));
+  }' "$1" "${2:-}" "${3:-}" || true; }
 
 if [[ $# -gt 0 || ${HASTACK_TEST_SERIAL:-} == 1 ]]; then
   set +e
@@ -33,6 +45,7 @@ if [[ $# -gt 0 || ${HASTACK_TEST_SERIAL:-} == 1 ]]; then
   set -e
   failures "$tmp/all.json"
   counts "$tmp/all.json"
+  failures "$tmp/all.json" "" short
   exit $rc
 fi
 
@@ -72,4 +85,6 @@ failures "$tmp/c.json" "stream C: "
 counts "$tmp/a.json" "stream A: "
 counts "$tmp/b.json" "stream B: "
 counts "$tmp/c.json" "stream C: "
+for s in a b c; do failures "$tmp/$s.json" "stream ${s^^}: " short; done
+echo "(the streams' whole logs: $keep)"
 [[ $a_rc -eq 0 && $b_rc -eq 0 && $c_rc -eq 0 ]]

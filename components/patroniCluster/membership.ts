@@ -178,27 +178,50 @@ export const HAND_OVER_PY = [
  * pick another member the stack removes (seen in the scale lab: two removed, it chose the other one, and no
  * kept member led). A kept synchronous standby first (synchronous mode allows only that one), else the kept
  * replica with the least lag. Nothing to do on a first deploy (no REST API answers yet) or when a named member leads.
+ *
+ * Patroni's POST /switchover answers 503 "status unknown" when the switchover takes longer than its own short
+ * wait (a loaded host), and refuses one while the candidate lags or restarts; so whatever the answer, the script
+ * waits for a kept leader, and asks again (judging the candidate afresh) up to HAND_OVER_ATTEMPTS times.
  */
-export function handOverScript(nodes: readonly HostSpec[], restApiPort: number): string {
+export const HAND_OVER_ATTEMPTS = 4;
+export function handOverScript(nodes: readonly HostSpec[], restApiPort: number, waitSeconds = 60, pauseSeconds = 5): string {
   const urls = nodes.map((n) => `http://${n.address}:${restApiPort}`);
   const names = shq(nodes.map((n) => n.name).join(" "));
   return [
-    "cluster=''",
-    `for u in ${urls.map(shq).join(" ")}; do cluster=$(curl -sf --max-time 5 "$u/cluster") && break; done`,
-    "[ -n \"$cluster\" ] || exit 0",
-    `set -- $(printf '%s' "$cluster" | python3 -c ${shq(HAND_OVER_PY)} ${names})`,
+    `fetch() { for u in ${urls.map(shq).join(" ")}; do c=$(curl -sf --max-time 5 "$u/cluster") && { printf '%s' "$c"; return 0; }; done; return 1; }`,
+    `judge() { python3 -c ${shq(HAND_OVER_PY)} ${names} "$@"; }`,
+    "cluster=$(fetch) || exit 0",
+    `set -- $(printf '%s' "$cluster" | judge)`,
     "[ $# -eq 2 ] || exit 0",
-    "leaving=$1; candidate=$2",
-    `[ "$candidate" != - ] || { echo "the leader $leaving is a member the stack removes, and no member it keeps is a healthy replica to switch over to" >&2; exit 1; }`,
-    `echo "the leader $leaving is a member the stack removes: switching over to $candidate first"`,
-    `body=$(printf '{"leader": "%s", "candidate": "%s"}' "$leaving" "$candidate")`,
-    `curl -sf --max-time 60 -K ${REST_AUTH_PATH} -X POST -H 'Content-Type: application/json' -d "$body" ${shq(`${urls[0]}/switchover`)} >&2 \\`,
-    `  || { echo "the switchover from $leaving to $candidate was refused; switch over by hand (POST /switchover), then deploy again" >&2; exit 1; }`,
-    "for i in $(seq 120); do",
-    `  now=$(curl -sf --max-time 5 ${shq(`${urls[0]}/cluster`)} | python3 -c ${shq(HAND_OVER_PY)} ${names} led) && [ "$now" = yes ] && exit 0`,
-    "  sleep 1",
+    "attempt=0",
+    "while :; do",
+    "  attempt=$((attempt + 1))",
+    "  leaving=$1; candidate=$2",
+    `  if [ "$candidate" = - ]; then`,
+    `    echo "the leader $leaving is a member the stack removes, and no member it keeps is a healthy replica to switch over to (try $attempt of ${HAND_OVER_ATTEMPTS})" >&2`,
+    `    sleep ${pauseSeconds * 2}`,
+    "  else",
+    `    echo "the leader $leaving is a member the stack removes: switching over to $candidate first (try $attempt of ${HAND_OVER_ATTEMPTS})"`,
+    `    body=$(printf '{"leader": "%s", "candidate": "%s"}' "$leaving" "$candidate")`,
+    `    answer=$(curl -s --max-time 60 -K ${REST_AUTH_PATH} -X POST -H 'Content-Type: application/json' -d "$body" -w ' (HTTP %{http_code})' ${shq(`${urls[0]}/switchover`)} 2>&1) || true`,
+    `    echo "Patroni: $answer" >&2`,
+    // a refusal leaves the leader where it was; "status unknown" means the switchover may still be under way
+    `    for i in $(seq ${waitSeconds}); do`,
+    `      now=$(fetch | judge led) && [ "$now" = yes ] && exit 0`,
+    "      sleep 1",
+    "    done",
+    "  fi",
+    `  if [ "$attempt" -ge ${HAND_OVER_ATTEMPTS} ]; then`,
+    `    echo "no member the stack names leads after ${HAND_OVER_ATTEMPTS} tries to switch over from $leaving; switch over by hand (POST /switchover), then deploy again" >&2`,
+    "    exit 1",
+    "  fi",
+    `  sleep ${pauseSeconds}`,
+    "  cluster=$(fetch) || continue",
+    `  now=$(printf '%s' "$cluster" | judge led) && [ "$now" = yes ] && exit 0`,
+    // no leader at this moment (a switchover finishing): keep the last judgement and look again
+    `  next=$(printf '%s' "$cluster" | judge)`,
+    `  [ -z "$next" ] || set -- $next`,
     "done",
-    `echo "no member the stack names leads 120 s after the switchover from $leaving to $candidate" >&2; exit 1`,
   ].join("\n");
 }
 
