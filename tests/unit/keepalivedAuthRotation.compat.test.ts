@@ -62,6 +62,8 @@ describe("VRRPv2 PgBouncer and nginx pairs register what they did before the aut
     expect(Object.keys(now).length).toBeGreaterThan(150);
     expect(Object.keys(now)).toEqual(Object.keys(before));
     const differing = Object.keys(now).filter((u) => now[u] !== before[u]);
-    expect(differing).toEqual([]);
+    // changed on purpose since: the PostgreSQL scale-in hand-over's retries (patroniCluster/membership.ts; on an
+    // upgrade it runs once, finds a member the stack names leading and does nothing)
+    expect(differing).toEqual(["urn:pulumi:dc::hastack::command:remote:Command::dc-db-pg1-hand-over"]);
   }, 240000); // the whole program under mocks: ~10 s alone, ~55 s on a loaded 2-core machine
 });
