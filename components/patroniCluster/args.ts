@@ -14,11 +14,14 @@ export const FailoverProfiles = {
    */
   fast: { ttl: 20, loopWait: 4, retryTimeout: 8 },
   /**
-   * For a write outage of about 10 s on a leader crash: the leader key expires 8 s after its last
-   * renewal. False failovers follow any etcd/PostgreSQL stall over ~3 s. Debian 12's Patroni 3.0.2
-   * accepts it; later Patroni releases raise a ttl below 20 to 20, so this profile is then `fast`-like.
+   * For a write outage under 10 s on a leader crash (bench/results-leader-crash.md): the leader key
+   * expires 7 s after its last renewal (the least loop_wait 1 and retry_timeout 3 allow), then the
+   * leader race waits 2 s for the dead member's REST API (fixed in Patroni). A leader that cannot
+   * renew its key for 7 s (a starved VM) loses it, and any etcd/PostgreSQL stall over ~3 s demotes
+   * it. Debian 12's Patroni 3.0.2 accepts it; later Patroni releases raise a ttl below 20 to 20,
+   * so this profile is then `fast`-like.
    */
-  aggressive: { ttl: 8, loopWait: 1, retryTimeout: 3 },
+  aggressive: { ttl: 7, loopWait: 1, retryTimeout: 3 },
 } as const;
 
 export type FailoverProfile = keyof typeof FailoverProfiles;
@@ -61,7 +64,7 @@ export interface PatroniClusterSettings {
   readonly replicationUser?: string;
   /** pg_rewind role. @default "rewind" */
   readonly rewindUser?: string;
-  /** Failover timing preset: "default" (ttl 30, loop_wait 10, retry_timeout 10), "fast" (ttl 20, loop_wait 4, retry_timeout 8) or "aggressive" (ttl 8, loop_wait 1, retry_timeout 3); see FailoverProfiles for the trade-offs. @default "default" */
+  /** Failover timing preset: "default" (ttl 30, loop_wait 10, retry_timeout 10), "fast" (ttl 20, loop_wait 4, retry_timeout 8) or "aggressive" (ttl 7, loop_wait 1, retry_timeout 3); see FailoverProfiles for the trade-offs. @default "default" */
   readonly failoverProfile?: FailoverProfile;
   /** Leader key TTL in seconds; overrides the profile. @default from failoverProfile */
   readonly ttl?: number;
@@ -234,8 +237,8 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
   const loopWait = get("loopWait", profile.loopWait as number);
   const retryTimeout = get("retryTimeout", profile.retryTimeout as number);
   checkRules([
-    // Patroni 3.0.2 (Debian 12) accepts any ttl; 8 is our floor (later releases raise anything below 20 to 20)
-    { field: f("ttl"), given: ttl, ok: isInt(ttl, 8, 3600), accepted: "whole seconds from 8 to 3600" },
+    // Patroni 3.0.2 (Debian 12) accepts any ttl; 7 = loop_wait 1 + 2 × retry_timeout 3, the floors below (later releases raise anything below 20 to 20)
+    { field: f("ttl"), given: ttl, ok: isInt(ttl, 7, 3600), accepted: "whole seconds from 7 to 3600" },
     { field: f("loopWait"), given: loopWait, ok: isInt(loopWait, 1, 600), accepted: "whole seconds from 1 to 600" },
     { field: f("retryTimeout"), given: retryTimeout, ok: isInt(retryTimeout, 3, 600), accepted: "whole seconds from 3 to 600" },
   ]);

@@ -66,7 +66,10 @@ export function renderHaproxyCfg(p: HaproxyCfgParams): string {
     "    mode tcp",
     "    option tcplog",
     "    retries 2",
-    "    timeout connect 4s",
+    // the members are on the proxies' own LAN: a connect takes a millisecond. A longer timeout made a
+    // PgBouncer login that started as the leader crashed hang on it (× 3 tries: 12 s, issue 12), and
+    // PgBouncer opens no other server connection while one is in progress
+    "    timeout connect 1s",
     // long idle sessions are normal for pooled DB connections; PgBouncer recycles them itself
     "    timeout client 30m",
     "    timeout server 30m",
@@ -80,7 +83,8 @@ export function renderHaproxyCfg(p: HaproxyCfgParams): string {
     "    http-check expect status 200",
     // clients of a demoted primary are cut off instead of writing into a replica-to-be
     // fastinter: while a server changes state it is checked every 250 ms, so a new leader is used within ~0.5 s
-    "    default-server inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions",
+    // downinter: a DOWN member (a replica, or the leader-to-be) is checked every 500 ms, so a promotion is seen sooner
+    "    default-server inter 1s downinter 500ms fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions",
     ...p.members.map((m) => `    server ${plain("member name", m.name)} ${plain("member address", m.address)}:${p.pgPort} check port ${p.restApiPort}`),
     ...(p.backupMembers ?? []).map((m) =>
       `    server ${plain("member name", m.name)} ${plain("member address", m.address)}:${m.pgPort} check port ${m.restApiPort} backup`),

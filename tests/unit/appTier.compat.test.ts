@@ -8,7 +8,7 @@
 // dependencies (a node's start after the tables' admit steps, a table's load after nginx) are no inputs: no change.
 import * as fs from "fs";
 import * as path from "path";
-import { hastackConfig, programFingerprint } from "./compat";
+import { haproxyCfgSteps, hastackConfig, leaderOffSteps, programFingerprint } from "./compat";
 
 const FIXTURE = path.join(__dirname, "__fixtures__", "app-tier-before-scaling.json");
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -63,7 +63,10 @@ describe("a stack with an app tier registers what it did before the app-tier sca
     const pairs = ["dc-proxy-px1", "dc-proxy-px2", "dc-edge-ngx1", "dc-edge-ngx2"].flatMap((p) => ["quiesce", "apply", "resume"]
       .map((step) => `urn:pulumi:dc::hastack::command:remote:Command::${p}-keepalived-${step}`));
     expect(pairs.filter((u) => u in all)).toEqual(pairs);
-    const added = [...admit, ...rotation, ...pairs];
+    // and each PostgreSQL member's etcd-leader-off steps (patroniCluster/etcdLeaderOff.ts)
+    const leaderOff = leaderOffSteps("dc", ["pg1", "pg2", "pg3"]);
+    expect(leaderOff.filter((u) => u in all)).toEqual(leaderOff);
+    const added = [...admit, ...rotation, ...pairs, ...leaderOff];
     const now = Object.fromEntries(Object.entries(all).filter(([u]) => !added.includes(u)));
     const before: Record<string, string> = JSON.parse(fs.readFileSync(FIXTURE, "utf8"));
     expect(Object.keys(now).length).toBeGreaterThan(200);
@@ -71,8 +74,8 @@ describe("a stack with an app tier registers what it did before the app-tier sca
     const differing = Object.keys(now).filter((u) => now[u] !== before[u]);
     // changed on purpose: the Redis apply step's runtime path and update script (see redisGroups.compat.test.ts), and
     // the PostgreSQL scale-in hand-over's retries (patroniCluster/membership.ts; on upgrade it runs once and finds
-    // a member the stack names leading, so it does nothing)
+    // a member the stack names leading, so it does nothing), and HAProxy's timeouts (haproxyCfgSteps)
     expect(differing).toEqual([...["rd1", "rd2", "rd3"].map((h) => `urn:pulumi:dc::hastack::command:remote:Command::dc-cache-${h}-redis-restart`),
-      "urn:pulumi:dc::hastack::command:remote:Command::dc-db-pg1-hand-over"].sort());
+      "urn:pulumi:dc::hastack::command:remote:Command::dc-db-pg1-hand-over", ...haproxyCfgSteps("dc", ["px1", "px2"])].sort());
   }, 240000); // the whole program under mocks: ~10 s alone, ~55 s on a loaded 2-core machine
 });

@@ -21,3 +21,18 @@ export async function programFingerprint(config: Record<string, string>, keep: (
   await settle(200);
   return Object.fromEntries(recorded.filter((r) => keep(r.name)).map((r) => [r.urn, hash(r.inputs)]).sort(([a], [b]) => a.localeCompare(b)));
 }
+
+/**
+ * The etcd-leader-off steps (patroniCluster/etcdLeaderOff.ts) each PostgreSQL member gained after the compat fixtures
+ * were written: new resources, created once on an upgrade (files, daemon-reload, the timer on).
+ */
+export const leaderOffSteps = (stack: string, hosts: string[]): string[] => hosts.flatMap((h) =>
+  ["script", "service", "timer", "reload", "on"].map((s) => `urn:pulumi:${stack}::hastack::command:remote:Command::${stack}-db-${h}-etcd-leader-off-${s}`));
+
+/**
+ * The PgBouncer pair's steps whose inputs follow haproxy.cfg: its text changed on purpose after the fixtures were
+ * written (timeout connect 1s, downinter 500ms: the leader-crash work), so an upgrade reloads HAProxy on each proxy
+ * (a graceful reload) and runs the pair's health steps again.
+ */
+export const haproxyCfgSteps = (stack: string, proxies: string[]): string[] => proxies.flatMap((h) =>
+  ["haproxy-cfg", "haproxy-reload", "healthy", "vip-answers", "vip-held"].map((s) => `urn:pulumi:${stack}::hastack::command:remote:Command::${stack}-proxy-${h}-${s}`));

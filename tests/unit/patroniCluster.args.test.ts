@@ -29,6 +29,12 @@ describe("resolvePatroniClusterSettings", () => {
     expect([mixed.ttl, mixed.loopWait, mixed.retryTimeout]).toEqual([25, 4, 10]);
   });
 
+  it("takes the aggressive profile at the floor Patroni's rule allows (ttl = loopWait + 2 × retryTimeout)", () => {
+    const a = resolvePatroniClusterSettings(ok({ failoverProfile: "aggressive" }), SUBNET);
+    expect(a.ttl).toBe(a.loopWait + 2 * a.retryTimeout);
+    expect(resolve({ failoverProfile: "aggressive", ttl: 6 })).toThrow("Invalid hastack:postgres.ttl: got 6; expected whole seconds from 7 to 3600.");
+  });
+
   it("accepts five nodes", () => {
     const five = [...nodes, { name: "pg4", address: "10.213.7.14" }, { name: "pg5", address: "10.213.7.15" }];
     expect(resolvePatroniClusterSettings({ nodes: five }, SUBNET).nodes).toHaveLength(5);
@@ -99,7 +105,7 @@ describe("resolvePatroniClusterSettings", () => {
     expect(resolve({ failoverProfile: "turbo" })).toThrow('Invalid hastack:postgres.failoverProfile: got "turbo"; expected one of "default", "fast", "aggressive".');
   });
   it("fails if ttl is below the supported minimum", () => {
-    expect(resolve({ ttl: 7 })).toThrow("Invalid hastack:postgres.ttl: got 7; expected whole seconds from 8 to 3600.");
+    expect(resolve({ ttl: 6 })).toThrow("Invalid hastack:postgres.ttl: got 6; expected whole seconds from 7 to 3600.");
   });
   it("fails if loopWait is not a positive whole number", () => {
     expect(resolve({ loopWait: 0.5 })).toThrow("Invalid hastack:postgres.loopWait: got 0.5; expected whole seconds from 1 to 600.");

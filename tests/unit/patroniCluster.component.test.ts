@@ -56,6 +56,7 @@ beforeAll(async () => {
 });
 
 const STEPS = ["packages", "packaged-cluster-off", "cluster-name-guard", "data-dirs", "etcd-config", "etcd-service", "etcd-restart", "rest-auth", "etcdctl-env", "etcd-healthy",
+  "etcd-leader-off-script", "etcd-leader-off-service", "etcd-leader-off-timer", "etcd-leader-off-reload", "etcd-leader-off-on",
   "role-passwords", "patroni-config", "patroni-service", "patroni-reload", "app-database"];
 
 describe("PatroniCluster wiring", () => {
@@ -97,6 +98,10 @@ describe("PatroniCluster wiring", () => {
       // no member's config carries a new system password before the leader's roles have it (rotation.ts)
       expect(await depsOf(p("patroni-config"))).toEqual([p("etcd-healthy"), p("data-dirs"), p("packaged-cluster-off"), ...nodes.map((m) => `db-${m.name}-role-passwords`)]);
       expect(await depsOf(p("role-passwords"))).toEqual([p("packaged-cluster-off")]);
+      // the etcd-leader-off timer starts only once systemd has read its files
+      for (const f of ["script", "service", "timer"]) expect(await depsOf(p(`etcd-leader-off-${f}`))).toEqual([p("packages")]);
+      expect(await depsOf(p("etcd-leader-off-reload"))).toEqual(["script", "service", "timer"].map((f) => p(`etcd-leader-off-${f}`)));
+      expect(await depsOf(p("etcd-leader-off-on"))).toEqual([p("etcd-leader-off-reload")]);
       // a leaving leader's switchover needs its REST login, so that file goes after the service
       expect(await depsOf(p("patroni-service"))).toEqual([p("patroni-config"), p("rest-auth")]);
       expect(await depsOf(p("patroni-reload"))).toEqual([p("patroni-service")]);

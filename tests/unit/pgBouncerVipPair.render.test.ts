@@ -22,7 +22,8 @@ describe("haproxy.cfg", () => {
     expect(cfg).toContain("    bind 127.0.0.1:5000\n");
     expect(cfg).toContain("option httpchk OPTIONS /primary");
     expect(cfg).toContain("http-check expect status 200");
-    expect(cfg).toContain("default-server inter 1s fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions");
+    expect(cfg).toContain("default-server inter 1s downinter 500ms fastinter 250ms fall 2 rise 2 on-marked-down shutdown-sessions");
+    expect(cfg).toContain("timeout connect 1s");
     for (const m of members) expect(cfg).toContain(`server ${m.name} ${m.address}:5432 check port 8008`);
   });
 });
