@@ -82,6 +82,13 @@ export interface PatroniClusterSettings {
    * @default "1GB"
    */
   readonly maxSlotWalKeepSize?: string;
+  /**
+   * Names of members that must never lead (Patroni's `nofailover` tag; each is tagged `nosync` too, so in synchronous
+   * mode the standby a commit waits for is always one that may be promoted). Patroni 3.0.2 has no leader priority,
+   * so this is how a member on weaker hardware, or a site that must not lead, is kept a replica. At least two
+   * members must stay able to lead. @default []
+   */
+  readonly noFailover?: string[];
 }
 
 export const PatroniClusterDefaults = {
@@ -102,6 +109,7 @@ export const PatroniClusterDefaults = {
   synchronousMode: false,
   maxConnections: 200,
   maxSlotWalKeepSize: "1GB",
+  noFailover: [] as string[],
 } as const;
 
 /** Settings with every default applied, plus the stack subnet and derived values. */
@@ -127,6 +135,8 @@ export interface ResolvedPatroniClusterSettings {
   readonly synchronousMode: boolean;
   readonly maxConnections: number;
   readonly maxSlotWalKeepSize: string;
+  /** Members tagged nofailover and nosync. */
+  readonly noFailover: string[];
   /** Stack subnet (CIDR): pg_hba admits only it. */
   readonly subnet: string;
   /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
@@ -181,6 +191,7 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     synchronousMode: get("synchronousMode", d.synchronousMode),
     maxConnections: get("maxConnections", d.maxConnections),
     maxSlotWalKeepSize: get("maxSlotWalKeepSize", d.maxSlotWalKeepSize as string),
+    noFailover: get("noFailover", d.noFailover),
   };
   const f = (p: string) => `${K}.${p}`;
   checkRules([
@@ -248,6 +259,16 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     { field: f("maxConnections"), given: s.maxConnections, ok: isInt(s.maxConnections, 10, 10000), accepted: "a whole number from 10 to 10000" },
     { field: f("maxSlotWalKeepSize"), given: s.maxSlotWalKeepSize, ok: typeof s.maxSlotWalKeepSize === "string" && /^[1-9][0-9]{0,5}(MB|GB|TB)$/.test(s.maxSlotWalKeepSize),
       accepted: "a PostgreSQL size such as \"512MB\", \"1GB\" or \"1TB\" (a slot may never hold back unlimited WAL)" },
+  ]);
+  const noFailover = s.noFailover as unknown;
+  checkRules([{ field: f("noFailover"), given: noFailover, ok: Array.isArray(noFailover) && noFailover.every((x) => typeof x === "string"),
+    accepted: "a list of member names from hastack:postgres.nodes" }]);
+  const names = nodes.map((h) => h.name);
+  checkRules([
+    ...(noFailover as string[]).map((x, i) => ({ field: f(`noFailover[${i}]`), given: x, ok: names.includes(x) && (noFailover as string[]).indexOf(x) === i,
+      accepted: `the name of a member in hastack:postgres.nodes (${names.join(", ")}), each once` })),
+    { field: f("noFailover"), given: noFailover, ok: () => names.filter((x) => !(noFailover as string[]).includes(x)).length >= 2,
+      accepted: "a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to)" },
   ]);
   return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}` };
 }

@@ -229,7 +229,7 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       // a replica that fell behind what the leader keeps catches up from the archive
       ...(s.archive ? { recovery_conf: { restore_command: s.archive.restoreCommand } } : {}),
     },
-    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
+    tags: { nofailover: s.noFailover.includes(member.name), noloadbalance: false, clonefrom: false, nosync: s.noFailover.includes(member.name), [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
   };
   return "# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.\n" +
     yaml.dump(config, { lineWidth: -1, noRefs: true, quotingType: '"' });
