@@ -89,6 +89,17 @@ export interface PatroniClusterSettings {
    * members must stay able to lead. @default []
    */
   readonly noFailover?: string[];
+  /**
+   * etcd's raft heartbeat interval in milliseconds (`ETCD_HEARTBEAT_INTERVAL`). Raise it with etcdElectionMs when
+   * members sit in different datacenters: about the round trip between the farthest two. @default etcd's own, 100
+   */
+  readonly etcdHeartbeatMs?: number;
+  /**
+   * etcd's election timeout in milliseconds (`ETCD_ELECTION_TIMEOUT`): at least 5 × the heartbeat (etcd refuses
+   * less), at most 50000 (etcd refuses more) and below retryTimeout, or one etcd election outlasts Patroni's retries and
+   * the leader demotes itself. @default etcd's own, 1000
+   */
+  readonly etcdElectionMs?: number;
 }
 
 export const PatroniClusterDefaults = {
@@ -137,6 +148,9 @@ export interface ResolvedPatroniClusterSettings {
   readonly maxSlotWalKeepSize: string;
   /** Members tagged nofailover and nosync. */
   readonly noFailover: string[];
+  /** etcd raft timings when set (unset: etcd's defaults, nothing rendered). */
+  readonly etcdHeartbeatMs?: number;
+  readonly etcdElectionMs?: number;
   /** Stack subnet (CIDR): pg_hba admits only it. */
   readonly subnet: string;
   /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
@@ -270,5 +284,27 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     { field: f("noFailover"), given: noFailover, ok: () => names.filter((x) => !(noFailover as string[]).includes(x)).length >= 2,
       accepted: "a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to)" },
   ]);
-  return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}` };
+  const timing = etcdTimings(r.etcdHeartbeatMs, r.etcdElectionMs, retryTimeout);
+  return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}`, ...timing };
+}
+
+/** etcd's defaults (etcd 3.4): what a member runs with when the stack sets neither timing. */
+export const ETCD_DEFAULT_HEARTBEAT_MS = 100;
+export const ETCD_DEFAULT_ELECTION_MS = 1000;
+
+/** etcdHeartbeatMs / etcdElectionMs: etcd's own limits, and Patroni's retryTimeout above one election. */
+function etcdTimings(heartbeat: unknown, election: unknown, retryTimeout: number): { etcdHeartbeatMs?: number; etcdElectionMs?: number } {
+  checkRules([
+    { field: `${K}.etcdHeartbeatMs`, given: heartbeat, ok: heartbeat === undefined || isInt(heartbeat, 10, 10000), accepted: "whole milliseconds from 10 to 10000" },
+    { field: `${K}.etcdElectionMs`, given: election, ok: election === undefined || isInt(election, 50, 50000), accepted: "whole milliseconds from 50 to 50000 (etcd refuses more)" },
+  ]);
+  const h = (heartbeat as number | undefined) ?? ETCD_DEFAULT_HEARTBEAT_MS;
+  const e = (election as number | undefined) ?? ETCD_DEFAULT_ELECTION_MS;
+  checkRules([
+    { field: `${K}.${election === undefined ? "etcdHeartbeatMs" : "etcdElectionMs"}`, given: election === undefined ? heartbeat : election, ok: e >= 5 * h,
+      accepted: `an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat ${h} ms, election ${e} ms${election === undefined ? " (etcd's default; set etcdElectionMs too)" : ""}` },
+    { field: `${K}.etcdElectionMs`, given: e, ok: e < retryTimeout * 1000,
+      accepted: `less than retryTimeout (${retryTimeout} s), or one etcd election outlasts Patroni's retries and the leader demotes itself` },
+  ]);
+  return { ...(heartbeat === undefined ? {} : { etcdHeartbeatMs: h }), ...(election === undefined ? {} : { etcdElectionMs: e }) };
 }

@@ -53,6 +53,9 @@ export interface EtcdEnvInput {
   readonly peerPort: number;
   readonly dataDir: string;
   readonly clusterName: string;
+  /** Raft timings in ms; left out of the file when unset (etcd's defaults). */
+  readonly heartbeatMs?: number;
+  readonly electionMs?: number;
 }
 
 /**
@@ -77,6 +80,8 @@ export function renderEtcdEnv(i: EtcdEnvInput): string {
     ["ETCD_ENABLE_V2", "false"],
     // a member that comes back from a partition asks before it calls an election, so it cannot depose a healthy leader
     ["ETCD_PRE_VOTE", "true"],
+    ...(i.heartbeatMs === undefined ? [] : [["ETCD_HEARTBEAT_INTERVAL", String(i.heartbeatMs)] as [string, string]]),
+    ...(i.electionMs === undefined ? [] : [["ETCD_ELECTION_TIMEOUT", String(i.electionMs)] as [string, string]]),
   ];
   return ["# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.", ...vars.map(([k, v]) => `${k}=${v}`), ""].join("\n");
 }

@@ -70,6 +70,22 @@ describe("resolvePatroniClusterSettings", () => {
     expect(resolve({ noFailover: ["pg2", "pg3"] }))
       .toThrow("expected a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to).");
   });
+  it("takes etcd's raft timings when set and leaves them out when not; refuses what etcd refuses, and an election longer than Patroni's retries", () => {
+    const t = (extra: Record<string, unknown>) => { const x = resolvePatroniClusterSettings(ok(extra), SUBNET); return [x.etcdHeartbeatMs, x.etcdElectionMs]; };
+    expect(t({})).toEqual([undefined, undefined]);
+    expect(t({ etcdHeartbeatMs: 250, etcdElectionMs: 2500 })).toEqual([250, 2500]);
+    expect(t({ etcdElectionMs: 2500 })).toEqual([undefined, 2500]);
+    expect(resolve({ etcdHeartbeatMs: 2.5 })).toThrow("Invalid hastack:postgres.etcdHeartbeatMs: got 2.5; expected whole milliseconds from 10 to 10000.");
+    expect(resolve({ etcdElectionMs: 50001 })).toThrow("expected whole milliseconds from 50 to 50000 (etcd refuses more).");
+    expect(resolve({ etcdHeartbeatMs: 100, etcdElectionMs: 400 }))
+      .toThrow("Invalid hastack:postgres.etcdElectionMs: got 400; expected an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat 100 ms, election 400 ms.");
+    // a heartbeat alone is checked against etcd's default election timeout, and the message says so
+    expect(resolve({ etcdHeartbeatMs: 300 })).toThrow("Invalid hastack:postgres.etcdHeartbeatMs: got 300; expected an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat 300 ms, election 1000 ms (etcd's default; set etcdElectionMs too).");
+    // the aggressive profile retries etcd for 3 s: a 3 s election would make the leader demote itself
+    expect(resolve({ failoverProfile: "aggressive", etcdHeartbeatMs: 300, etcdElectionMs: 3000 }))
+      .toThrow("Invalid hastack:postgres.etcdElectionMs: got 3000; expected less than retryTimeout (3 s), or one etcd election outlasts Patroni's retries and the leader demotes itself.");
+    expect(t({ failoverProfile: "aggressive", etcdHeartbeatMs: 250, etcdElectionMs: 2500 })).toEqual([250, 2500]);
+  });
   it("fails if a node lies outside the stack subnet", () => {
     expect(resolve({ nodes: [nodes[0], { name: "pg2", address: "10.213.8.12" }, nodes[2]] }))
       .toThrow('Invalid hastack:postgres.nodes[1].address: got "10.213.8.12"; expected an address inside the stack subnet 10.213.7.0/24.');

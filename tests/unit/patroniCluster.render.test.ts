@@ -137,6 +137,13 @@ describe("PatroniCluster render", () => {
     expect(c.tags[r.ETCD_AUTH_TAG]).toBe(r.ETCD_PATRONI_USER);
   });
 
+  it("writes etcd's raft timings only when the stack sets them", () => {
+    const base = { member: nodes[0], nodes, clientPort: 2379, peerPort: 2380, dataDir: s.etcdDataDir, clusterName: s.clusterName };
+    expect(r.renderEtcdEnv(base)).not.toMatch(/HEARTBEAT|ELECTION/);
+    const env = r.parseEnvFile(r.renderEtcdEnv({ ...base, heartbeatMs: 250, electionMs: 2500 }));
+    expect([env.ETCD_HEARTBEAT_INTERVAL, env.ETCD_ELECTION_TIMEOUT]).toEqual(["250", "2500"]);
+  });
+
   it("tags the members listed in noFailover nofailover and nosync, and no other member", () => {
     const pw = { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: "e" };
     const tags = (settings: typeof s, i: number) => (yaml.load(r.renderPatroniConfig(settings, nodes[i], pw)) as any).tags;
