@@ -82,6 +82,24 @@ export interface PatroniClusterSettings {
    * @default "1GB"
    */
   readonly maxSlotWalKeepSize?: string;
+  /**
+   * Names of members that must never lead (Patroni's `nofailover` tag; each is tagged `nosync` too, so in synchronous
+   * mode the standby a commit waits for is always one that may be promoted). Patroni 3.0.2 has no leader priority,
+   * so this is how a member on weaker hardware, or a site that must not lead, is kept a replica. At least two
+   * members must stay able to lead. @default []
+   */
+  readonly noFailover?: string[];
+  /**
+   * etcd's raft heartbeat interval in milliseconds (`ETCD_HEARTBEAT_INTERVAL`). Raise it with etcdElectionMs when
+   * members sit in different datacenters: about the round trip between the farthest two. @default etcd's own, 100
+   */
+  readonly etcdHeartbeatMs?: number;
+  /**
+   * etcd's election timeout in milliseconds (`ETCD_ELECTION_TIMEOUT`): at least 5 × the heartbeat (etcd refuses
+   * less), at most 50000 (etcd refuses more) and below retryTimeout, or one etcd election outlasts Patroni's retries and
+   * the leader demotes itself. @default etcd's own, 1000
+   */
+  readonly etcdElectionMs?: number;
 }
 
 export const PatroniClusterDefaults = {
@@ -102,6 +120,7 @@ export const PatroniClusterDefaults = {
   synchronousMode: false,
   maxConnections: 200,
   maxSlotWalKeepSize: "1GB",
+  noFailover: [] as string[],
 } as const;
 
 /** Settings with every default applied, plus the stack subnet and derived values. */
@@ -127,6 +146,11 @@ export interface ResolvedPatroniClusterSettings {
   readonly synchronousMode: boolean;
   readonly maxConnections: number;
   readonly maxSlotWalKeepSize: string;
+  /** Members tagged nofailover and nosync. */
+  readonly noFailover: string[];
+  /** etcd raft timings when set (unset: etcd's defaults, nothing rendered). */
+  readonly etcdHeartbeatMs?: number;
+  readonly etcdElectionMs?: number;
   /** Stack subnet (CIDR): pg_hba admits only it. */
   readonly subnet: string;
   /** etcd data directory, derived from clusterName so a packaged single-node etcd's data is never reused. */
@@ -181,6 +205,7 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     synchronousMode: get("synchronousMode", d.synchronousMode),
     maxConnections: get("maxConnections", d.maxConnections),
     maxSlotWalKeepSize: get("maxSlotWalKeepSize", d.maxSlotWalKeepSize as string),
+    noFailover: get("noFailover", d.noFailover),
   };
   const f = (p: string) => `${K}.${p}`;
   checkRules([
@@ -249,5 +274,37 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
     { field: f("maxSlotWalKeepSize"), given: s.maxSlotWalKeepSize, ok: typeof s.maxSlotWalKeepSize === "string" && /^[1-9][0-9]{0,5}(MB|GB|TB)$/.test(s.maxSlotWalKeepSize),
       accepted: "a PostgreSQL size such as \"512MB\", \"1GB\" or \"1TB\" (a slot may never hold back unlimited WAL)" },
   ]);
-  return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}` };
+  const noFailover = s.noFailover as unknown;
+  checkRules([{ field: f("noFailover"), given: noFailover, ok: Array.isArray(noFailover) && noFailover.every((x) => typeof x === "string"),
+    accepted: "a list of member names from hastack:postgres.nodes" }]);
+  const names = nodes.map((h) => h.name);
+  checkRules([
+    ...(noFailover as string[]).map((x, i) => ({ field: f(`noFailover[${i}]`), given: x, ok: names.includes(x) && (noFailover as string[]).indexOf(x) === i,
+      accepted: `the name of a member in hastack:postgres.nodes (${names.join(", ")}), each once` })),
+    { field: f("noFailover"), given: noFailover, ok: () => names.filter((x) => !(noFailover as string[]).includes(x)).length >= 2,
+      accepted: "a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to)" },
+  ]);
+  const timing = etcdTimings(r.etcdHeartbeatMs, r.etcdElectionMs, retryTimeout);
+  return { ...s, nodes, ttl, loopWait, retryTimeout, subnet, etcdDataDir: `/var/lib/etcd/${s.clusterName}`, ...timing };
+}
+
+/** etcd's defaults (etcd 3.4): what a member runs with when the stack sets neither timing. */
+export const ETCD_DEFAULT_HEARTBEAT_MS = 100;
+export const ETCD_DEFAULT_ELECTION_MS = 1000;
+
+/** etcdHeartbeatMs / etcdElectionMs: etcd's own limits, and Patroni's retryTimeout above one election. */
+function etcdTimings(heartbeat: unknown, election: unknown, retryTimeout: number): { etcdHeartbeatMs?: number; etcdElectionMs?: number } {
+  checkRules([
+    { field: `${K}.etcdHeartbeatMs`, given: heartbeat, ok: heartbeat === undefined || isInt(heartbeat, 10, 10000), accepted: "whole milliseconds from 10 to 10000" },
+    { field: `${K}.etcdElectionMs`, given: election, ok: election === undefined || isInt(election, 50, 50000), accepted: "whole milliseconds from 50 to 50000 (etcd refuses more)" },
+  ]);
+  const h = (heartbeat as number | undefined) ?? ETCD_DEFAULT_HEARTBEAT_MS;
+  const e = (election as number | undefined) ?? ETCD_DEFAULT_ELECTION_MS;
+  checkRules([
+    { field: `${K}.${election === undefined ? "etcdHeartbeatMs" : "etcdElectionMs"}`, given: election === undefined ? heartbeat : election, ok: e >= 5 * h,
+      accepted: `an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat ${h} ms, election ${e} ms${election === undefined ? " (etcd's default; set etcdElectionMs too)" : ""}` },
+    { field: `${K}.etcdElectionMs`, given: e, ok: e < retryTimeout * 1000,
+      accepted: `less than retryTimeout (${retryTimeout} s), or one etcd election outlasts Patroni's retries and the leader demotes itself` },
+  ]);
+  return { ...(heartbeat === undefined ? {} : { etcdHeartbeatMs: h }), ...(election === undefined ? {} : { etcdElectionMs: e }) };
 }

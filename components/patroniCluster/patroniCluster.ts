@@ -124,7 +124,8 @@ export class PatroniCluster extends pulumi.ComponentResource {
       // first, before any file or directory named after the cluster: a renamed running cluster would start empty
       const nameGuard = runScript(n("cluster-name-guard"), { connection: conn, create: r.clusterNameGuardScript(s.clusterName, s.allowClusterRename) }, o([pkgs]));
       const dirs = runScript(n("data-dirs"), { connection: conn, create: r.dataDirsScript(s) }, o([nameGuard]));
-      const etcdEnv = r.renderEtcdEnv({ member: h, nodes: s.nodes, clientPort: s.etcdClientPort, peerPort: s.etcdPeerPort, dataDir: s.etcdDataDir, clusterName: s.clusterName });
+      const etcdEnv = r.renderEtcdEnv({ member: h, nodes: s.nodes, clientPort: s.etcdClientPort, peerPort: s.etcdPeerPort, dataDir: s.etcdDataDir, clusterName: s.clusterName,
+        heartbeatMs: s.etcdHeartbeatMs, electionMs: s.etcdElectionMs });
       const etcdConfig = putFile(n("etcd-config"), { connection: conn, path: r.ETCD_ENV_PATH, content: etcdEnv }, o([dirs]));
       // for operators, tests and the join/leave below: etcdctl as root once auth is on, the password in the
       // environment, not argv

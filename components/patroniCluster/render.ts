@@ -53,6 +53,9 @@ export interface EtcdEnvInput {
   readonly peerPort: number;
   readonly dataDir: string;
   readonly clusterName: string;
+  /** Raft timings in ms; left out of the file when unset (etcd's defaults). */
+  readonly heartbeatMs?: number;
+  readonly electionMs?: number;
 }
 
 /**
@@ -77,6 +80,8 @@ export function renderEtcdEnv(i: EtcdEnvInput): string {
     ["ETCD_ENABLE_V2", "false"],
     // a member that comes back from a partition asks before it calls an election, so it cannot depose a healthy leader
     ["ETCD_PRE_VOTE", "true"],
+    ...(i.heartbeatMs === undefined ? [] : [["ETCD_HEARTBEAT_INTERVAL", String(i.heartbeatMs)] as [string, string]]),
+    ...(i.electionMs === undefined ? [] : [["ETCD_ELECTION_TIMEOUT", String(i.electionMs)] as [string, string]]),
   ];
   return ["# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.", ...vars.map(([k, v]) => `${k}=${v}`), ""].join("\n");
 }
@@ -229,7 +234,7 @@ export function renderPatroniConfig(s: ResolvedPatroniClusterSettings, member: H
       // a replica that fell behind what the leader keeps catches up from the archive
       ...(s.archive ? { recovery_conf: { restore_command: s.archive.restoreCommand } } : {}),
     },
-    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
+    tags: { nofailover: s.noFailover.includes(member.name), noloadbalance: false, clonefrom: false, nosync: s.noFailover.includes(member.name), [ETCD_AUTH_TAG]: ETCD_PATRONI_USER },
   };
   return "# Managed by hastack (PatroniCluster); changes are overwritten on the next deploy.\n" +
     yaml.dump(config, { lineWidth: -1, noRefs: true, quotingType: '"' });

@@ -345,6 +345,38 @@ describe("PatroniCluster daemons (needs root; real etcd, patroni, postgresql on 
     expect(etcdctl(["get", leaderKey(), "--print-value-only"], ROOT).stdout.trim()).toBe("t1");
   });
 
+  it("a member listed in noFailover (tags nofailover and nosync) never takes the leader: on an empty scope it waits instead of bootstrapping", async () => {
+    const [pgPort, restApiPort] = [await freePort(), await freePort()];
+    const s2 = { ...s, clusterName: "nofo", pgPort, restApiPort, dataDir: path.join(tmp, "pgdata-nofo"), noFailover: ["t1"] };
+    const dir = path.join(tmp, "patroni-nofo");
+    fs.mkdirSync(dir, { mode: 0o700 });
+    const c = yaml.load(r.renderPatroniConfig(s2, MEMBER, { superuser: SPECIAL, replication: SPECIAL + "r", rewind: SPECIAL + "w", restApi: restPw, etcd: ETCD_PATRONI_PW },
+      undefined, [], { proxies: ["127.0.0.1"] })) as any;
+    c.postgresql.pgpass = path.join(dir, "pgpass");
+    c.postgresql.parameters.unix_socket_directories = dir;
+    c.log = { dir, level: "INFO" };
+    const file = path.join(dir, "config.yml");
+    fs.writeFileSync(file, yaml.dump(c), { mode: 0o600 });
+    execFileSync("chown", ["-R", "postgres:postgres", dir]);
+    execFileSync("bash", ["-c", `set -eu\n${r.dataDirsScript(s2)}`]);
+    const p = spawn("runuser", ["-u", "postgres", "--", "patroni", file], { stdio: "ignore", cwd: "/" });
+    try {
+      const url = r.restUrl(MEMBER, restApiPort);
+      const status = () => spawnSync("curl", ["-sf", "--max-time", "3", `${url}/patroni`], { encoding: "utf8" });
+      expect(await until(() => status().status === 0, HEALTH_WAIT_MS)).toBe(true);
+      // its HA loop runs for a few rounds (loop_wait 4 s with the "fast" profile): alone on an empty scope, a member
+      // allowed to lead would bootstrap at once (as the cluster above did)
+      await new Promise((res) => setTimeout(res, (s2.loopWait * 3 + 2) * 1000));
+      expect(JSON.parse(status().stdout).tags).toMatchObject({ nofailover: true, nosync: true });
+      const key = (k: string) => etcdctl(["get", `${r.PATRONI_NAMESPACE}nofo/${k}`, "--print-value-only"], ROOT);
+      expect([key("initialize").status, key("initialize").stdout.trim(), key("leader").stdout.trim()]).toEqual([0, "", ""]);
+      expect(fs.existsSync(path.join(s2.dataDir, "PG_VERSION"))).toBe(false);
+    } finally {
+      p.kill("SIGTERM");
+      await until(() => p.exitCode !== null || p.signalCode !== null, 30000);
+    }
+  });
+
   it("stops Patroni", async () => {
     await stopPatroni();
     expect(pg!.exitCode !== null || pg!.signalCode !== null).toBe(true);

@@ -17,7 +17,7 @@ describe("resolvePatroniClusterSettings", () => {
       nodes, subnet: SUBNET, clusterName: "hastack", allowClusterRename: false, pgVersion: 15, pgPort: 5432, restApiPort: 8008, etcdClientPort: 2379, etcdPeerPort: 2380,
       dataDir: "/var/lib/postgresql/15/hastack", database: "workspad", appUser: "workspad", superuser: "postgres", replicationUser: "replicator",
       rewindUser: "rewind", failoverProfile: "default", ttl: 30, loopWait: 10, retryTimeout: 10, synchronousMode: false, maxConnections: 200,
-      maxSlotWalKeepSize: "1GB", etcdDataDir: "/var/lib/etcd/hastack",
+      maxSlotWalKeepSize: "1GB", noFailover: [], etcdDataDir: "/var/lib/etcd/hastack",
     });
     expect(PatroniClusterDefaults.dataDir).toBe(s.dataDir);
   });
@@ -60,6 +60,31 @@ describe("resolvePatroniClusterSettings", () => {
   it("fails if the number of nodes is even (etcd would lose quorum with half of them)", () => {
     expect(resolve({ nodes: [...nodes, { name: "pg4", address: "10.213.7.14" }] }))
       .toThrow("Invalid hastack:postgres.nodes: got 4; expected an odd number of nodes (3, 5, …) so etcd keeps a quorum.");
+  });
+  it("takes noFailover as member names, and refuses names not in nodes, a name twice, or a list that leaves fewer than two members able to lead", () => {
+    expect(resolvePatroniClusterSettings(ok({ noFailover: ["pg3"] }), SUBNET).noFailover).toEqual(["pg3"]);
+    expect(resolve({ noFailover: "pg3" })).toThrow('Invalid hastack:postgres.noFailover: got "pg3"; expected a list of member names from hastack:postgres.nodes.');
+    expect(resolve({ noFailover: ["pg9"] }))
+      .toThrow('Invalid hastack:postgres.noFailover[0]: got "pg9"; expected the name of a member in hastack:postgres.nodes (pg1, pg2, pg3), each once.');
+    expect(resolve({ noFailover: ["pg3", "pg3"] })).toThrow("Invalid hastack:postgres.noFailover[1]: got \"pg3\"");
+    expect(resolve({ noFailover: ["pg2", "pg3"] }))
+      .toThrow("expected a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to).");
+  });
+  it("takes etcd's raft timings when set and leaves them out when not; refuses what etcd refuses, and an election longer than Patroni's retries", () => {
+    const t = (extra: Record<string, unknown>) => { const x = resolvePatroniClusterSettings(ok(extra), SUBNET); return [x.etcdHeartbeatMs, x.etcdElectionMs]; };
+    expect(t({})).toEqual([undefined, undefined]);
+    expect(t({ etcdHeartbeatMs: 250, etcdElectionMs: 2500 })).toEqual([250, 2500]);
+    expect(t({ etcdElectionMs: 2500 })).toEqual([undefined, 2500]);
+    expect(resolve({ etcdHeartbeatMs: 2.5 })).toThrow("Invalid hastack:postgres.etcdHeartbeatMs: got 2.5; expected whole milliseconds from 10 to 10000.");
+    expect(resolve({ etcdElectionMs: 50001 })).toThrow("expected whole milliseconds from 50 to 50000 (etcd refuses more).");
+    expect(resolve({ etcdHeartbeatMs: 100, etcdElectionMs: 400 }))
+      .toThrow("Invalid hastack:postgres.etcdElectionMs: got 400; expected an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat 100 ms, election 400 ms.");
+    // a heartbeat alone is checked against etcd's default election timeout, and the message says so
+    expect(resolve({ etcdHeartbeatMs: 300 })).toThrow("Invalid hastack:postgres.etcdHeartbeatMs: got 300; expected an election timeout at least 5 × the heartbeat (etcd refuses less): here heartbeat 300 ms, election 1000 ms (etcd's default; set etcdElectionMs too).");
+    // the aggressive profile retries etcd for 3 s: a 3 s election would make the leader demote itself
+    expect(resolve({ failoverProfile: "aggressive", etcdHeartbeatMs: 300, etcdElectionMs: 3000 }))
+      .toThrow("Invalid hastack:postgres.etcdElectionMs: got 3000; expected less than retryTimeout (3 s), or one etcd election outlasts Patroni's retries and the leader demotes itself.");
+    expect(t({ failoverProfile: "aggressive", etcdHeartbeatMs: 250, etcdElectionMs: 2500 })).toEqual([250, 2500]);
   });
   it("fails if a node lies outside the stack subnet", () => {
     expect(resolve({ nodes: [nodes[0], { name: "pg2", address: "10.213.8.12" }, nodes[2]] }))

@@ -137,6 +137,21 @@ describe("PatroniCluster render", () => {
     expect(c.tags[r.ETCD_AUTH_TAG]).toBe(r.ETCD_PATRONI_USER);
   });
 
+  it("writes etcd's raft timings only when the stack sets them", () => {
+    const base = { member: nodes[0], nodes, clientPort: 2379, peerPort: 2380, dataDir: s.etcdDataDir, clusterName: s.clusterName };
+    expect(r.renderEtcdEnv(base)).not.toMatch(/HEARTBEAT|ELECTION/);
+    const env = r.parseEnvFile(r.renderEtcdEnv({ ...base, heartbeatMs: 250, electionMs: 2500 }));
+    expect([env.ETCD_HEARTBEAT_INTERVAL, env.ETCD_ELECTION_TIMEOUT]).toEqual(["250", "2500"]);
+  });
+
+  it("tags the members listed in noFailover nofailover and nosync, and no other member", () => {
+    const pw = { superuser: "a", replication: "b", rewind: "c", restApi: "d", etcd: "e" };
+    const tags = (settings: typeof s, i: number) => (yaml.load(r.renderPatroniConfig(settings, nodes[i], pw)) as any).tags;
+    const listed = { ...s, noFailover: [nodes[2].name] };
+    expect(tags(listed, 2)).toMatchObject({ nofailover: true, nosync: true });
+    expect([tags(listed, 0), tags(listed, 1), tags(s, 2)].map((t) => [t.nofailover, t.nosync])).toEqual([[false, false], [false, false], [false, false]]);
+  });
+
   it("writes etcd's root login as a file a shell sources back to the exact password", () => {
     const text = r.renderEtcdctlEnv(SPECIAL);
     const out = spawnSync("bash", ["-c", 'eval "$1"; printf "%s|%s|%s|%s" "$ETCDCTL_API" "${ETCDCTL_ENDPOINTS-unset}" "$ETCDCTL_USER" "$ETCDCTL_PASSWORD"', "-", text], { encoding: "utf8" });
