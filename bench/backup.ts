@@ -14,6 +14,7 @@ import * as path from "path";
 import { resolvePgBackRestSettings } from "../components/pgBackRest/args";
 import * as r from "../components/pgBackRest/render";
 import { freePort } from "../tests/support/ports";
+import { median } from "./stats";
 
 const BIN = "/usr/lib/postgresql/15/bin";
 const DB = { name: "bkdb1", address: "127.0.0.2" };
@@ -126,7 +127,6 @@ async function oneRun(dbMiB: number): Promise<RunResult> {
   }
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("needs root (runs PostgreSQL and pgbackrest as postgres)");

@@ -10,6 +10,7 @@ import { promisify } from "util";
 import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { engineEnv, openStack, REPO } from "../engine/automation";
 import { offlinePasswords, secretLeaves } from "../engine/offline-secrets";
+import { median } from "./stats";
 
 const run = promisify(execFile);
 const LAB = path.join(REPO, "lab");
@@ -202,7 +203,6 @@ async function run_(args: string[]): Promise<{ stdout: string }> {
   return run("/usr/bin/python3", args, { timeout: 120000, maxBuffer: 1 << 24 });
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 interface LabRound { backupSeconds: number; dbMiB: number; backupMiB: number; repoMiB: number; rtoSeconds: number; commandSeconds: number; expected: number; found: number; foundAfterTarget: number; restoreHost: string }
 

@@ -9,8 +9,8 @@ import { openLabStack } from "../lab/deploy";
 import * as b from "./balancerDrills";
 import { until } from "./drills";
 import { layout } from "../lab/stack";
+import { median } from "./stats";
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, c) => a - c); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const show = (x: number | null) => (x === null ? "never" : String(x));
 
 async function up(balanceMethod: "ipHash" | "remoteAddress"): Promise<void> {

@@ -8,8 +8,8 @@ import * as path from "path";
 import { changes } from "../engine/automation";
 import { openLabStack } from "../lab/deploy";
 import { freshConverge } from "./converge";
+import { median } from "./stats";
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 
 async function main(): Promise<void> {

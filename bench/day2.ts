@@ -11,6 +11,7 @@ import { changes } from "../engine/automation";
 import { openLabStack } from "../lab/deploy";
 import { byRole, labConfig, layout, STATE } from "../lab/stack";
 import { patroni, patroniRestAuth, python, ssh, until, WriterResult } from "./drills";
+import { median } from "./stats";
 
 const BENCH = __dirname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -206,7 +207,6 @@ export async function plainSwitchover(): Promise<Day2Result> {
   };
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 
 /** `npx ts-node bench/day2.ts [runs]` on a deployed lab: alternating max_connections changes and plain switchovers. */
 async function main(): Promise<void> {

@@ -9,6 +9,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { median } from "./stats";
 
 const REPO = path.join(__dirname, "..");
 
@@ -47,7 +48,6 @@ function fileArg(): string {
   return f;
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 function main(): void {
   if (process.getuid?.() !== 0) throw new Error("needs root (nspawn VMs)");

@@ -18,6 +18,7 @@ import { ConfigMap, Stack } from "@pulumi/pulumi/automation";
 import { changes, openStack, REPO } from "../engine/automation";
 import { offlineCertificates, offlinePasswords, secretLeaves } from "../engine/offline-secrets";
 import { outageSeconds, python, until, WriterResult } from "./drills";
+import { median } from "./stats";
 
 const run = promisify(execFile);
 const LAB = path.join(REPO, "lab");
@@ -34,7 +35,6 @@ const VIP = "10.213.22.20";
 const RESULTS = path.join(__dirname, "results-leader-crash");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (m: string) => process.stderr.write(`leader-crash: ${new Date().toISOString()} ${m}\n`);
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const load = () => os.loadavg().map((x) => x.toFixed(1)).join(" ");
 
 const labSh = (script: string, ...args: string[]) => execFileSync("bash", [path.join(LAB, script), ...args], { env: ENV, stdio: ["ignore", "inherit", "inherit"] });

@@ -7,8 +7,8 @@ import * as path from "path";
 import { changes } from "../engine/automation";
 import { openLabStack } from "../lab/deploy";
 import * as d from "./drills";
+import { median } from "./stats";
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function up(sync: boolean): Promise<void> {
   const stack = await openLabStack({ synchronousMode: sync });

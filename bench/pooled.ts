@@ -15,9 +15,9 @@ import * as path from "path";
 import { promisify } from "util";
 import { byRole, layout, STATE } from "../lab/stack";
 import { patroniLeader, vipHolders } from "./drills";
+import { median } from "./stats";
 
 const run = promisify(execFile);
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 
 const DB = "workspad", USER = "workspad", PG_PORT = 5432, BOUNCER_PORT = 6432, HAPROXY_PORT = 5000;

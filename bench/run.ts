@@ -8,8 +8,8 @@ import { openLabStack } from "../lab/deploy";
 import * as d from "./drills";
 import { freshConverge } from "./converge";
 import { labConfig } from "../lab/stack";
+import { median } from "./stats";
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
 async function up(sync: boolean) {
   const stack = await openLabStack({ synchronousMode: sync });

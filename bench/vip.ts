@@ -9,8 +9,8 @@ import { changes } from "../engine/automation";
 import { openLabStack } from "../lab/deploy";
 import { byRole, layout } from "../lab/stack";
 import * as d from "./drills";
+import { median } from "./stats";
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, c) => a - c); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pairs = [
   { pair: "pgbouncer", vip: layout.vips.proxy, nodes: byRole("proxy").map((n) => n.name) },
