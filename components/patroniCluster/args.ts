@@ -278,10 +278,11 @@ export function resolvePatroniClusterSettings(raw: unknown, subnet: string): Res
   checkRules([{ field: f("noFailover"), given: noFailover, ok: Array.isArray(noFailover) && noFailover.every((x) => typeof x === "string"),
     accepted: "a list of member names from hastack:postgres.nodes" }]);
   const names = nodes.map((h) => h.name);
+  const listed = noFailover as string[];
   checkRules([
-    ...(noFailover as string[]).map((x, i) => ({ field: f(`noFailover[${i}]`), given: x, ok: names.includes(x) && (noFailover as string[]).indexOf(x) === i,
+    ...listed.map((x, i) => ({ field: f(`noFailover[${i}]`), given: x, ok: names.includes(x) && listed.indexOf(x) === i,
       accepted: `the name of a member in hastack:postgres.nodes (${names.join(", ")}), each once` })),
-    { field: f("noFailover"), given: noFailover, ok: () => names.filter((x) => !(noFailover as string[]).includes(x)).length >= 2,
+    { field: f("noFailover"), given: noFailover, ok: () => names.filter((x) => !listed.includes(x)).length >= 2,
       accepted: "a list that leaves at least two members able to lead (with one, its loss leaves no member to fail over to)" },
   ]);
   const timing = etcdTimings(r.etcdHeartbeatMs, r.etcdElectionMs, retryTimeout);
